@@ -1,0 +1,589 @@
+//! Configuration: one TOML file, an embedded demo default, `CLICKTOCALL_*` environment overrides for
+//! secrets, and validation that names the offending key.
+//!
+//! Loading is three steps, each its own function so tests can drive them: [`Config::from_toml`] (syntax,
+//! types and unknown keys, reported with the dotted key path), [`Config::apply_env`] (secrets from the
+//! environment) and [`Config::validate`] (cross-field rules and files that must be readable).
+
+mod env;
+mod net;
+
+pub use net::{Cidr, CidrParseError};
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration used when `clicktocall serve` is given no file: a local demo on 127.0.0.1.
+pub const EMBEDDED_DEFAULT: &str = include_str!("demo.toml");
+
+/// A configuration problem, always naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, wrong type or unknown key.
+    #[error("{key}: {message}")]
+    Parse {
+        /// Dotted path of the key (`sip.listen_udp`), or `<document>` for a syntax error.
+        key: String,
+        /// What the parser said, including the line and column.
+        message: String,
+    },
+    /// A value that parsed but makes no sense (bad address, missing file, duplicate name...).
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// Why the value is rejected.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole gateway configuration. Every key has a default; see `clicktocall.example.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server: demo page, widget, WebSocket, REST.
+    pub http: HttpConfig,
+    /// SIP endpoint: listeners, advertised address, message limits.
+    pub sip: SipConfig,
+    /// Agent registrar (RFC 3261 §10).
+    pub registrar: RegistrarConfig,
+    /// SIP trunks: where customers' calls come from and callbacks go to.
+    pub trunks: Vec<TrunkConfig>,
+    /// Queues customers wait in.
+    pub queues: Vec<QueueConfig>,
+    /// Agents who answer calls.
+    pub agents: Vec<AgentConfig>,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Origins (scheme://host[:port]) allowed to embed the widget (CORS). The gateway's own origin is
+    /// always allowed.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP listener address.
+    pub listen_udp: Option<SocketAddr>,
+    /// TCP listener address.
+    pub listen_tcp: Option<SocketAddr>,
+    /// TLS listener address (needs `tls_cert` and `tls_key`).
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate for the TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM key for the TLS listener.
+    pub tls_key: Option<PathBuf>,
+    /// Public IP address written into Via/Contact/Call-ID instead of the bound address (NAT 1:1).
+    pub advertised_host: Option<String>,
+    /// Port written into Via/Contact instead of the bound port.
+    pub advertised_port: Option<u16>,
+    /// User-Agent and Server header value.
+    pub user_agent: String,
+    /// Digest realm for agents.
+    pub realm: String,
+    /// Largest SIP message accepted over UDP, in bytes (at most 8192); larger ones are answered 513.
+    pub max_message_bytes: usize,
+    /// Answer OPTIONS from any source (capability query and keepalive); false applies the ACL.
+    pub options_from_anyone: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen_udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            listen_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            listen_tls: None,
+            tls_cert: None,
+            tls_key: None,
+            advertised_host: None,
+            advertised_port: None,
+            user_agent: format!("clicktocall/{}", env!("CARGO_PKG_VERSION")),
+            realm: "clicktocall".into(),
+            max_message_bytes: 8192,
+            options_from_anyone: true,
+        }
+    }
+}
+
+/// `[registrar]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted (shorter ones get 423 with Min-Expires).
+    pub min_expires: u32,
+    /// Longest registration granted (longer requests are cut to this).
+    pub max_expires: u32,
+    /// Expiry used when the agent asks for none.
+    pub default_expires: u32,
+    /// Seconds between OPTIONS keepalives to each registered contact; 0 disables them.
+    pub keepalive_interval_secs: u64,
+    /// Consecutive unanswered keepalives after which a contact is dropped.
+    pub keepalive_max_failures: u32,
+    /// How long a digest nonce stays valid, in seconds.
+    pub nonce_ttl_secs: u64,
+    /// Secret for stateless nonces; random per start when empty (`CLICKTOCALL_NONCE_SECRET`).
+    pub nonce_secret: String,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 600,
+            keepalive_interval_secs: 30,
+            keepalive_max_failures: 3,
+            nonce_ttl_secs: 300,
+            nonce_secret: String::new(),
+        }
+    }
+}
+
+/// `[[trunks]]`: a SIP carrier or PBX.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Unique name, used in logs and in `CLICKTOCALL_TRUNK_<NAME>_PASSWORD`.
+    pub name: String,
+    /// Outbound proxy every request to this trunk is sent through (`sip:host:port;transport=udp`).
+    pub proxy: String,
+    /// Domain used in request URIs and From headers toward the trunk; the proxy host when empty.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Digest user name, when the trunk challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password (prefer the environment override).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Register to the trunk (needs `username`).
+    #[serde(default)]
+    pub register: bool,
+    /// Registration expiry asked of the trunk.
+    #[serde(default = "default_trunk_expires")]
+    pub register_expires: u32,
+    /// Source networks whose requests are accepted as coming from this trunk (the ACL).
+    #[serde(default)]
+    pub sources: Vec<Cidr>,
+    /// Called numbers (request-URI user parts) this trunk delivers to the gateway.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+}
+
+fn default_trunk_expires() -> u32 {
+    600
+}
+
+/// `[[queues]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Unique name (`support`, `sales`).
+    pub name: String,
+    /// Human-readable name for announcements and the widget.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `[[agents]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Unique id; also the SIP user name the agent registers with.
+    pub id: String,
+    /// Digest password for REGISTER (prefer `CLICKTOCALL_AGENT_<ID>_PASSWORD`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Static SIP URI instead of registration (an extension behind a PBX).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Queues this agent serves.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Seconds calls in progress may continue after SIGTERM before they are ended.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_secs: 30 }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive (`info`, `clicktocall=debug,rsipstack=info`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info,rsipstack=warn".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The embedded demo configuration (what runs with no file).
+    pub fn embedded_default() -> Config {
+        // The embedded file is checked by a unit test, so this cannot fail in a released binary.
+        Config::from_toml(EMBEDDED_DEFAULT).expect("embedded default config is valid (unit-tested)")
+    }
+
+    /// Parses TOML text; errors name the key path.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse {
+            key: "<document>".into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse {
+                key: if key == "." { "<document>".into() } else { key },
+                message: e.into_inner().to_string().trim_end().to_string(),
+            }
+        })
+    }
+
+    /// Reads, parses, applies the environment and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Config::from_toml(&text)?;
+        cfg.apply_env(std::env::vars())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => {
+                let mut cfg = Config::embedded_default();
+                cfg.apply_env(std::env::vars())?;
+                cfg.validate()?;
+                Ok(cfg)
+            }
+        }
+    }
+
+    /// Applies `CLICKTOCALL_*` overrides from `vars` (see `env.rs` for the list).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        env::apply(self, vars)
+    }
+
+    /// Checks cross-field rules and that every file named is readable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_http()?;
+        self.validate_sip()?;
+        self.validate_registrar()?;
+        self.validate_trunks()?;
+        self.validate_queues_and_agents()?;
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        check_pair("http", &self.http.tls_cert, &self.http.tls_key)?;
+        for (i, origin) in self.http.cors_origins.iter().enumerate() {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.trim_end_matches('/').contains(['?', '#', ' '])
+                && origin.split("://").nth(1).is_some_and(|h| !h.is_empty());
+            if !ok {
+                return Err(ConfigError::invalid(
+                    format!("http.cors_origins[{i}]"),
+                    format!("{origin:?} is not an origin like https://shop.example.com"),
+                ));
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "http.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_sip(&self) -> Result<(), ConfigError> {
+        let s = &self.sip;
+        if s.listen_udp.is_none() && s.listen_tcp.is_none() && s.listen_tls.is_none() {
+            return Err(ConfigError::invalid(
+                "sip.listen_udp",
+                "at least one of listen_udp, listen_tcp, listen_tls is needed",
+            ));
+        }
+        check_pair("sip", &s.tls_cert, &s.tls_key)?;
+        if s.listen_tls.is_some() && s.tls_cert.is_none() {
+            return Err(ConfigError::invalid(
+                "sip.tls_cert",
+                "listen_tls needs tls_cert and tls_key",
+            ));
+        }
+        if let Some(host) = &s.advertised_host {
+            if host.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    "sip.advertised_host",
+                    format!(
+                        "{host:?} is not an IP address (the public address of a NAT 1:1 mapping)"
+                    ),
+                ));
+            }
+        }
+        if !(1500..=8192).contains(&s.max_message_bytes) {
+            return Err(ConfigError::invalid(
+                "sip.max_message_bytes",
+                "must be between 1500 and 8192 (the SIP stack's UDP buffer)",
+            ));
+        }
+        if !is_token(&s.realm) && !s.realm.chars().all(|c| c.is_ascii_graphic() && c != '"') {
+            return Err(ConfigError::invalid(
+                "sip.realm",
+                "must be printable ASCII without quotes",
+            ));
+        }
+        if s.user_agent.chars().any(|c| c.is_control()) {
+            return Err(ConfigError::invalid(
+                "sip.user_agent",
+                "must not contain control characters",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_registrar(&self) -> Result<(), ConfigError> {
+        let r = &self.registrar;
+        if r.min_expires > r.max_expires {
+            return Err(ConfigError::invalid(
+                "registrar.min_expires",
+                format!("{} is above max_expires {}", r.min_expires, r.max_expires),
+            ));
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            return Err(ConfigError::invalid(
+                "registrar.default_expires",
+                "must lie between min_expires and max_expires",
+            ));
+        }
+        if r.nonce_ttl_secs == 0 {
+            return Err(ConfigError::invalid(
+                "registrar.nonce_ttl_secs",
+                "must be above 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_trunks(&self) -> Result<(), ConfigError> {
+        let mut names = BTreeSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunks[{i}].{k}");
+            if !is_name(&t.name) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    "use letters, digits, '-' and '_'",
+                ));
+            }
+            if !names.insert(t.name.to_ascii_lowercase()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("duplicate trunk {:?}", t.name),
+                ));
+            }
+            crate::sip::uri::parse_proxy(&t.proxy)
+                .map_err(|e| ConfigError::invalid(key("proxy"), e))?;
+            if t.register && t.username.is_none() {
+                return Err(ConfigError::invalid(
+                    key("username"),
+                    "register = true needs a username",
+                ));
+            }
+            if t.username.is_some() && t.password.is_none() {
+                return Err(ConfigError::invalid(
+                    key("password"),
+                    format!(
+                        "missing (set it here or in CLICKTOCALL_TRUNK_{}_PASSWORD)",
+                        env::var_part(&t.name)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_queues_and_agents(&self) -> Result<(), ConfigError> {
+        let mut queues = BTreeSet::new();
+        for (i, q) in self.queues.iter().enumerate() {
+            if !is_name(&q.name) {
+                return Err(ConfigError::invalid(
+                    format!("queues[{i}].name"),
+                    "use letters, digits, '-' and '_'",
+                ));
+            }
+            if !queues.insert(q.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("queues[{i}].name"),
+                    format!("duplicate queue {:?}", q.name),
+                ));
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            let key = |k: &str| format!("agents[{i}].{k}");
+            if !is_token(&a.id) {
+                return Err(ConfigError::invalid(
+                    key("id"),
+                    "must be a SIP user token (letters, digits, -_.!~*')",
+                ));
+            }
+            if !ids.insert(a.id.as_str()) {
+                return Err(ConfigError::invalid(
+                    key("id"),
+                    format!("duplicate agent {:?}", a.id),
+                ));
+            }
+            match (&a.password, &a.uri) {
+                (None, None) => {
+                    return Err(ConfigError::invalid(
+                        key("password"),
+                        format!(
+                            "an agent needs a password (to REGISTER; or CLICKTOCALL_AGENT_{}_PASSWORD) or a static uri",
+                            env::var_part(&a.id)
+                        ),
+                    ))
+                }
+                (_, Some(uri)) => {
+                    crate::sip::uri::parse_sip_uri(uri).map_err(|e| ConfigError::invalid(key("uri"), e))?;
+                }
+                _ => {}
+            }
+            for (j, q) in a.queues.iter().enumerate() {
+                if !queues.contains(q.as_str()) {
+                    return Err(ConfigError::invalid(
+                        format!("agents[{i}].queues[{j}]"),
+                        format!("no queue named {q:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent with this SIP user name, if configured.
+    pub fn agent(&self, id: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+}
+
+/// A cert/key pair: both or neither, and both readable.
+fn check_pair(
+    section: &str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    match (cert, key) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(ConfigError::invalid(
+            format!("{section}.tls_key"),
+            "tls_cert is set, tls_key is missing",
+        )),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            format!("{section}.tls_cert"),
+            "tls_key is set, tls_cert is missing",
+        )),
+        (Some(c), Some(k)) => {
+            check_readable(&format!("{section}.tls_cert"), c)?;
+            check_readable(&format!("{section}.tls_key"), k)
+        }
+    }
+}
+
+/// A file named in the config must exist and be readable now, not at the first call.
+fn check_readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::File::open(path)
+        .map(|_| ())
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// RFC 3261 user-unreserved token subset we accept for agent ids and realms.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'".contains(c))
+}
+
+#[cfg(test)]
+mod tests;

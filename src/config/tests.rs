@@ -1,0 +1,129 @@
+use super::*;
+
+#[test]
+fn embedded_default_is_a_local_demo() {
+    let cfg = Config::embedded_default();
+    cfg.validate().expect("embedded default validates");
+    assert_eq!(cfg.http.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(cfg.sip.listen_udp, Some("127.0.0.1:5060".parse().unwrap()));
+    assert_eq!(cfg.queues.len(), 1);
+    assert!(!cfg.agents.is_empty());
+}
+
+#[test]
+fn example_file_documents_a_valid_config() {
+    let text = include_str!("../../clicktocall.example.toml");
+    let cfg = Config::from_toml(text).expect("example parses");
+    cfg.validate().expect("example validates");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let err = Config::from_toml("[sip]\nmax_message_bytes = \"big\"\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("sip.max_message_bytes:"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn unknown_key_names_the_key() {
+    let err = Config::from_toml("[registrar]\nmin_expire = 30\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("min_expire"), "{msg}");
+    assert!(msg.contains("unknown field"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_an_array_of_tables_names_its_index() {
+    let err = Config::from_toml("[[queues]]\nname = \"a\"\n[[queues]]\nname = \"b\"\ncolour = 1\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("queues[1]"), "{err}");
+}
+
+#[test]
+fn unreadable_path_names_the_key() {
+    let mut cfg = Config::embedded_default();
+    cfg.http.tls_cert = Some("/nonexistent/cert.pem".into());
+    cfg.http.tls_key = Some("/nonexistent/key.pem".into());
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("http.tls_cert: cannot read /nonexistent/cert.pem"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_field_rules_name_the_key() {
+    let cases = [
+        (
+            "[registrar]\nmin_expires = 900\nmax_expires = 600\n",
+            "registrar.min_expires",
+        ),
+        (
+            "[[agents]]\nid = \"7\"\npassword = \"x\"\nqueues = [\"nope\"]\n",
+            "agents[0].queues[0]",
+        ),
+        ("[[agents]]\nid = \"7\"\n", "agents[0].password"),
+        (
+            "[[trunks]]\nname = \"t\"\nproxy = \"http://x\"\n",
+            "trunks[0].proxy",
+        ),
+        (
+            "[[trunks]]\nname = \"t\"\nproxy = \"sip:x\"\nregister = true\n",
+            "trunks[0].username",
+        ),
+        ("[sip]\nlisten_tls = \"127.0.0.1:5061\"\n", "sip.tls_cert"),
+        (
+            "[http]\ncors_origins = [\"shop.example.com\"]\n",
+            "http.cors_origins[0]",
+        ),
+        (
+            "[sip]\nadvertised_host = \"not an ip\"\n",
+            "sip.advertised_host",
+        ),
+    ];
+    for (text, key) in cases {
+        let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let err = cfg.validate().expect_err(text).to_string();
+        assert!(err.starts_with(&format!("{key}:")), "{text} -> {err}");
+    }
+}
+
+#[test]
+fn syntax_error_reports_the_line() {
+    let err = Config::from_toml("[http\nlisten = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn env_overrides_secrets() {
+    let mut cfg = Config::from_toml(
+        "[[queues]]\nname = \"q\"\n[[agents]]\nid = \"agent.7\"\nqueues = [\"q\"]\n[[trunks]]\nname = \"my-carrier\"\nproxy = \"sip:127.0.0.9\"\nusername = \"u\"\n",
+    )
+    .unwrap();
+    assert!(
+        cfg.validate().is_err(),
+        "passwords missing before the environment is applied"
+    );
+    let vars = [
+        ("CLICKTOCALL_AGENT_AGENT_7_PASSWORD", "a-secret"),
+        ("CLICKTOCALL_TRUNK_MY_CARRIER_PASSWORD", "t-secret"),
+        ("CLICKTOCALL_NONCE_SECRET", "n"),
+        ("PATH", "/bin"),
+    ];
+    cfg.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .unwrap();
+    cfg.validate().expect("valid with the environment");
+    assert_eq!(cfg.agents[0].password.as_deref(), Some("a-secret"));
+    assert_eq!(cfg.trunks[0].password.as_deref(), Some("t-secret"));
+    assert_eq!(cfg.registrar.nonce_secret, "n");
+
+    let typo = [(
+        "CLICKTOCALL_AGENT_NOBODY_PASSWORD".to_string(),
+        "x".to_string(),
+    )];
+    let err = cfg.apply_env(typo).unwrap_err().to_string();
+    assert!(err.contains("CLICKTOCALL_AGENT_NOBODY_PASSWORD"), "{err}");
+}

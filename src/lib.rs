@@ -1,0 +1,25 @@
+//! clicktocall: a WebRTC click-to-call gateway. A visitor clicks a button on a web page (or asks to be
+//! called back), meets an IVR, waits in a queue, and is bridged to a SIP agent; the gateway is the
+//! back-to-back user agent in the middle.
+//!
+//! # Layout
+//!
+//! Sans-IO cores (no sockets, no clock: time is an argument) and the thin tokio shell that drives them.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
+//! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
+//! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
+//! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS |
+//! | [`lifecycle`] | readiness, draining and the shutdown grace period |
+//! | [`telemetry`] | tracing setup: pretty or JSON logs |
+//! | [`gateway`] | wires everything together and runs until shutdown |
+
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod lifecycle;
+pub mod registrar;
+pub mod sip;
+pub mod telemetry;

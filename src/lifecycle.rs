@@ -1,0 +1,133 @@
+//! Readiness, draining and shutdown (the mini-redis pattern: a broadcast token plus a completion count).
+//!
+//! `serving` → (SIGTERM) → `draining`: readiness fails, new calls are refused, calls in progress continue
+//! for the grace period → `stopping`: the stop token fires, every task winds down.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Shared process state; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    ready: AtomicBool,
+    draining: AtomicBool,
+    calls: AtomicUsize,
+    idle: tokio::sync::Notify,
+    stop: CancellationToken,
+}
+
+/// Held by every call in progress; dropping it ends the call's claim on the grace period.
+#[derive(Debug)]
+pub struct CallGuard {
+    inner: Arc<Inner>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.inner.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Lifecycle {
+    /// A new lifecycle, not yet ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks start-up complete (listeners bound).
+    pub fn set_ready(&self) {
+        self.inner.ready.store(true, Ordering::Release);
+    }
+
+    /// True while serving and not draining (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire) && !self.is_draining()
+    }
+
+    /// True once shutdown has begun: refuse new calls.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Registers a new call, or `None` while draining (the caller answers 503 / `busy`).
+    pub fn start_call(&self) -> Option<CallGuard> {
+        if self.is_draining() {
+            return None;
+        }
+        self.inner.calls.fetch_add(1, Ordering::AcqRel);
+        Some(CallGuard {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.inner.calls.load(Ordering::Acquire)
+    }
+
+    /// Fires when everything must stop now.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.inner.stop.clone()
+    }
+
+    /// Drains: stop taking calls, wait up to `grace` for calls in progress, then fire the stop token.
+    /// Returns the number of calls still up when the grace period ended.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.inner.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.active_calls() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+        let left = self.active_calls();
+        self.inner.stop.cancel();
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_refuses_new_calls_and_waits_for_running_ones() {
+        let life = Lifecycle::new();
+        life.set_ready();
+        let call = life.start_call().expect("serving");
+        let l2 = life.clone();
+        let drain = tokio::spawn(async move { l2.drain(Duration::from_secs(30)).await });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!life.is_ready());
+        assert!(life.start_call().is_none(), "no new calls while draining");
+        assert!(
+            !life.stop_token().is_cancelled(),
+            "running call keeps the process up"
+        );
+        drop(call);
+        assert_eq!(drain.await.unwrap(), 0);
+        assert!(life.stop_token().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grace_period_ends_stuck_calls() {
+        let life = Lifecycle::new();
+        let _stuck = life.start_call().unwrap();
+        let left = life.drain(Duration::from_secs(30)).await;
+        assert_eq!(left, 1);
+        assert!(life.stop_token().is_cancelled());
+    }
+}

@@ -1,0 +1,94 @@
+//! The UDP socket rsipstack reads through: every datagram is judged by [`super::validate::check`]
+//! before the stack sees it. Malformed requests are answered (400/501/513) from here, the rest dropped,
+//! each with a log line; only well-formed messages reach the transaction layer.
+
+use super::validate::{self, Verdict};
+use rsipstack::platform::net::UdpSocket as StackUdpSocket;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+/// Largest datagram we read whole (to tell "too large" from "truncated").
+const SCRATCH: usize = 65_536;
+
+/// Counters of what the guard turned away.
+#[derive(Debug, Default)]
+pub struct GuardStats {
+    /// Requests answered with an error status.
+    pub answered: AtomicU64,
+    /// Messages dropped unanswered.
+    pub dropped: AtomicU64,
+}
+
+/// A UDP socket that validates before handing datagrams to rsipstack.
+pub struct GuardedUdpSocket {
+    socket: UdpSocket,
+    // Only rsipstack's single receive loop reads; the mutex just lets `&self` own the scratch buffer.
+    scratch: Mutex<Box<[u8]>>,
+    max_len: usize,
+    server: String,
+    stats: Arc<GuardStats>,
+}
+
+impl GuardedUdpSocket {
+    /// Wraps a bound socket. `max_len` is the largest message accepted (larger: 513).
+    pub fn new(socket: UdpSocket, max_len: usize, server: &str, stats: Arc<GuardStats>) -> Self {
+        GuardedUdpSocket {
+            socket,
+            scratch: Mutex::new(vec![0u8; SCRATCH].into_boxed_slice()),
+            max_len,
+            server: server.to_string(),
+            stats,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StackUdpSocket for GuardedUdpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let mut scratch = self.scratch.lock().await;
+        loop {
+            let (len, src) = self.socket.recv_from(&mut scratch[..]).await?;
+            let packet = &scratch[..len];
+            // Keepalives (RFC 5626 §4.4.1 CRLF) and blank datagrams pass untouched: the stack answers them.
+            if packet.iter().all(|b| b.is_ascii_whitespace()) {
+                let n = len.min(buf.len());
+                buf[..n].copy_from_slice(&packet[..n]);
+                return Ok((n, src));
+            }
+            let max = self.max_len.min(buf.len());
+            match validate::check(packet, max, &self.server) {
+                Verdict::Accept { len: keep } => {
+                    buf[..keep].copy_from_slice(&packet[..keep]);
+                    return Ok((keep, src));
+                }
+                Verdict::Reply {
+                    status,
+                    reason,
+                    response,
+                } => {
+                    self.stats.answered.fetch_add(1, Ordering::Relaxed);
+                    warn!(%src, status, %reason, len, "malformed SIP request answered");
+                    if let Err(e) = self.socket.send_to(&response, src).await {
+                        debug!(%src, error = %e, "could not send error response");
+                    }
+                }
+                Verdict::Drop { reason } => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    warn!(%src, %reason, len, "malformed SIP message dropped");
+                }
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.socket.send_to(buf, addr).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+}

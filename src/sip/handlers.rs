@@ -1,0 +1,322 @@
+//! One handler per request method. Each runs in its own task, owns its transaction, and always ends it
+//! with a final response (or none for ACK).
+//!
+//! Source ACL: REGISTER and OPTIONS are open (REGISTER is protected by digest auth; OPTIONS is a
+//! capability query, configurable). Every other request must come from a configured trunk's network
+//! or from an address an agent registered from (then it is challenged), else 403 (RFC 3261 §21.4.4).
+
+use super::auth::{AuthOutcome, DigestAuth};
+use super::registrar_task::RegistrarHandle;
+use crate::config::Config;
+use crate::lifecycle::Lifecycle;
+use crate::registrar::{ContactRequest, LocationStore, RegisterOutcome, RegisterRequest};
+use rsipstack::rsip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::rsip::{self, Header, Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+/// What every handler may need.
+pub struct SipContext {
+    /// The configuration.
+    pub cfg: Arc<Config>,
+    /// Digest challenges and checks.
+    pub auth: DigestAuth,
+    /// The registrar task.
+    pub registrar: RegistrarHandle,
+    /// Where agents are.
+    pub locations: Arc<dyn LocationStore>,
+    /// Draining state.
+    pub lifecycle: Lifecycle,
+}
+
+/// Who sent a request, as far as the ACL is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A configured trunk (by name).
+    Trunk(String),
+    /// An address some agent registered from.
+    AgentAddress,
+    /// Neither.
+    Unknown,
+}
+
+/// Handles one incoming transaction to its final response.
+pub async fn handle(ctx: Arc<SipContext>, mut tx: Transaction) {
+    let src = source_addr(&tx);
+    let method = tx.original.method;
+    let result = match method {
+        Method::Ack => return,
+        Method::Options => options(&ctx, &mut tx, src).await,
+        Method::Register => register(&ctx, &mut tx, src).await,
+        Method::Invite => invite(&ctx, &mut tx, src).await,
+        Method::Message | Method::Subscribe | Method::Publish => {
+            reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow_header()]).await
+        }
+        // In-dialog requests: dialogs arrive with call control; until then none exists.
+        _ => match classify(&ctx, src).await {
+            Source::Unknown => forbidden(&mut tx, src).await,
+            _ => reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await,
+        },
+    };
+    if let Err(e) = result {
+        warn!(?src, %method, error = %e, "could not answer request");
+    }
+}
+
+async fn options(
+    ctx: &SipContext,
+    tx: &mut Transaction,
+    src: Option<SocketAddr>,
+) -> rsipstack::Result<()> {
+    if !ctx.cfg.sip.options_from_anyone && classify(ctx, src).await == Source::Unknown {
+        return forbidden(tx, src).await;
+    }
+    let headers = vec![
+        allow_header(),
+        Header::Accept("application/sdp".into()),
+        Header::Supported("replaces, timer".into()),
+    ];
+    reply(tx, StatusCode::OK, headers).await
+}
+
+async fn invite(
+    ctx: &SipContext,
+    tx: &mut Transaction,
+    src: Option<SocketAddr>,
+) -> rsipstack::Result<()> {
+    let source = classify(ctx, src).await;
+    if source == Source::Unknown {
+        return forbidden(tx, src).await;
+    }
+    if source == Source::AgentAddress {
+        // An agent's phone placing a call must prove who it is.
+        match ctx.auth.check(Instant::now(), &tx.original, true, |u| {
+            agent_password(&ctx.cfg, u)
+        }) {
+            AuthOutcome::Ok(_) => {}
+            outcome @ (AuthOutcome::Challenge | AuthOutcome::Stale) => {
+                let stale = outcome == AuthOutcome::Stale;
+                let h = Header::ProxyAuthenticate(ctx.auth.challenge(Instant::now(), stale).into());
+                return reply(tx, StatusCode::ProxyAuthenticationRequired, vec![h]).await;
+            }
+            AuthOutcome::Forbidden(why) => {
+                info!(?src, why, "INVITE authentication failed");
+                return reply(tx, StatusCode::Forbidden, vec![]).await;
+            }
+        }
+    }
+    let Some(_call) = ctx.lifecycle.start_call() else {
+        return reply(
+            tx,
+            StatusCode::ServiceUnavailable,
+            vec![Header::RetryAfter("30".into())],
+        )
+        .await;
+    };
+    // Routing calls into the IVR and queues is call control's job; until it exists the gateway says
+    // honestly that nobody can take the call.
+    info!(
+        ?src,
+        ?source,
+        "INVITE accepted by ACL; no call routing configured"
+    );
+    reply(tx, StatusCode::TemporarilyUnavailable, vec![]).await
+}
+
+async fn register(
+    ctx: &SipContext,
+    tx: &mut Transaction,
+    src: Option<SocketAddr>,
+) -> rsipstack::Result<()> {
+    let now = Instant::now();
+    let user = match ctx
+        .auth
+        .check(now, &tx.original, false, |u| agent_password(&ctx.cfg, u))
+    {
+        AuthOutcome::Ok(user) => user,
+        outcome @ (AuthOutcome::Challenge | AuthOutcome::Stale) => {
+            let h = Header::WwwAuthenticate(
+                ctx.auth
+                    .challenge(now, outcome == AuthOutcome::Stale)
+                    .into(),
+            );
+            return reply(tx, StatusCode::Unauthorized, vec![h]).await;
+        }
+        AuthOutcome::Forbidden(why) => {
+            info!(?src, why, "REGISTER authentication failed");
+            return reply(tx, StatusCode::Forbidden, vec![]).await;
+        }
+    };
+    let to_user = tx
+        .original
+        .to_header()
+        .and_then(|t| t.typed())
+        .ok()
+        .and_then(|t| t.uri.auth.map(|a| a.user));
+    if to_user.as_deref() != Some(user.as_str()) {
+        info!(?src, %user, ?to_user, "agent tried to register another address of record");
+        return reply(tx, StatusCode::Forbidden, vec![]).await;
+    }
+    let Some(src) = src else {
+        return reply(tx, StatusCode::ServerInternalError, vec![]).await;
+    };
+    let request = match register_request(&tx.original, &user, src) {
+        Ok(r) => r,
+        Err(why) => {
+            debug!(%why, "bad REGISTER");
+            return reply(tx, StatusCode::BadRequest, vec![]).await;
+        }
+    };
+    let Some(outcome) = ctx.registrar.register(request).await else {
+        return reply(tx, StatusCode::ServiceUnavailable, vec![]).await;
+    };
+    match outcome {
+        RegisterOutcome::Ok(bindings) => {
+            let headers = bindings
+                .into_iter()
+                .map(|(uri, secs)| Header::Contact(format!("<{uri}>;expires={secs}").into()))
+                .collect();
+            reply(tx, StatusCode::OK, headers).await
+        }
+        RegisterOutcome::IntervalTooBrief(min) => {
+            reply(
+                tx,
+                StatusCode::IntervalTooBrief,
+                vec![Header::MinExpires(min.to_string().into())],
+            )
+            .await
+        }
+        RegisterOutcome::BadRequest(_) => reply(tx, StatusCode::BadRequest, vec![]).await,
+        RegisterOutcome::OutOfOrder => reply(tx, StatusCode::ServerInternalError, vec![]).await,
+    }
+}
+
+/// Reads the REGISTER's Contacts, Expires, Call-ID and CSeq.
+fn register_request(
+    req: &rsip::Request,
+    agent: &str,
+    src: SocketAddr,
+) -> Result<RegisterRequest, String> {
+    let call_id = req
+        .call_id_header()
+        .map_err(|e| e.to_string())?
+        .value()
+        .to_string();
+    let cseq = req
+        .cseq_header()
+        .and_then(|c| c.seq())
+        .map_err(|e| e.to_string())?;
+    let mut expires_header = None;
+    let mut contacts = Vec::new();
+    let mut wildcard = false;
+    for h in req.headers.iter() {
+        match h {
+            Header::Expires(e) => {
+                expires_header = Some(e.value().trim().parse::<u32>().map_err(|_| "bad Expires")?)
+            }
+            Header::Contact(c) => {
+                for value in super::validate::split_commas(c.value()) {
+                    let value = value.trim();
+                    if value == "*" {
+                        wildcard = true;
+                    } else {
+                        contacts.push(parse_contact(value)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let transport = req
+        .via_header()
+        .ok()
+        .and_then(|v| v.typed().ok())
+        .map(|v| v.transport.to_string().to_ascii_lowercase())
+        .unwrap_or_else(|| "udp".into());
+    Ok(RegisterRequest {
+        agent: agent.to_string(),
+        call_id,
+        cseq,
+        expires_header,
+        contacts,
+        wildcard,
+        source: src,
+        transport,
+    })
+}
+
+/// `"Name" <sip:u@h;p>;expires=N;q=0.5` → the URI and its expires parameter.
+fn parse_contact(value: &str) -> Result<ContactRequest, String> {
+    let (uri, params) = match (value.find('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => (&value[a + 1..b], &value[b + 1..]),
+        (None, None) => value.split_once(';').unwrap_or((value, "")),
+        _ => return Err(format!("bad Contact {value:?}")),
+    };
+    super::uri::parse_sip_uri(uri)?;
+    let mut expires = None;
+    for p in params.split(';') {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("expires") {
+                expires = Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|_| "bad expires parameter")?,
+                );
+            }
+        }
+    }
+    Ok(ContactRequest {
+        uri: uri.to_string(),
+        expires,
+    })
+}
+
+/// Classifies a source address by the ACL.
+pub async fn classify(ctx: &SipContext, src: Option<SocketAddr>) -> Source {
+    let Some(src) = src else {
+        return Source::Unknown;
+    };
+    if let Some(t) = ctx
+        .cfg
+        .trunks
+        .iter()
+        .find(|t| t.sources.iter().any(|c| c.contains(src.ip())))
+    {
+        return Source::Trunk(t.name.clone());
+    }
+    if ctx.locations.is_agent_source(src.ip()).await {
+        return Source::AgentAddress;
+    }
+    Source::Unknown
+}
+
+fn agent_password(cfg: &Config, user: &str) -> Option<String> {
+    cfg.agent(user).and_then(|a| a.password.clone())
+}
+
+fn source_addr(tx: &Transaction) -> Option<SocketAddr> {
+    tx.connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+}
+
+fn allow_header() -> Header {
+    Header::Allow(super::ALLOWED_METHODS.join(", ").into())
+}
+
+async fn forbidden(tx: &mut Transaction, src: Option<SocketAddr>) -> rsipstack::Result<()> {
+    info!(?src, method = %tx.original.method, "request from a source outside the ACL refused");
+    reply(tx, StatusCode::Forbidden, vec![]).await
+}
+
+async fn reply(
+    tx: &mut Transaction,
+    status: StatusCode,
+    headers: Vec<Header>,
+) -> rsipstack::Result<()> {
+    tx.reply_with(status, headers, None).await
+}

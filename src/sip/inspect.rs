@@ -1,0 +1,55 @@
+//! The same strict checks for stream transports (TCP, TLS), applied after rsipstack framed and parsed
+//! the message. Datagrams were already judged by [`super::guard`], so they pass straight through.
+//!
+//! A stream message rsipstack cannot frame or parse closes the connection (RFC 3261 §18.3: framing is
+//! lost); a parsed one that breaks a rule is answered on the same connection like a datagram would be.
+
+use super::validate::{self, Verdict};
+use rsipstack::rsip::SipMessage;
+use rsipstack::transaction::endpoint::TransportEventInspector;
+use rsipstack::transport::{SipConnection, TransportEvent};
+use tracing::warn;
+
+/// Validates messages from stream connections.
+pub struct StreamInspector {
+    /// Largest message accepted (rsipstack's stream framing caps it at 65,535 bytes).
+    pub max_len: usize,
+    /// Server header value for answers.
+    pub server: String,
+}
+
+#[async_trait::async_trait]
+impl TransportEventInspector for StreamInspector {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        let TransportEvent::Incoming(msg, conn, from) = event else {
+            return Some(event);
+        };
+        if matches!(conn, SipConnection::Udp(_)) {
+            return Some(TransportEvent::Incoming(msg, conn, from));
+        }
+        let bytes = msg.to_bytes();
+        match validate::check(&bytes, self.max_len, &self.server) {
+            Verdict::Accept { .. } => Some(TransportEvent::Incoming(msg, conn, from)),
+            Verdict::Reply {
+                status,
+                reason,
+                response,
+            } => {
+                warn!(src = %from, status, %reason, "malformed SIP request answered (stream)");
+                match SipMessage::try_from(response.as_slice()) {
+                    Ok(resp) => {
+                        if let Err(e) = conn.send(resp, None).await {
+                            warn!(src = %from, error = %e, "could not send error response");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "our own error response did not parse"),
+                }
+                None
+            }
+            Verdict::Drop { reason } => {
+                warn!(src = %from, %reason, "malformed SIP message dropped (stream)");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The task that owns the [`Registrar`] core: feeds it REGISTERs and keepalive results with the
+//! current time, sleeps until its next deadline, and carries out what it asks (store writes, OPTIONS).
+
+use crate::config::Config;
+use crate::registrar::{
+    LocationStore, RegisterOutcome, RegisterRequest, Registrar, RegistrarOutput, RegistrarPolicy,
+};
+use rsipstack::rsip::Method;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+enum Command {
+    Register(RegisterRequest, oneshot::Sender<RegisterOutcome>),
+    Keepalive {
+        agent: String,
+        uri: String,
+        answered: bool,
+    },
+}
+
+/// Talks to the registrar task.
+#[derive(Clone)]
+pub struct RegistrarHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl RegistrarHandle {
+    /// Applies a REGISTER; `None` if the registrar has stopped (shutdown).
+    pub async fn register(&self, req: RegisterRequest) -> Option<RegisterOutcome> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Register(req, reply)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Starts the registrar task.
+pub fn spawn(
+    cfg: &Config,
+    endpoint: EndpointInnerRef,
+    locations: Arc<dyn LocationStore>,
+    stop: CancellationToken,
+) -> RegistrarHandle {
+    let r = &cfg.registrar;
+    let policy = RegistrarPolicy {
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.default_expires,
+        keepalive_interval: (r.keepalive_interval_secs > 0)
+            .then(|| Duration::from_secs(r.keepalive_interval_secs)),
+        keepalive_max_failures: r.keepalive_max_failures,
+    };
+    let local_host = local_host(cfg);
+    let (tx, rx) = mpsc::channel(1024);
+    let handle = RegistrarHandle { tx: tx.clone() };
+    tokio::spawn(run(
+        Registrar::new(policy),
+        rx,
+        tx,
+        endpoint,
+        locations,
+        local_host,
+        stop,
+    ));
+    handle
+}
+
+/// The host we put in our own URIs: the advertised host, else the first listener's IP.
+pub fn local_host(cfg: &Config) -> String {
+    if let Some(h) = &cfg.sip.advertised_host {
+        return h.clone();
+    }
+    [cfg.sip.listen_udp, cfg.sip.listen_tcp, cfg.sip.listen_tls]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+async fn run(
+    mut core: Registrar,
+    mut rx: mpsc::Receiver<Command>,
+    tx: mpsc::Sender<Command>,
+    endpoint: EndpointInnerRef,
+    locations: Arc<dyn LocationStore>,
+    local_host: String,
+    stop: CancellationToken,
+) {
+    loop {
+        let deadline = core.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::Register(req, reply)) => {
+                    let _ = reply.send(core.handle_register(Instant::now(), req));
+                }
+                Some(Command::Keepalive { agent, uri, answered }) => {
+                    core.handle_keepalive(Instant::now(), &agent, &uri, answered);
+                }
+                None => break,
+            },
+            _ = sleep => core.handle_timeout(Instant::now()),
+            _ = stop.cancelled() => break,
+        }
+        while let Some(out) = core.poll_output() {
+            match out {
+                RegistrarOutput::Online(agent) => info!(%agent, "agent online"),
+                RegistrarOutput::Offline(agent) => info!(%agent, "agent offline"),
+                RegistrarOutput::Bindings(agent, contacts) => {
+                    locations.set_contacts(&agent, contacts).await
+                }
+                RegistrarOutput::SendKeepalive {
+                    agent,
+                    uri,
+                    target,
+                    transport,
+                } => {
+                    let (endpoint, tx, host) = (endpoint.clone(), tx.clone(), local_host.clone());
+                    tokio::spawn(async move {
+                        let resp = super::request::send_request(
+                            &endpoint,
+                            Method::Options,
+                            &uri,
+                            target,
+                            &transport,
+                            &host,
+                        )
+                        .await;
+                        let answered = resp.is_some();
+                        debug!(%agent, %uri, answered, "keepalive OPTIONS");
+                        let _ = tx
+                            .send(Command::Keepalive {
+                                agent,
+                                uri,
+                                answered,
+                            })
+                            .await;
+                    });
+                }
+            }
+        }
+    }
+}

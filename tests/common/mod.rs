@@ -1,0 +1,110 @@
+//! Shared helpers for the in-process scenario tests: a gateway on ephemeral loopback ports and a raw
+//! SIP-over-UDP test peer.
+#![allow(dead_code)]
+
+use clicktocall::config::Config;
+use clicktocall::gateway::Gateway;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// A config on ephemeral loopback ports (UDP SIP only) with agent 1001/pw1001 and a trunk at 127.0.0.2.
+pub fn test_config(extra: &str) -> Config {
+    let text = format!(
+        r#"
+[http]
+listen = "127.0.0.1:0"
+[sip]
+listen_udp = "127.0.0.1:0"
+[registrar]
+keepalive_interval_secs = 0
+nonce_secret = "test-secret"
+[[trunks]]
+name = "carrier"
+proxy = "sip:127.0.0.2:5060"
+sources = ["127.0.0.2/32"]
+[[queues]]
+name = "support"
+[[agents]]
+id = "1001"
+password = "pw1001"
+queues = ["support"]
+{extra}
+"#
+    );
+    let cfg = Config::from_toml(&text).expect("test config parses");
+    cfg.validate().expect("test config is valid");
+    cfg
+}
+
+/// Starts a gateway; returns it and its SIP UDP address.
+pub async fn start(cfg: Config) -> (Gateway, SocketAddr) {
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    let sip = gw.sip.udp_addr.expect("UDP listener");
+    (gw, sip)
+}
+
+/// A raw SIP peer on a loopback UDP socket.
+pub struct Peer {
+    pub socket: UdpSocket,
+    pub addr: SocketAddr,
+}
+
+impl Peer {
+    pub async fn bind(ip: &str) -> Peer {
+        let socket = UdpSocket::bind((ip, 0)).await.expect("bind test peer");
+        let addr = socket.local_addr().unwrap();
+        Peer { socket, addr }
+    }
+
+    pub async fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        self.socket.send_to(bytes, to).await.expect("send");
+    }
+
+    /// The next datagram as text, or `None` after `wait`.
+    pub async fn recv(&self, wait: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Waits for a final response (skipping 1xx and requests such as keepalive OPTIONS).
+    pub async fn recv_final(&self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self.recv(left).await?;
+            if msg.starts_with("SIP/2.0 1") || !msg.starts_with("SIP/2.0") {
+                continue;
+            }
+            return Some(msg);
+        }
+    }
+}
+
+/// The status code of a response.
+pub fn status(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The value of the first header named `name` (case-insensitive).
+pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A minimal well-formed request from `from` (an address string like 127.0.0.1:40000).
+pub fn request(method: &str, from: SocketAddr, branch: &str, call_id: &str, extra: &str) -> String {
+    format!(
+        "{method} sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:test@{from}>;tag=t{branch}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
