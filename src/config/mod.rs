@@ -111,11 +111,14 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
-    /// UDP listener address.
+    /// UDP listener address; `""` disables UDP.
+    #[serde(deserialize_with = "net::optional_addr")]
     pub listen_udp: Option<SocketAddr>,
-    /// TCP listener address.
+    /// TCP listener address; `""` disables TCP.
+    #[serde(deserialize_with = "net::optional_addr")]
     pub listen_tcp: Option<SocketAddr>,
-    /// TLS listener address (needs `tls_cert` and `tls_key`).
+    /// TLS listener address (needs `tls_cert` and `tls_key`); off unless set.
+    #[serde(deserialize_with = "net::optional_addr")]
     pub listen_tls: Option<SocketAddr>,
     /// PEM certificate for the TLS listener.
     pub tls_cert: Option<PathBuf>,

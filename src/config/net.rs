@@ -76,6 +76,21 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
+/// A socket address, or `""` for "disabled" (TOML has no null).
+pub(super) fn optional_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim().parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not an address like 127.0.0.1:5060 (\"\" disables)"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,7 @@ struct Binding {
     expires_at: Instant,
     source: SocketAddr,
     transport: String,
+    /// When the next keepalive is due; `None` while one is outstanding (or keepalives are off).
     next_keepalive: Option<Instant>,
     keepalive_failures: u32,
 }
@@ -260,11 +261,11 @@ impl Registrar {
             bindings.retain(|b| b.expires_at > now);
             let mut due = Vec::new();
             for b in bindings.iter_mut() {
-                if let (Some(at), Some(interval)) =
-                    (b.next_keepalive, self.policy.keepalive_interval)
-                {
+                if let Some(at) = b.next_keepalive {
                     if at <= now {
-                        b.next_keepalive = Some(now + interval);
+                        // None while the keepalive is out: the next one is scheduled from its outcome,
+                        // so a slow transaction (Timer F is 32 s) never overlaps the next.
+                        b.next_keepalive = None;
                         due.push(RegistrarOutput::SendKeepalive {
                             agent: agent.clone(),
                             uri: b.uri.clone(),
@@ -290,6 +291,7 @@ impl Registrar {
         };
         let before = bindings.len();
         if let Some(b) = bindings.iter_mut().find(|b| b.uri == uri) {
+            b.next_keepalive = self.policy.keepalive_interval.map(|i| now + i);
             b.keepalive_failures = if answered {
                 0
             } else {

@@ -134,6 +134,8 @@ fn keepalives_are_sent_and_three_failures_drop_the_contact() {
             matches!(&out[..], [RegistrarOutput::SendKeepalive { uri, .. }] if uri == "sip:a@h")
         );
         assert!(r.is_online("1001"));
+        // Nothing more is due until this keepalive's outcome is known (only the expiry remains).
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(3600)));
         r.handle_keepalive(now, "1001", "sip:a@h", false);
     }
     assert!(!r.is_online("1001"));

@@ -16,6 +16,7 @@ pub fn test_config(extra: &str) -> Config {
 listen = "127.0.0.1:0"
 [sip]
 listen_udp = "127.0.0.1:0"
+listen_tcp = ""
 [registrar]
 keepalive_interval_secs = 0
 nonce_secret = "test-secret"

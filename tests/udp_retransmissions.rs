@@ -1,0 +1,150 @@
+//! The transaction layer over UDP (RFC 3261 §17): our keepalive OPTIONS is retransmitted on Timer E
+//! until the agent answers (here: only the third copy), and a retransmitted request from a phone gets
+//! the same answer again without being processed twice.
+
+mod common;
+
+use common::*;
+use rsipstack::dialog::authenticate::compute_digest;
+use rsipstack::rsip::headers::auth::{Algorithm, AuthQop};
+use rsipstack::rsip::Method;
+use std::time::{Duration, Instant};
+
+fn register(peer: std::net::SocketAddr, branch: &str, cseq: u32, auth: Option<String>) -> String {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {peer};branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:1001@127.0.0.1>;tag=r1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: retx@{peer}\r\n\
+         CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:1001@{peer}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+async fn register_agent(peer: &Peer, sip: std::net::SocketAddr) {
+    peer.send(sip, register(peer.addr, "r1", 1, None).as_bytes())
+        .await;
+    let ch = peer.recv_final(Duration::from_secs(3)).await.expect("401");
+    let ch = header(&ch, "WWW-Authenticate").unwrap().to_string();
+    let nonce = ch
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let qop = AuthQop::Auth {
+        cnonce: "c".into(),
+        nc: 1,
+    };
+    let resp = compute_digest(
+        "1001",
+        "pw1001",
+        "clicktocall",
+        nonce,
+        &Method::Register,
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+        Some(&qop),
+    );
+    let auth = format!(
+        "Digest username=\"1001\", realm=\"clicktocall\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", response=\"{resp}\", qop=auth, cnonce=\"c\", nc=00000001"
+    );
+    peer.send(sip, register(peer.addr, "r2", 2, Some(auth)).as_bytes())
+        .await;
+    let ok = peer.recv_final(Duration::from_secs(3)).await.expect("200");
+    assert_eq!(status(&ok), 200, "{ok}");
+}
+
+fn branch_of(msg: &str) -> String {
+    header(msg, "Via")
+        .and_then(|v| v.split("branch=").nth(1))
+        .map(|b| b.split(';').next().unwrap().to_string())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keepalive_options_is_retransmitted_until_the_third_copy_is_answered() {
+    let mut cfg = test_config("");
+    cfg.registrar.keepalive_interval_secs = 1;
+    cfg.registrar.keepalive_max_failures = 1;
+    let (gw, sip) = start(cfg).await;
+    let phone = Peer::bind("127.0.0.1").await;
+    register_agent(&phone, sip).await;
+
+    // Receive three copies of the same OPTIONS transaction; answer only the third.
+    let mut copies = Vec::new();
+    while copies.len() < 3 {
+        let msg = phone
+            .recv(Duration::from_secs(5))
+            .await
+            .expect("keepalive OPTIONS (or a retransmission)");
+        assert!(msg.starts_with("OPTIONS sip:1001@"), "{msg}");
+        copies.push((Instant::now(), msg));
+    }
+    let branch = branch_of(&copies[0].1);
+    assert!(
+        copies.iter().all(|(_, m)| branch_of(m) == branch),
+        "all copies belong to one transaction"
+    );
+    // Timer E: T1 (500 ms), then 2*T1 (1 s) between copies.
+    let gap1 = copies[1].0 - copies[0].0;
+    let gap2 = copies[2].0 - copies[1].0;
+    assert!(
+        gap1 >= Duration::from_millis(350) && gap1 <= Duration::from_millis(900),
+        "first gap {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(800) && gap2 <= Duration::from_millis(1600),
+        "second gap {gap2:?}"
+    );
+    assert!(gap2 > gap1, "retransmission interval doubles");
+
+    let opt = &copies[2].1;
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=ph1\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(opt, "Via").unwrap(),
+        header(opt, "From").unwrap(),
+        header(opt, "To").unwrap(),
+        header(opt, "Call-ID").unwrap(),
+        header(opt, "CSeq").unwrap()
+    );
+    phone.send(sip, reply.as_bytes()).await;
+
+    // Answered: no more copies of that transaction, and the agent is still online (max failures is 1,
+    // so an unanswered keepalive would have taken it offline).
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while let Some(msg) = phone
+        .recv(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        assert_ne!(
+            branch_of(&msg),
+            branch,
+            "answered transaction retransmitted again: {msg}"
+        );
+    }
+    assert_eq!(gw.locations.online_agents().await, vec!["1001".to_string()]);
+}
+
+#[tokio::test]
+async fn a_retransmitted_request_gets_the_same_answer_once_processed() {
+    let (_gw, sip) = start(test_config("")).await;
+    let phone = Peer::bind("127.0.0.1").await;
+    let msg = register(phone.addr, "same", 1, None);
+    phone.send(sip, msg.as_bytes()).await;
+    let first = phone.recv_final(Duration::from_secs(3)).await.expect("401");
+    phone.send(sip, msg.as_bytes()).await;
+    let second = phone
+        .recv_final(Duration::from_secs(3))
+        .await
+        .expect("retransmitted 401");
+    assert_eq!(status(&first), 401);
+    // The transaction layer replays its last response: same To tag and the same nonce, which a
+    // second pass through the handler would have changed.
+    assert_eq!(header(&first, "To"), header(&second, "To"));
+    assert_eq!(
+        header(&first, "WWW-Authenticate"),
+        header(&second, "WWW-Authenticate")
+    );
+}
