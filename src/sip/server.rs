@@ -40,7 +40,13 @@ pub enum SipServerError {
     Tls(String),
     /// rsipstack refused the setup.
     #[error("SIP stack: {0}")]
-    Stack(#[from] rsipstack::Error),
+    Stack(Box<rsipstack::Error>),
+}
+
+impl From<rsipstack::Error> for SipServerError {
+    fn from(e: rsipstack::Error) -> Self {
+        SipServerError::Stack(Box::new(e))
+    }
 }
 
 /// The running SIP endpoint.

@@ -220,7 +220,7 @@ fn check_common(head: &Head<'_>, method: Option<&str>) -> Result<(), Fault> {
     let cseq = head.one("CSeq", None).unwrap_or_default();
     let (num, cseq_method) = cseq
         .trim()
-        .split_once(|c: char| c == ' ' || c == '\t')
+        .split_once([' ', '\t'])
         .ok_or_else(|| bad("Bad CSeq"))?;
     let num: u64 = num.parse().map_err(|_| bad("Bad CSeq number"))?;
     if num >= 1 << 31 {
@@ -287,7 +287,7 @@ fn check_via(value: &str) -> Result<(), Fault> {
     for via in split_commas(value) {
         let via = via.trim();
         let (proto, rest) = via
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or_else(|| bad("Bad Via"))?;
         let mut p = proto.split('/');
         let ok_proto = p.next().is_some_and(|n| n.eq_ignore_ascii_case("SIP"))

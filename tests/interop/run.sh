@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The interop suite: the real clicktocall binary against real third-party peers (SIPp; baresip and
+# Chromium as the suite grows), on loopback. Each test runs in a network namespace of its own that holds
+# only `lo`, so tests cannot reach anything else or collide on ports.
+#
+#   tests/interop/run.sh            # all tests (needs root for unshare, and sipp on PATH)
+#   tests/interop/run.sh NAME...    # some tests
+#
+# CLICKTOCALL_BIN picks the binary (default target/debug/clicktocall). Logs land in tests/interop/out/.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${CLICKTOCALL_BIN:-$ROOT/target/debug/clicktocall}
+OUT=$HERE/out
+SIPP="sipp -m 1 -timeout 20s -timeout_error -nostdin -trace_err -trace_msg"
+
+# ---- helpers (run inside the namespace) ---------------------------------------------------------
+
+start_gateway() {  # start_gateway CONFIG -> sets GW_PID; waits for /healthz
+  "$BIN" serve --config "$1" --log-format json >"$T/gateway.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "gateway did not come up"; cat "$T/gateway.log"; return 1
+}
+
+stop_gateway() {
+  kill -TERM "$GW_PID" 2>/dev/null
+  wait "$GW_PID" 2>/dev/null
+  if grep -q '"panicked\|panicked at' "$T/gateway.log"; then echo "gateway panicked"; return 1; fi
+}
+
+gw_log_has() {  # gw_log_has REGEX: the gateway logged a line matching REGEX
+  grep -Eq "$1" "$T/gateway.log" || { echo "gateway log lacks /$1/"; return 1; }
+}
+
+sipp_run() {  # sipp_run NAME ARGS...: one SIPp scenario, must exit 0
+  local name=$1; shift
+  (cd "$T" && $SIPP "$@" >"$T/$name.out" 2>&1) || {
+    echo "sipp $name failed (exit $?)"; tail -n 30 "$T"/*_errors.log 2>/dev/null; tail -n 20 "$T/$name.out"; return 1; }
+}
+
+# ---- tests ----------------------------------------------------------------------------------------
+
+test_sipp_agent_registers_and_unregisters() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  sipp_run register 127.0.0.1:5060 -sf "$HERE/sipp/register_agent.xml" -s 1001 -au 1001 -ap pw1001 \
+    -i 127.0.0.1 -p 5071 || return 1
+  stop_gateway || return 1
+  gw_log_has '"message":"agent online".*"agent":"1001"' && gw_log_has '"message":"agent offline".*"agent":"1001"'
+}
+
+test_sipp_options_answered() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  sipp_run options 127.0.0.1:5060 -sf "$HERE/sipp/options.xml" -i 127.0.0.5 -p 5072 || return 1
+  stop_gateway
+}
+
+test_sipp_invite_from_unknown_source_forbidden() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  sipp_run invite 127.0.0.1:5060 -sf "$HERE/sipp/invite_unknown_source.xml" -i 127.0.0.5 -p 5073 || return 1
+  stop_gateway || return 1
+  gw_log_has 'request from a source outside the ACL refused'
+}
+
+test_sipp_unknown_method_not_implemented() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  sipp_run unknown 127.0.0.1:5060 -sf "$HERE/sipp/unknown_method.xml" -i 127.0.0.5 -p 5074 || return 1
+  stop_gateway || return 1
+  gw_log_has 'malformed SIP request answered.*"status":501'
+}
+
+# ---- driver ---------------------------------------------------------------------------------------
+
+ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
+
+if [ "${1:-}" = "--inside" ]; then
+  # We are PID-namespaced into a fresh netns: bring up loopback and run one test.
+  ip link set lo up
+  T="$OUT/$2"; rm -rf "$T"; mkdir -p "$T"
+  "test_$2"
+  exit $?
+fi
+
+[ -x "$BIN" ] || { echo "no binary at $BIN (cargo build first)"; exit 2; }
+command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-tester)"; exit 2; }
+mkdir -p "$OUT"
+selected=${*:-$ALL}
+pass=0; fail=0; failed=()
+for t in $selected; do
+  start=$(date +%s.%N)
+  if unshare --net -- "$0" --inside "$t" >"$OUT/$t.log" 2>&1; then
+    pass=$((pass + 1)); status=PASS
+  else
+    fail=$((fail + 1)); failed+=("$t"); status=FAIL
+  fi
+  printf '%-4s %-55s %5.1fs\n' "$status" "$t" "$(echo "$(date +%s.%N) - $start" | bc)"
+  [ "$status" = FAIL ] && sed 's/^/     | /' "$OUT/$t.log" | tail -n 40
+done
+echo "interop: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
