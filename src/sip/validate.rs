@@ -286,9 +286,7 @@ fn check_status_line(line: &str) -> Result<(), Fault> {
 fn check_via(value: &str) -> Result<(), Fault> {
     for via in split_commas(value) {
         let via = via.trim();
-        let (proto, rest) = via
-            .split_once([' ', '\t'])
-            .ok_or_else(|| bad("Bad Via"))?;
+        let (proto, rest) = via.split_once([' ', '\t']).ok_or_else(|| bad("Bad Via"))?;
         let mut p = proto.split('/');
         let ok_proto = p.next().is_some_and(|n| n.eq_ignore_ascii_case("SIP"))
             && p.next() == Some("2.0")
