@@ -73,6 +73,33 @@ test_sipp_unknown_method_not_implemented() {
   gw_log_has 'malformed SIP request answered.*"status":501'
 }
 
+test_sipp_options_over_tcp() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  sipp_run options_tcp 127.0.0.1:5060 -t t1 -sf "$HERE/sipp/options.xml" -i 127.0.0.5 -p 5075 || return 1
+  stop_gateway
+}
+
+test_sipp_trunk_challenges_gateway_registration() {
+  # SIPp is the carrier's registrar; it must see a 401 answered with digest credentials.
+  (cd "$T" && $SIPP -sf "$HERE/sipp/trunk_registrar.xml" -i 127.0.0.2 -p 5060 >"$T/registrar.out" 2>&1) &
+  local registrar=$!
+  sleep 0.3
+  start_gateway "$HERE/gateway-trunk.toml" || return 1
+  wait "$registrar" || { echo "SIPp registrar failed"; tail -n 20 "$T"/*_errors.log "$T/registrar.out"; return 1; }
+  sleep 0.3
+  stop_gateway || return 1
+  gw_log_has '"message":"registered to trunk".*"trunk":"carrier"'
+}
+
+test_sigterm_drains_and_exits_cleanly() {
+  start_gateway "$HERE/gateway.toml" || return 1
+  kill -TERM "$GW_PID"
+  local code=0
+  wait "$GW_PID" || code=$?
+  [ "$code" -eq 0 ] || { echo "exit code $code after SIGTERM"; return 1; }
+  gw_log_has '"message":"SIGTERM received"' && gw_log_has '"message":"draining"' && gw_log_has '"message":"stopped"'
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
