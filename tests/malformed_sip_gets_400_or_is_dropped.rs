@@ -293,3 +293,47 @@ async fn error_answers_copy_the_request_identity_and_add_a_to_tag() {
     assert!(header(&resp, "To").unwrap().contains(";tag="), "{resp}");
     assert_eq!(header(&resp, "CSeq"), Some("1 BYE"));
 }
+
+#[tokio::test]
+async fn over_tcp_a_parsed_but_invalid_request_gets_400_on_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = test_config("");
+    cfg.sip.listen_tcp = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let (_gw, _) = start(cfg).await;
+    let mut conn = None;
+    for _ in 0..50 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            conn = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = conn.expect("TCP listener up");
+    let local = conn.local_addr().unwrap();
+    let msg = request("OPTIONS", local, "tcp1", "tcp-1", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 REGISTER");
+    conn.write_all(msg.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(status(&resp), 400, "{resp}");
+    assert!(resp.contains("CSeq method does not match"), "{resp}");
+
+    // The connection still serves a good request afterwards.
+    let good = request("OPTIONS", local, "tcp2", "tcp-2", "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(good.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    assert_eq!(status(&String::from_utf8_lossy(&buf[..n])), 200);
+}

@@ -148,3 +148,24 @@ async fn a_retransmitted_request_gets_the_same_answer_once_processed() {
         header(&second, "WWW-Authenticate")
     );
 }
+
+#[tokio::test]
+async fn an_agent_that_never_answers_keepalives_goes_offline() {
+    let mut cfg = test_config("");
+    cfg.registrar.keepalive_interval_secs = 1;
+    cfg.registrar.keepalive_max_failures = 1;
+    cfg.sip.timer_t1_ms = 20; // Timer F = 64 * T1 = 1.28 s
+    let (gw, sip) = start(cfg).await;
+    let phone = Peer::bind("127.0.0.1").await;
+    register_agent(&phone, sip).await;
+    assert_eq!(gw.locations.online_agents().await, vec!["1001".to_string()]);
+    // The phone is dead: it receives the keepalive copies and never answers.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && !gw.locations.online_agents().await.is_empty() {
+        let _ = phone.recv(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gw.locations.online_agents().await.is_empty(),
+        "a silent agent must go offline"
+    );
+}

@@ -136,6 +136,9 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     /// Answer OPTIONS from any source (capability query and keepalive); false applies the ACL.
     pub options_from_anyone: bool,
+    /// RFC 3261 timer T1 (round-trip estimate) in milliseconds; UDP retransmissions start at T1 and a
+    /// transaction gives up after 64*T1 (Timer B/F: 32 s at the default 500).
+    pub timer_t1_ms: u64,
 }
 
 impl Default for SipConfig {
@@ -152,6 +155,7 @@ impl Default for SipConfig {
             realm: "clicktocall".into(),
             max_message_bytes: 8192,
             options_from_anyone: true,
+            timer_t1_ms: 500,
         }
     }
 }
@@ -408,6 +412,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "sip.realm",
                 "must be printable ASCII without quotes",
+            ));
+        }
+        if !(10..=5000).contains(&s.timer_t1_ms) {
+            return Err(ConfigError::invalid(
+                "sip.timer_t1_ms",
+                "must be between 10 and 5000",
             ));
         }
         if s.user_agent.chars().any(|c| c.is_control()) {

@@ -248,24 +248,16 @@ fn register_request(
     })
 }
 
-/// `"Name" <sip:u@h;p>;expires=N;q=0.5` → the URI and its expires parameter.
+/// `"Name" <sip:u@h;p>;expires=N;+sip.instance="<urn:...>"` → the URI and its expires parameter.
 fn parse_contact(value: &str) -> Result<ContactRequest, String> {
-    let (uri, params) = match (value.find('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => (&value[a + 1..b], &value[b + 1..]),
-        (None, None) => value.split_once(';').unwrap_or((value, "")),
-        _ => return Err(format!("bad Contact {value:?}")),
-    };
+    let (uri, params) =
+        super::name_addr::split(value).ok_or_else(|| format!("bad Contact {value:?}"))?;
     super::uri::parse_sip_uri(uri)?;
     let mut expires = None;
-    for p in params.split(';') {
-        if let Some((k, v)) = p.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("expires") {
-                expires = Some(
-                    v.trim()
-                        .parse::<u32>()
-                        .map_err(|_| "bad expires parameter")?,
-                );
-            }
+    for (k, v) in super::name_addr::params(params) {
+        if k.eq_ignore_ascii_case("expires") {
+            let v = v.unwrap_or_default().trim_matches('"');
+            expires = Some(v.parse::<u32>().map_err(|_| "bad expires parameter")?);
         }
     }
     Ok(ContactRequest {
@@ -319,4 +311,19 @@ async fn reply(
     headers: Vec<Header>,
 ) -> rsipstack::Result<()> {
     tx.reply_with(status, headers, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_contact;
+
+    #[test]
+    fn contact_with_quoted_instance_keeps_uri_and_expires() {
+        let c = parse_contact(
+            r#"<sip:1001-0x1@127.0.0.1:5080;transport=udp>;expires=0;+sip.instance="<urn:uuid:x>""#,
+        )
+        .unwrap();
+        assert_eq!(c.uri, "sip:1001-0x1@127.0.0.1:5080;transport=udp");
+        assert_eq!(c.expires, Some(0));
+    }
 }

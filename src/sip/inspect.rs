@@ -7,6 +7,7 @@
 use super::validate::{self, Verdict};
 use rsipstack::rsip::SipMessage;
 use rsipstack::transaction::endpoint::TransportEventInspector;
+use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::{SipConnection, TransportEvent};
 use tracing::warn;
 
@@ -27,8 +28,7 @@ impl TransportEventInspector for StreamInspector {
         if matches!(conn, SipConnection::Udp(_)) {
             return Some(TransportEvent::Incoming(msg, conn, from));
         }
-        let bytes = msg.to_bytes();
-        match validate::check(&bytes, self.max_len, &self.server) {
+        match validate::check(&msg.to_bytes(), self.max_len, &self.server) {
             Verdict::Accept { .. } => Some(TransportEvent::Incoming(msg, conn, from)),
             Verdict::Reply {
                 status,
@@ -36,13 +36,8 @@ impl TransportEventInspector for StreamInspector {
                 response,
             } => {
                 warn!(src = %from, status, %reason, "malformed SIP request answered (stream)");
-                match SipMessage::try_from(response.as_slice()) {
-                    Ok(resp) => {
-                        if let Err(e) = conn.send(resp, None).await {
-                            warn!(src = %from, error = %e, "could not send error response");
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "our own error response did not parse"),
+                if let Err(e) = send_raw(&conn, response).await {
+                    warn!(src = %from, error = %e, "could not send error response");
                 }
                 None
             }
@@ -50,6 +45,20 @@ impl TransportEventInspector for StreamInspector {
                 warn!(src = %from, %reason, "malformed SIP message dropped (stream)");
                 None
             }
+        }
+    }
+}
+
+/// Sends our answer as raw bytes: re-serializing it through rsipstack would replace our specific
+/// reason phrase with the standard one.
+async fn send_raw(conn: &SipConnection, response: Vec<u8>) -> rsipstack::Result<()> {
+    match conn {
+        SipConnection::Tcp(c) => c.send_raw(&response).await,
+        SipConnection::Tls(c) => c.send_raw(&response).await,
+        other => {
+            other
+                .send(SipMessage::try_from(response.as_slice())?, None)
+                .await
         }
     }
 }

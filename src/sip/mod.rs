@@ -18,6 +18,7 @@ pub mod guard;
 pub mod handlers;
 pub mod ids;
 pub mod inspect;
+pub mod name_addr;
 pub mod registrar_task;
 pub mod request;
 pub mod server;

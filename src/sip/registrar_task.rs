@@ -53,7 +53,6 @@ pub fn spawn(
             .then(|| Duration::from_secs(r.keepalive_interval_secs)),
         keepalive_max_failures: r.keepalive_max_failures,
     };
-    let local_host = local_host(cfg);
     let (tx, rx) = mpsc::channel(1024);
     let handle = RegistrarHandle { tx: tx.clone() };
     tokio::spawn(run(
@@ -62,23 +61,9 @@ pub fn spawn(
         tx,
         endpoint,
         locations,
-        local_host,
         stop,
     ));
     handle
-}
-
-/// The host we put in our own URIs: the advertised host, else the first listener's IP.
-pub fn local_host(cfg: &Config) -> String {
-    if let Some(h) = &cfg.sip.advertised_host {
-        return h.clone();
-    }
-    [cfg.sip.listen_udp, cfg.sip.listen_tcp, cfg.sip.listen_tls]
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into())
 }
 
 async fn run(
@@ -87,7 +72,6 @@ async fn run(
     tx: mpsc::Sender<Command>,
     endpoint: EndpointInnerRef,
     locations: Arc<dyn LocationStore>,
-    local_host: String,
     stop: CancellationToken,
 ) {
     loop {
@@ -124,7 +108,7 @@ async fn run(
                     target,
                     transport,
                 } => {
-                    let (endpoint, tx, host) = (endpoint.clone(), tx.clone(), local_host.clone());
+                    let (endpoint, tx) = (endpoint.clone(), tx.clone());
                     tokio::spawn(async move {
                         let resp = super::request::send_request(
                             &endpoint,
@@ -132,7 +116,6 @@ async fn run(
                             &uri,
                             target,
                             &transport,
-                            &host,
                         )
                         .await;
                         let answered = resp.is_some();

@@ -2,7 +2,8 @@
 //! rsipstack client transaction, which retransmits over UDP on Timer E and gives up on Timer F
 //! (RFC 3261 §17.1.2.2).
 
-use rsipstack::rsip::{self, typed, Method, SipMessage, StatusCodeKind};
+use rsipstack::rsip::prelude::HeadersExt;
+use rsipstack::rsip::{self, typed, Method, SipMessage, StatusCode, StatusCodeKind};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
@@ -10,14 +11,14 @@ use rsipstack::transport::SipAddr;
 use std::net::SocketAddr;
 
 /// Sends `method` to `uri` at `target` and waits for the final response; `None` when the transaction
-/// timed out or could not be sent. `local_user` and `local_host` form our From URI.
+/// timed out (Timer F) or could not be sent. Our From URI and Call-ID use the host of our Via, i.e.
+/// the address the request really leaves from (or the advertised one).
 pub async fn send_request(
     endpoint: &EndpointInnerRef,
     method: Method,
     uri: &str,
     target: SocketAddr,
     transport: &str,
-    local_host: &str,
 ) -> Option<rsip::Response> {
     let req_uri = rsip::Uri::try_from(uri).ok()?;
     let transport = match transport {
@@ -31,6 +32,8 @@ pub async fn send_request(
     };
     let (conn, _) = endpoint.transport_layer.lookup(&dest, None).await.ok()?;
     let via = endpoint.get_via(Some(conn.get_addr().clone()), None).ok()?;
+    let local_host = via.uri.host_with_port.host.to_string();
+    let local_host = local_host.as_str();
     let from_uri = rsip::Uri::try_from(format!("sip:clicktocall@{local_host}").as_str()).ok()?;
     let from = typed::From {
         display_name: None,
@@ -50,9 +53,18 @@ pub async fn send_request(
     tx.send().await.ok()?;
     while let Some(msg) = tx.receive().await {
         if let SipMessage::Response(resp) = msg {
-            if resp.status_code.kind() != StatusCodeKind::Provisional {
-                return Some(resp);
+            if resp.status_code.kind() == StatusCodeKind::Provisional {
+                continue;
             }
+            // rsipstack reports Timer F as a locally made 408 (a copy of our own request's headers,
+            // so without a To tag); a UAS's real final response always tags To (RFC 3261 §8.2.6.2).
+            let local_timeout = resp.status_code == StatusCode::RequestTimeout
+                && resp
+                    .to_header()
+                    .ok()
+                    .and_then(|t| t.tag().ok().flatten())
+                    .is_none();
+            return (!local_timeout).then_some(resp);
         }
     }
     None

@@ -127,9 +127,13 @@ impl SipServer {
             info!(%addr, "SIP TLS listening");
         }
 
+        let t1 = Duration::from_millis(sip.timer_t1_ms);
         let option = EndpointOption {
             // rsipstack's own Call-IDs would otherwise end in a foreign domain; ours carry none.
             callid_format: CallIdFormat::Uuid,
+            t1,
+            t1x64: t1 * 64,
+            t2: Duration::from_secs(4).max(t1),
             ..Default::default()
         };
         let endpoint = EndpointBuilder::new()

@@ -303,12 +303,7 @@ fn check_via(value: &str) -> Result<(), Fault> {
 
 /// `[display-name] <uri>;params` or `uri;params` (RFC 3261 §20.20, §20.39).
 fn check_name_addr(name: &str, value: &str) -> Result<(), Fault> {
-    let value = value.trim();
-    let uri = match (value.find('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &value[a + 1..b],
-        (None, None) => value.split(';').next().unwrap_or_default(),
-        _ => return Err(bad(format!("Bad {name}"))),
-    };
+    let (uri, _) = super::name_addr::split(value).ok_or_else(|| bad(format!("Bad {name}")))?;
     check_uri(uri).map_err(|_| bad(format!("Bad {name} URI")))
 }
 
@@ -462,14 +457,11 @@ fn phrase(fault: &Fault) -> String {
 }
 
 fn has_tag(name_addr: &str) -> bool {
-    let params = match name_addr.rfind('>') {
-        Some(i) => &name_addr[i..],
-        None => name_addr,
-    };
-    params
-        .split(';')
-        .skip(1)
-        .any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
+    super::name_addr::split(name_addr).is_some_and(|(_, params)| {
+        super::name_addr::params(params)
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("tag"))
+    })
 }
 
 /// Splits on commas that are not inside quotes or angle brackets.

@@ -22,6 +22,7 @@ start_gateway() {  # start_gateway CONFIG -> sets GW_PID; waits for /healthz
   GW_PID=$!
   for _ in $(seq 1 100); do
     if curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1; then return 0; fi
+    kill -0 "$GW_PID" 2>/dev/null || break
     sleep 0.1
   done
   echo "gateway did not come up"; cat "$T/gateway.log"; return 1
@@ -100,6 +101,24 @@ test_sigterm_drains_and_exits_cleanly() {
   gw_log_has '"message":"SIGTERM received"' && gw_log_has '"message":"draining"' && gw_log_has '"message":"stopped"'
 }
 
+test_baresip_agent_registers_answers_keepalives_then_goes_offline() {
+  # A real phone: baresip registers as 1002 (digest), answers OPTIONS keepalives, then dies silently.
+  start_gateway "$HERE/gateway-keepalive.toml" || return 1
+  cp -r "$HERE/baresip" "$T/baresip"
+  baresip -f "$T/baresip" >"$T/baresip.log" 2>&1 &
+  local phone=$!
+  for _ in $(seq 1 50); do grep -q '"message":"agent online".*"agent":"1002"' "$T/gateway.log" && break; sleep 0.1; done
+  gw_log_has '"message":"agent online".*"agent":"1002"' || { tail -n 20 "$T/baresip.log"; return 1; }
+  sleep 4   # four keepalive rounds, all answered
+  if grep -q '"message":"agent offline"' "$T/gateway.log"; then echo "went offline while answering"; return 1; fi
+  if grep -q 'malformed SIP message dropped' "$T/gateway.log"; then echo "dropped a phone's message"; grep 'malformed' "$T/gateway.log" | head -3; return 1; fi
+  kill -STOP "$phone"   # the phone hangs: no un-REGISTER, no answers
+  for _ in $(seq 1 100); do grep -q '"message":"agent offline".*"agent":"1002"' "$T/gateway.log" && break; sleep 0.1; done
+  kill -KILL "$phone" 2>/dev/null
+  stop_gateway || return 1
+  gw_log_has '"message":"agent offline".*"agent":"1002"'
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
@@ -108,6 +127,7 @@ if [ "${1:-}" = "--inside" ]; then
   # We are PID-namespaced into a fresh netns: bring up loopback and run one test.
   ip link set lo up
   T="$OUT/$2"; rm -rf "$T"; mkdir -p "$T"
+  trap 'kill -KILL $(jobs -p) 2>/dev/null' EXIT
   "test_$2"
   exit $?
 fi
