@@ -12,6 +12,7 @@
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
 //! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS |
+//! | [`media`] | media-plane cores: G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
 //! | [`lifecycle`] | readiness, draining and the shutdown grace period |
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |
 //! | [`gateway`] | wires everything together and runs until shutdown |
@@ -20,6 +21,7 @@ pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod lifecycle;
+pub mod media;
 pub mod registrar;
 pub mod sip;
 pub mod telemetry;

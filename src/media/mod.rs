@@ -1,0 +1,21 @@
+//! The media plane's sans-IO cores: codecs, RTP stream rewriting, DTMF, tones, SIP-side SDP.
+//!
+//! | file | core |
+//! |---|---|
+//! | [`g711`] | PCMU/PCMA encode and decode by table |
+//! | [`rewrite`] | one outgoing stream, one SSRC, continuous seq/ts across source switches |
+//! | [`dtmf`] | RFC 4733 events: parse, write, clock conversion, once-per-digit receiver, SIP INFO |
+//! | [`sdp`] | SIP-side offer/answer: codec choice, telephone-event, ptime, hold |
+//! | [`latch`] | symmetric RTP: which source address a leg accepts media from |
+//! | [`tone`] | tone generator and Goertzel detector |
+//! | [`ports`] | the RTP port pool |
+//! | [`flow`] | media-flow event and media timeout |
+
+pub mod dtmf;
+pub mod flow;
+pub mod g711;
+pub mod latch;
+pub mod ports;
+pub mod rewrite;
+pub mod sdp;
+pub mod tone;
