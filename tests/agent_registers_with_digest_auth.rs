@@ -5,9 +5,6 @@
 mod common;
 
 use common::*;
-use rsipstack::dialog::authenticate::compute_digest;
-use rsipstack::rsip::headers::auth::{Algorithm, AuthQop};
-use rsipstack::rsip::Method;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,49 +17,18 @@ fn register(
     expires: Option<u32>,
     auth: Option<String>,
 ) -> String {
-    let expires = expires
-        .map(|e| format!("Expires: {e}\r\n"))
-        .unwrap_or_default();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {peer};branch=z9hG4bKreg{cseq};rport\r\n\
-         From: <sip:{user}@127.0.0.1>;tag=r1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}@{peer}\r\n\
-         CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:{user}@{peer}>\r\n{expires}{auth}Content-Length: 0\r\n\r\n"
+    register_msg(
+        peer,
+        user,
+        &format!("reg-{user}@{peer}"),
+        cseq,
+        expires,
+        auth.as_deref(),
     )
 }
 
-/// Answers a challenge as a phone would (qop=auth).
 fn answer(challenge: &str, user: &str, password: &str) -> String {
-    let nonce = challenge
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("nonce");
-    let realm = challenge
-        .split("realm=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("realm");
-    let qop = AuthQop::Auth {
-        cnonce: "c0ffee".into(),
-        nc: 1,
-    };
-    let resp = compute_digest(
-        user,
-        password,
-        realm,
-        nonce,
-        &Method::Register,
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-        Some(&qop),
-    );
-    format!(
-        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
-         response=\"{resp}\", algorithm=MD5, qop=auth, cnonce=\"c0ffee\", nc=00000001"
-    )
+    digest_answer(challenge, user, password)
 }
 
 async fn challenge(peer: &Peer, sip: SocketAddr, user: &str, cseq: u32) -> String {

@@ -5,56 +5,7 @@
 mod common;
 
 use common::*;
-use rsipstack::dialog::authenticate::compute_digest;
-use rsipstack::rsip::headers::auth::{Algorithm, AuthQop};
-use rsipstack::rsip::Method;
 use std::time::{Duration, Instant};
-
-fn register(peer: std::net::SocketAddr, branch: &str, cseq: u32, auth: Option<String>) -> String {
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {peer};branch=z9hG4bK{branch};rport\r\n\
-         From: <sip:1001@127.0.0.1>;tag=r1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: retx@{peer}\r\n\
-         CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:1001@{peer}>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
-    )
-}
-
-async fn register_agent(peer: &Peer, sip: std::net::SocketAddr) {
-    peer.send(sip, register(peer.addr, "r1", 1, None).as_bytes())
-        .await;
-    let ch = peer.recv_final(Duration::from_secs(3)).await.expect("401");
-    let ch = header(&ch, "WWW-Authenticate").unwrap().to_string();
-    let nonce = ch
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let qop = AuthQop::Auth {
-        cnonce: "c".into(),
-        nc: 1,
-    };
-    let resp = compute_digest(
-        "1001",
-        "pw1001",
-        "clicktocall",
-        nonce,
-        &Method::Register,
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-        Some(&qop),
-    );
-    let auth = format!(
-        "Digest username=\"1001\", realm=\"clicktocall\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", response=\"{resp}\", qop=auth, cnonce=\"c\", nc=00000001"
-    );
-    peer.send(sip, register(peer.addr, "r2", 2, Some(auth)).as_bytes())
-        .await;
-    let ok = peer.recv_final(Duration::from_secs(3)).await.expect("200");
-    assert_eq!(status(&ok), 200, "{ok}");
-}
 
 fn branch_of(msg: &str) -> String {
     header(msg, "Via")
@@ -70,7 +21,7 @@ async fn keepalive_options_is_retransmitted_until_the_third_copy_is_answered() {
     cfg.registrar.keepalive_max_failures = 1;
     let (gw, sip) = start(cfg).await;
     let phone = Peer::bind("127.0.0.1").await;
-    register_agent(&phone, sip).await;
+    register_agent(&phone, sip, "1001", "pw1001").await;
 
     // Receive three copies of the same OPTIONS transaction; answer only the third.
     let mut copies = Vec::new();
@@ -131,7 +82,7 @@ async fn keepalive_options_is_retransmitted_until_the_third_copy_is_answered() {
 async fn a_retransmitted_request_gets_the_same_answer_once_processed() {
     let (_gw, sip) = start(test_config("")).await;
     let phone = Peer::bind("127.0.0.1").await;
-    let msg = register(phone.addr, "same", 1, None);
+    let msg = register_msg(phone.addr, "1001", "same-1", 1, Some(600), None);
     phone.send(sip, msg.as_bytes()).await;
     let first = phone.recv_final(Duration::from_secs(3)).await.expect("401");
     phone.send(sip, msg.as_bytes()).await;
@@ -157,7 +108,7 @@ async fn an_agent_that_never_answers_keepalives_goes_offline() {
     cfg.sip.timer_t1_ms = 20; // Timer F = 64 * T1 = 1.28 s
     let (gw, sip) = start(cfg).await;
     let phone = Peer::bind("127.0.0.1").await;
-    register_agent(&phone, sip).await;
+    register_agent(&phone, sip, "1001", "pw1001").await;
     assert_eq!(gw.locations.online_agents().await, vec!["1001".to_string()]);
     // The phone is dead: it receives the keepalive copies and never answers.
     let deadline = Instant::now() + Duration::from_secs(8);

@@ -109,3 +109,86 @@ pub fn request(method: &str, from: SocketAddr, branch: &str, call_id: &str, extr
          CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
     )
 }
+
+/// A REGISTER for `user` from `peer` (branch from Call-ID and CSeq, so a resend is a retransmission).
+pub fn register_msg(
+    peer: SocketAddr,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    expires: Option<u32>,
+    auth: Option<&str>,
+) -> String {
+    let expires = expires
+        .map(|e| format!("Expires: {e}\r\n"))
+        .unwrap_or_default();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let branch: String = call_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {peer};branch=z9hG4bK{branch}x{cseq};rport\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=r1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:{user}@{peer}>\r\n{expires}{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The Authorization value a phone sends in answer to `challenge` (qop=auth, as most phones do).
+pub fn digest_answer(challenge: &str, user: &str, password: &str) -> String {
+    use rsipstack::dialog::authenticate::compute_digest;
+    use rsipstack::rsip::headers::auth::{Algorithm, AuthQop};
+    let param = |name: &str| {
+        challenge
+            .split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} in {challenge}"))
+            .to_string()
+    };
+    let (nonce, realm) = (param("nonce"), param("realm"));
+    let qop = AuthQop::Auth {
+        cnonce: "c0ffee".into(),
+        nc: 1,
+    };
+    let resp = compute_digest(
+        user,
+        password,
+        &realm,
+        &nonce,
+        &rsipstack::rsip::Method::Register,
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+        Some(&qop),
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
+         response=\"{resp}\", algorithm=MD5, qop=auth, cnonce=\"c0ffee\", nc=00000001"
+    )
+}
+
+/// Registers `user` from `peer` the way a phone does (401, then credentials); asserts the 200.
+pub async fn register_agent(peer: &Peer, sip: SocketAddr, user: &str, password: &str) {
+    let call_id = format!("reg-{user}-{}", peer.addr.port());
+    peer.send(
+        sip,
+        register_msg(peer.addr, user, &call_id, 1, Some(600), None).as_bytes(),
+    )
+    .await;
+    let ch = peer.recv_final(Duration::from_secs(3)).await.expect("401");
+    assert_eq!(status(&ch), 401, "{ch}");
+    let auth = digest_answer(
+        header(&ch, "WWW-Authenticate").expect("challenge"),
+        user,
+        password,
+    );
+    peer.send(
+        sip,
+        register_msg(peer.addr, user, &call_id, 2, Some(600), Some(&auth)).as_bytes(),
+    )
+    .await;
+    let ok = peer.recv_final(Duration::from_secs(3)).await.expect("200");
+    assert_eq!(status(&ok), 200, "{ok}");
+}
