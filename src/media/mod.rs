@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`g711`] | PCMU/PCMA encode and decode by table |
 //! | [`rewrite`] | one outgoing stream, one SSRC, continuous seq/ts across source switches |
+//! | [`browser_leg`] | the browser's WebRTC peer (str0m): ICE-lite, DTLS-SRTP, audio frames and digits |
 //! | [`dtmf`] | RFC 4733 events: parse, write, clock conversion, once-per-digit receiver, SIP INFO |
 //! | [`sdp`] | SIP-side offer/answer: codec choice, telephone-event, ptime, hold |
 //! | [`latch`] | symmetric RTP: which source address a leg accepts media from |
@@ -11,6 +12,7 @@
 //! | [`ports`] | the RTP port pool |
 //! | [`flow`] | media-flow event and media timeout |
 
+pub mod browser_leg;
 pub mod dtmf;
 pub mod flow;
 pub mod g711;

@@ -1,0 +1,339 @@
+//! The browser leg: a str0m peer answering the widget's WebRTC offer (audio only), as ICE-lite with
+//! host candidates on our advertised addresses, DTLS-SRTP as the answerer (RFC 5763). Sans-IO like
+//! str0m itself: the shell hands in datagrams and time, and drains [`BrowserLeg::poll_output`].
+
+use crate::media::dtmf::code_to_digit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::format::{Codec, CodecExtra};
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+/// Why a browser leg could not be set up or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserLegError {
+    /// The offer is not SDP str0m can read.
+    #[error("bad SDP offer: {0}")]
+    BadOffer(String),
+    /// The offer has no audio we can use (no PCMU/PCMA/Opus m-line, or no fingerprint).
+    #[error("offer refused: {0}")]
+    Refused(String),
+    /// A trickled ICE candidate could not be parsed.
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(String),
+    /// str0m reported an error while running.
+    #[error("WebRTC: {0}")]
+    Rtc(String),
+}
+
+/// Audio codecs the browser leg can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// G.711 μ-law, 8 kHz.
+    Pcmu,
+    /// G.711 A-law, 8 kHz.
+    Pcma,
+    /// Opus, 48 kHz.
+    Opus,
+}
+
+impl AudioCodec {
+    /// RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            AudioCodec::Opus => 48_000,
+            _ => 8_000,
+        }
+    }
+
+    fn from_str0m(c: Codec) -> Option<Self> {
+        match c {
+            Codec::PCMU => Some(AudioCodec::Pcmu),
+            Codec::PCMA => Some(AudioCodec::Pcma),
+            Codec::Opus => Some(AudioCodec::Opus),
+            _ => None,
+        }
+    }
+}
+
+/// What the browser leg reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserEvent {
+    /// ICE and DTLS are up: SRTP can flow.
+    Connected,
+    /// ICE consent failed or the peer went away (RFC 7675): end the leg.
+    Disconnected,
+    /// One audio frame from the browser.
+    Audio {
+        /// Its codec.
+        codec: AudioCodec,
+        /// RTP timestamp in the codec's clock.
+        ticks: u64,
+        /// The encoded frame.
+        payload: Arc<[u8]>,
+    },
+    /// A DTMF digit (RFC 4733), reported once per key press.
+    Digit(char),
+}
+
+/// What the shell should do next.
+#[derive(Debug)]
+pub enum BrowserOutput {
+    /// Send `data` from our socket `from` to `to`.
+    Transmit {
+        /// Our local address to send from.
+        from: SocketAddr,
+        /// The browser's address.
+        to: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Something happened.
+    Event(BrowserEvent),
+    /// Nothing more to do before this instant: call [`BrowserLeg::handle_timeout`] then.
+    Timeout(Instant),
+}
+
+/// The `a=mid` of the first accepted (port not 0) audio m-line of our answer.
+fn accepted_audio_mid(answer: &str) -> Option<String> {
+    let mut in_audio = false;
+    for line in answer.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut parts = m.split(' ');
+            in_audio = parts.next() == Some("audio") && parts.next() != Some("0");
+        } else if in_audio {
+            if let Some(mid) = line.strip_prefix("a=mid:") {
+                return Some(mid.trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// One browser's peer connection.
+pub struct BrowserLeg {
+    rtc: Rtc,
+    mid: Option<Mid>,
+    audio: Option<(Pt, AudioCodec)>,
+    connected: bool,
+}
+
+impl BrowserLeg {
+    /// Answers `offer` at `now`. `candidates` are (advertised, bound) pairs: the address the browser
+    /// should send to and the socket it arrives on (equal without NAT 1:1).
+    pub fn answer(
+        now: Instant,
+        offer: &str,
+        candidates: &[(SocketAddr, SocketAddr)],
+        opus: bool,
+    ) -> Result<(Self, String), BrowserLegError> {
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| BrowserLegError::BadOffer(e.to_string()))?;
+        let mut config = RtcConfig::new()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false);
+        if opus {
+            config = config.enable_opus(true, false);
+        }
+        let mut rtc = config.build(now);
+        for &(advertised, bound) in candidates {
+            let cand = if advertised == bound {
+                Candidate::host(bound, "udp")
+            } else {
+                Candidate::server_reflexive(advertised, bound, "udp")
+            }
+            .map_err(|e| BrowserLegError::Rtc(e.to_string()))?;
+            rtc.add_local_candidate(cand);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| BrowserLegError::Refused(e.to_string()))?;
+        let mut leg = BrowserLeg {
+            rtc,
+            mid: None,
+            audio: None,
+            connected: false,
+        };
+        let answer = answer.to_sdp_string();
+        if let Some(mid) = accepted_audio_mid(&answer) {
+            leg.pick_audio(Mid::from(mid.as_str()));
+        }
+        if leg.audio.is_none() {
+            return Err(BrowserLegError::Refused("no common audio codec".into()));
+        }
+        Ok((leg, answer))
+    }
+
+    /// Takes the audio m-line and its preferred codec (G.711 first: no transcoding toward SIP).
+    fn pick_audio(&mut self, mid: Mid) {
+        if self.mid.is_some() {
+            return;
+        }
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let params: Vec<(Pt, Codec)> = writer
+            .payload_params()
+            .map(|p| (p.pt(), p.spec().codec))
+            .collect();
+        let choice = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus]
+            .into_iter()
+            .find_map(|want| {
+                params
+                    .iter()
+                    .find(|(_, c)| AudioCodec::from_str0m(*c) == Some(want))
+                    .map(|(pt, _)| (*pt, want))
+            });
+        if let Some(choice) = choice {
+            self.mid = Some(mid);
+            self.audio = Some(choice);
+        }
+    }
+
+    /// The codec we send and expect.
+    pub fn codec(&self) -> Option<AudioCodec> {
+        self.audio.map(|(_, c)| c)
+    }
+
+    /// True once ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Adds a trickled candidate from the browser (`candidate:...` line).
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), BrowserLegError> {
+        let line = candidate.trim().trim_start_matches("a=");
+        let c = Candidate::from_sdp_string(line)
+            .map_err(|e| BrowserLegError::BadCandidate(e.to_string()))?;
+        self.rtc.add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// A datagram arrived on our socket `to` from `from`. Datagrams that are not for this leg are
+    /// ignored (check with [`BrowserLeg::accepts`] first when sockets are shared).
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), BrowserLegError> {
+        let Ok(contents) = data.try_into() else {
+            return Ok(()); // not STUN/DTLS/RTP: nothing for us
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: to,
+                contents,
+            },
+        );
+        self.rtc
+            .handle_input(input)
+            .map_err(|e| BrowserLegError::Rtc(e.to_string()))
+    }
+
+    /// True when a datagram from `from` to `to` belongs to this leg (for one shared port).
+    pub fn accepts(&self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) -> bool {
+        let Ok(contents) = data.try_into() else {
+            return false;
+        };
+        self.rtc.accepts(&Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: to,
+                contents,
+            },
+        ))
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BrowserLegError> {
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .map_err(|e| BrowserLegError::Rtc(e.to_string()))
+    }
+
+    /// Sends one encoded audio frame with RTP timestamp `ticks` (in the codec's clock). str0m owns the
+    /// SSRC and sequence numbers; `ticks` must move forward (see [`crate::media::rewrite`]).
+    pub fn send_audio(
+        &mut self,
+        now: Instant,
+        ticks: u64,
+        payload: &[u8],
+    ) -> Result<(), BrowserLegError> {
+        let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
+            return Ok(());
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let rate = Frequency::new(codec.clock_rate()).unwrap_or(Frequency::EIGHT_KHZ);
+        writer
+            .write(pt, now, MediaTime::new(ticks, rate), payload.to_vec())
+            .map_err(|e| BrowserLegError::Rtc(e.to_string()))
+    }
+
+    /// The next thing to do; drain until [`BrowserOutput::Timeout`].
+    pub fn poll_output(&mut self) -> Result<BrowserOutput, BrowserLegError> {
+        loop {
+            match self
+                .rtc
+                .poll_output()
+                .map_err(|e| BrowserLegError::Rtc(e.to_string()))?
+            {
+                Output::Timeout(t) => return Ok(BrowserOutput::Timeout(t)),
+                Output::Transmit(t) => {
+                    return Ok(BrowserOutput::Transmit {
+                        from: t.source,
+                        to: t.destination,
+                        data: t.contents.into(),
+                    })
+                }
+                Output::Event(e) => {
+                    if let Some(ev) = self.translate(e) {
+                        return Ok(BrowserOutput::Event(ev));
+                    }
+                }
+            }
+        }
+    }
+
+    fn translate(&mut self, e: Event) -> Option<BrowserEvent> {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                Some(BrowserEvent::Connected)
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                Some(BrowserEvent::Disconnected)
+            }
+            Event::MediaData(d) => {
+                if let CodecExtra::Tele(ev) = d.codec_extra {
+                    return d
+                        .audio_start_of_talk_spurt
+                        .then(|| code_to_digit(ev.event))
+                        .flatten()
+                        .map(BrowserEvent::Digit);
+                }
+                let codec = AudioCodec::from_str0m(d.params.spec().codec)?;
+                Some(BrowserEvent::Audio {
+                    codec,
+                    ticks: d.time.numer(),
+                    payload: d.data,
+                })
+            }
+            _ => None,
+        }
+    }
+}
