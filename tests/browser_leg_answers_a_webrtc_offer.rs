@@ -3,53 +3,23 @@
 //! gateway's 1000 Hz at the browser, each checked by frequency. Runs on simulated time over an
 //! in-memory network, so it takes milliseconds.
 
+mod common;
+
 use clicktocall::media::browser_leg::{AudioCodec, BrowserEvent, BrowserLeg, BrowserOutput};
 use clicktocall::media::g711;
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
+use common::browser::TestBrowser;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-
-struct TestBrowser {
-    rtc: Rtc,
-    mid: str0m::media::Mid,
-    heard: Vec<i16>,
-    connected: bool,
-}
-
-impl TestBrowser {
-    fn new(now: Instant, addr: SocketAddr) -> (Self, str0m::change::SdpPendingOffer, String) {
-        let mut rtc = RtcConfig::new()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_pcmu(true, false)
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        (
-            TestBrowser {
-                rtc,
-                mid,
-                heard: Vec::new(),
-                connected: false,
-            },
-            pending,
-            offer.to_sdp_string(),
-        )
-    }
-}
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, RtcConfig};
 
 #[test]
 fn audio_flows_both_ways_through_dtls_srtp() {
     let mut now = Instant::now();
     let browser_addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
     let gw_addr: SocketAddr = "10.0.0.1:40000".parse().unwrap();
-    let (mut browser, pending, offer) = TestBrowser::new(now, browser_addr);
+    let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
     assert!(offer.contains("opus") && offer.contains("PCMU"), "{offer}");
 
     let (mut gw, answer) =
@@ -60,46 +30,21 @@ fn audio_flows_both_ways_through_dtls_srtp() {
         "G.711 preferred: no transcoding toward SIP"
     );
     assert!(answer.contains("a=ice-lite"), "{answer}");
-    browser
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-        .unwrap();
+    browser.accept(&answer);
 
     let mut to_browser = ToneGenerator::new(1000.0, 8000, 0.5);
     let mut from_browser = ToneGenerator::new(440.0, 8000, 0.5);
     let mut gw_heard: Vec<i16> = Vec::new();
-    let mut gw_connected_at = None;
+    let mut gw_connected = false;
     let mut ticks: u64 = 0;
-    let pcmu_pt = browser
-        .rtc
-        .writer(browser.mid)
-        .unwrap()
-        .payload_params()
-        .find(|p| p.spec().codec == str0m::format::Codec::PCMU)
-        .unwrap()
-        .pt();
-
     for _ in 0..400 {
-        // Gateway leg: drain its output into the browser.
         loop {
             match gw.poll_output().unwrap() {
                 BrowserOutput::Transmit { from, to, data } => {
                     assert_eq!(to, browser_addr);
-                    browser
-                        .rtc
-                        .handle_input(Input::Receive(
-                            now,
-                            Receive {
-                                proto: Protocol::Udp,
-                                source: from,
-                                destination: to,
-                                contents: data.as_slice().try_into().unwrap(),
-                            },
-                        ))
-                        .unwrap();
+                    browser.receive(now, from, &data);
                 }
-                BrowserOutput::Event(BrowserEvent::Connected) => gw_connected_at = Some(now),
+                BrowserOutput::Event(BrowserEvent::Connected) => gw_connected = true,
                 BrowserOutput::Event(BrowserEvent::Audio { codec, payload, .. }) => {
                     assert_eq!(codec, AudioCodec::Pcmu);
                     g711::decode_ulaw(&payload, &mut gw_heard);
@@ -108,35 +53,11 @@ fn audio_flows_both_ways_through_dtls_srtp() {
                 BrowserOutput::Timeout(_) => break,
             }
         }
-        // Browser: drain its output into the gateway leg.
-        loop {
-            match browser.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => gw
-                    .handle_receive(now, t.source, t.destination, &t.contents)
-                    .unwrap(),
-                Output::Event(Event::Connected) => browser.connected = true,
-                Output::Event(Event::MediaData(d)) => {
-                    g711::decode_ulaw(&d.data, &mut browser.heard)
-                }
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
-            }
+        for (to, data) in browser.poll() {
+            gw.handle_receive(now, browser_addr, to, &data).unwrap();
         }
-        // 20 ms of audio each way once both ends are up.
         if browser.connected && gw.is_connected() {
-            let mut frame = Vec::new();
-            g711::encode_ulaw(&from_browser.samples(160), &mut frame);
-            browser
-                .rtc
-                .writer(browser.mid)
-                .unwrap()
-                .write(
-                    pcmu_pt,
-                    now,
-                    MediaTime::new(ticks, Frequency::EIGHT_KHZ),
-                    frame,
-                )
-                .unwrap();
+            browser.send_pcmu(now, ticks, &from_browser.samples(160));
             let mut frame = Vec::new();
             g711::encode_ulaw(&to_browser.samples(160), &mut frame);
             gw.send_audio(now, ticks, &frame).unwrap();
@@ -144,10 +65,10 @@ fn audio_flows_both_ways_through_dtls_srtp() {
         }
         now += Duration::from_millis(20);
         gw.handle_timeout(now).unwrap();
-        browser.rtc.handle_input(Input::Timeout(now)).unwrap();
+        browser.tick(now);
     }
 
-    assert!(gw_connected_at.is_some(), "DTLS connected");
+    assert!(gw_connected, "DTLS connected");
     assert!(
         gw_heard.len() >= 8000,
         "gateway heard {} samples",

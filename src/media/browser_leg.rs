@@ -72,6 +72,8 @@ pub enum BrowserEvent {
         codec: AudioCodec,
         /// RTP timestamp in the codec's clock.
         ticks: u64,
+        /// RTP sequence number of the (first) packet.
+        seq: u16,
         /// The encoded frame.
         payload: Arc<[u8]>,
     },
@@ -330,6 +332,7 @@ impl BrowserLeg {
                 Some(BrowserEvent::Audio {
                     codec,
                     ticks: d.time.numer(),
+                    seq: d.seq_range.start().as_u16(),
                     payload: d.data,
                 })
             }

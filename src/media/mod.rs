@@ -8,6 +8,9 @@
 //! | [`dtmf`] | RFC 4733 events: parse, write, clock conversion, once-per-digit receiver, SIP INFO |
 //! | [`sdp`] | SIP-side offer/answer: codec choice, telephone-event, ptime, hold |
 //! | [`latch`] | symmetric RTP: which source address a leg accepts media from |
+//! | [`rtp`] | RTP header view and writer (zero-copy) |
+//! | [`rtp_leg`] | the SIP side's RTP leg: latching, rewriting, digits, hold, timeout |
+//! | [`session`] | one call's media: browser leg bridged to the SIP leg, relay or transcode |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
 //! | [`flow`] | media-flow event and media timeout |
@@ -19,5 +22,8 @@ pub mod g711;
 pub mod latch;
 pub mod ports;
 pub mod rewrite;
+pub mod rtp;
+pub mod rtp_leg;
 pub mod sdp;
+pub mod session;
 pub mod tone;

@@ -2,6 +2,8 @@
 //! SIP-over-UDP test peer.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use clicktocall::config::Config;
 use clicktocall::gateway::Gateway;
 use std::net::SocketAddr;
