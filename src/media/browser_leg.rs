@@ -5,10 +5,10 @@
 use crate::media::dtmf::code_to_digit;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
-use str0m::format::{Codec, CodecExtra};
-use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::format::{Codec, CodecExtra, FormatParams};
+use str0m::media::{Frequency, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
@@ -77,8 +77,23 @@ pub enum BrowserEvent {
         /// The encoded frame.
         payload: Arc<[u8]>,
     },
-    /// A DTMF digit (RFC 4733), reported once per key press.
-    Digit(char),
+    /// One RFC 4733 telephone-event packet.
+    Dtmf {
+        /// The digit, on the first packet of a key press only.
+        digit: Option<char>,
+        /// Event code.
+        code: u8,
+        /// End bit.
+        end: bool,
+        /// Volume (0-63, -dBm0).
+        volume: u8,
+        /// Duration so far.
+        duration: Duration,
+        /// The event's RTP timestamp, in the audio codec's clock.
+        ticks: u64,
+        /// RTP sequence number.
+        seq: u16,
+    },
 }
 
 /// What the shell should do next.
@@ -141,6 +156,19 @@ impl BrowserLeg {
             .enable_pcma(true, false);
         if opus {
             config = config.enable_opus(true, false);
+        }
+        // telephone-event at both audio clocks (RFC 4733): browsers send it at their send codec's rate.
+        for (pt, rate) in [
+            (101, Frequency::EIGHT_KHZ),
+            (110, Frequency::FORTY_EIGHT_KHZ),
+        ] {
+            let format = FormatParams {
+                telephone_event_max: Some(15),
+                ..Default::default()
+            };
+            config
+                .codec_config()
+                .add_config(pt.into(), None, Codec::Tele, rate, None, format);
         }
         let mut rtc = config.build(now);
         for &(advertised, bound) in candidates {
@@ -286,6 +314,34 @@ impl BrowserLeg {
             .map_err(|e| BrowserLegError::Rtc(e.to_string()))
     }
 
+    /// Sends a whole DTMF key press (RFC 4733) starting at RTP time `ticks` (audio clock); str0m
+    /// sends its packet series, at the telephone-event payload type of the audio's clock rate.
+    pub fn send_dtmf(
+        &mut self,
+        now: Instant,
+        ticks: u64,
+        code: u8,
+        duration: Duration,
+    ) -> Result<(), BrowserLegError> {
+        let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
+            return Ok(());
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let rate = Frequency::new(codec.clock_rate()).unwrap_or(Frequency::EIGHT_KHZ);
+        let event = TelephoneEvent {
+            event: code.min(15),
+            end: true,
+            volume: 10,
+            duration: duration.clamp(Duration::from_millis(40), Duration::from_secs(6)),
+        };
+        writer
+            .telephone_event(event)
+            .write(pt, now, MediaTime::new(ticks, rate), Vec::new())
+            .map_err(|e| BrowserLegError::Rtc(e.to_string()))
+    }
+
     /// The next thing to do; drain until [`BrowserOutput::Timeout`].
     pub fn poll_output(&mut self) -> Result<BrowserOutput, BrowserLegError> {
         loop {
@@ -322,11 +378,25 @@ impl BrowserLeg {
             }
             Event::MediaData(d) => {
                 if let CodecExtra::Tele(ev) = d.codec_extra {
-                    return d
-                        .audio_start_of_talk_spurt
-                        .then(|| code_to_digit(ev.event))
-                        .flatten()
-                        .map(BrowserEvent::Digit);
+                    let tele_rate = d.params.spec().clock_rate.get();
+                    let audio_rate = self.codec().map_or(8000, AudioCodec::clock_rate);
+                    let ticks = u64::from(crate::media::dtmf::rescale(
+                        d.time.numer() as u32,
+                        tele_rate,
+                        audio_rate,
+                    ));
+                    return Some(BrowserEvent::Dtmf {
+                        digit: d
+                            .audio_start_of_talk_spurt
+                            .then(|| code_to_digit(ev.event))
+                            .flatten(),
+                        code: ev.event,
+                        end: ev.end,
+                        volume: ev.volume,
+                        duration: ev.duration,
+                        ticks,
+                        seq: d.seq_range.start().as_u16(),
+                    });
                 }
                 let codec = AudioCodec::from_str0m(d.params.spec().codec)?;
                 Some(BrowserEvent::Audio {

@@ -61,6 +61,20 @@ impl OutboundStream {
         self.ssrc
     }
 
+    /// Where the stream's timestamp stands at `now`: the last one sent plus the time since (for a
+    /// packet we originate, such as a DTMF event, between the packets of the current source).
+    pub fn current_timestamp(&self, now: Instant) -> u32 {
+        match self.last {
+            None => 0,
+            Some((_, ts, at)) => {
+                let elapsed = now.saturating_duration_since(at);
+                ts.wrapping_add(
+                    (elapsed.as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000) as u32,
+                )
+            }
+        }
+    }
+
     /// Rewrites one packet from `source` (its own sequence number, timestamp and marker) sent at
     /// `now`. A packet from a source other than the current one makes it current (a switch). Returns
     /// `None` for a late packet from before the switch point, which would go backwards.

@@ -4,14 +4,15 @@
 //! the shell feeds datagrams and time and drains [`MediaSession::poll_output`].
 
 use super::browser_leg::{AudioCodec, BrowserEvent, BrowserLeg, BrowserLegError, BrowserOutput};
+use super::dtmf::{self, DtmfEvent};
 use super::flow::FlowEvent;
 use super::g711;
-use super::rewrite::SourceId;
+use super::rewrite::{OutboundStream, SourceId};
 use super::rtp_leg::{RtpIn, RtpLeg};
 use super::sdp::Format;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Which of the session's sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Side {
 pub enum MediaEvent {
     /// Media really flows on this side (DTLS up and a packet in, or an RTP packet in).
     Flowing(Side),
-    /// A DTMF digit from this side (also relayed to the other).
+    /// A DTMF digit from this side (also relayed to the other), once per key press.
     Digit(Side, char),
     /// This side is gone (ICE consent lost, or media timeout): end the call.
     Lost(Side),
@@ -60,14 +61,18 @@ const FROM_SIP: SourceId = 2;
 pub struct MediaSession {
     browser: BrowserLeg,
     sip: RtpLeg,
-    browser_to_sip_ts: Option<u64>,
-    to_browser: super::rewrite::OutboundStream,
+    /// The first browser RTP time seen: SIP-side timestamps count from it.
+    browser_base: Option<u64>,
+    /// Timestamps of what we send to the browser (str0m numbers the packets).
+    to_browser: OutboundStream,
     out: VecDeque<MediaOutput>,
     pcm: Vec<i16>,
     scratch: Vec<u8>,
+    browser_connected: bool,
     browser_flowing: bool,
-    browser_connected_seen: bool,
     browser_timeout: Option<Instant>,
+    /// Timestamp of the last SIP-side DTMF event relayed to the browser (its end comes 3 times).
+    relayed_end: Option<u32>,
 }
 
 impl MediaSession {
@@ -77,14 +82,15 @@ impl MediaSession {
         MediaSession {
             browser,
             sip,
-            browser_to_sip_ts: None,
-            to_browser: super::rewrite::OutboundStream::new(0, rate, rate / 50),
+            browser_base: None,
+            to_browser: OutboundStream::new(0, rate, rate / 50),
             out: VecDeque::new(),
             pcm: Vec::with_capacity(960),
             scratch: Vec::with_capacity(960),
+            browser_connected: false,
             browser_flowing: false,
-            browser_connected_seen: false,
             browser_timeout: None,
+            relayed_end: None,
         }
     }
 
@@ -118,26 +124,56 @@ impl MediaSession {
                 timestamp,
                 payload,
             } => {
-                let browser_codec = self.browser.codec();
-                let sip_codec = codec_of(&self.sip.negotiated().codec);
-                if let (Some(bc), Some(sc)) = (browser_codec, sip_codec) {
+                let to = self.browser.codec();
+                let from_codec = codec_of(&self.sip.negotiated().codec);
+                if let (Some(to), Some(from_codec)) = (to, from_codec) {
                     if let Some(h) = self
                         .to_browser
                         .rewrite(now, FROM_SIP, seq, timestamp, false)
                     {
-                        let frame = adapt(payload, sc, bc, &mut self.pcm, &mut self.scratch);
-                        let ticks = u64::from(h.timestamp);
-                        self.browser.send_audio(now, ticks, frame)?;
+                        let frame =
+                            adapt(payload, from_codec, to, &mut self.pcm, &mut self.scratch);
+                        self.browser
+                            .send_audio(now, u64::from(h.timestamp), frame)?;
                     }
                 }
             }
-            RtpIn::Dtmf { digit: Some(d), .. } => self
-                .out
-                .push_back(MediaOutput::Event(MediaEvent::Digit(Side::Sip, d))),
-            _ => {}
+            RtpIn::Dtmf {
+                digit,
+                event,
+                timestamp,
+                ..
+            } => {
+                if let Some(d) = digit {
+                    self.event(MediaEvent::Digit(Side::Sip, d));
+                }
+                // Re-originated toward the browser once the press is complete and its length known.
+                if event.end && self.relayed_end != Some(timestamp) {
+                    self.relayed_end = Some(timestamp);
+                    let rate = self.sip.negotiated().dtmf.as_ref().map_or(8000, |f| f.rate);
+                    let ms = u64::from(event.duration) * 1000 / u64::from(rate.max(1));
+                    self.dtmf_to_browser(now, event.code, Duration::from_millis(ms))?;
+                }
+            }
+            RtpIn::Nothing => {}
         }
         self.drain_sip_flow();
         self.drain_browser(now)
+    }
+
+    /// A digit that arrived out of band (SIP INFO `application/dtmf-relay`): sent to the browser as
+    /// RFC 4733 and reported like any other digit.
+    pub fn handle_sip_info_digit(
+        &mut self,
+        now: Instant,
+        digit: char,
+        duration: Duration,
+    ) -> Result<(), BrowserLegError> {
+        let Some(code) = dtmf::digit_to_code(digit) else {
+            return Ok(());
+        };
+        self.event(MediaEvent::Digit(Side::Sip, digit));
+        self.dtmf_to_browser(now, code, duration)
     }
 
     /// Time passed.
@@ -155,19 +191,31 @@ impl MediaSession {
                 .into_iter()
                 .flatten()
                 .min();
-            MediaOutput::Timeout(
-                t.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600)),
-            )
+            MediaOutput::Timeout(t.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)))
         })
+    }
+
+    fn event(&mut self, e: MediaEvent) {
+        self.out.push_back(MediaOutput::Event(e));
+    }
+
+    fn dtmf_to_browser(
+        &mut self,
+        now: Instant,
+        code: u8,
+        duration: Duration,
+    ) -> Result<(), BrowserLegError> {
+        let ticks = u64::from(self.to_browser.current_timestamp(now));
+        self.browser.send_dtmf(now, ticks, code, duration)?;
+        self.drain_browser(now)
     }
 
     fn drain_sip_flow(&mut self) {
         while let Some(e) = self.sip.poll_event() {
-            let ev = match e {
+            self.event(match e {
                 FlowEvent::Flowing => MediaEvent::Flowing(Side::Sip),
                 FlowEvent::TimedOut => MediaEvent::Lost(Side::Sip),
-            };
-            self.out.push_back(MediaOutput::Event(ev));
+            });
         }
     }
 
@@ -192,34 +240,33 @@ impl MediaSession {
 
     fn on_browser_event(&mut self, now: Instant, e: BrowserEvent) {
         match e {
-            BrowserEvent::Connected => self.browser_connected_seen = true,
-            BrowserEvent::Disconnected => self
-                .out
-                .push_back(MediaOutput::Event(MediaEvent::Lost(Side::Browser))),
-            BrowserEvent::Digit(d) => self
-                .out
-                .push_back(MediaOutput::Event(MediaEvent::Digit(Side::Browser, d))),
-            BrowserEvent::Audio {
-                codec,
+            BrowserEvent::Connected => self.browser_connected = true,
+            BrowserEvent::Disconnected => self.event(MediaEvent::Lost(Side::Browser)),
+            BrowserEvent::Dtmf {
+                digit,
+                code,
+                end,
+                volume,
+                duration,
                 ticks,
                 seq,
-                payload,
             } => {
-                if self.browser_connected_seen && !self.browser_flowing {
-                    self.browser_flowing = true;
-                    self.out
-                        .push_back(MediaOutput::Event(MediaEvent::Flowing(Side::Browser)));
+                if let Some(d) = digit {
+                    self.event(MediaEvent::Digit(Side::Browser, d));
                 }
-                let Some(sc) = codec_of(&self.sip.negotiated().codec) else {
-                    return;
+                let rate = self.sip.negotiated().dtmf.as_ref().map_or(8000, |f| f.rate);
+                let duration =
+                    (duration.as_millis() as u64 * u64::from(rate) / 1000).min(0xffff) as u16;
+                let ev = DtmfEvent {
+                    code,
+                    end,
+                    volume,
+                    duration,
                 };
-                let base = *self.browser_to_sip_ts.get_or_insert(ticks);
-                let ts =
-                    super::dtmf::rescale(ticks.wrapping_sub(base) as u32, codec.clock_rate(), 8000);
-                let frame = adapt(&payload, codec, sc, &mut self.pcm, &mut self.scratch).to_vec();
+                let ts = self.sip_timestamp(ticks);
                 if let Some((to, bytes)) =
                     self.sip
-                        .audio_packet(now, FROM_BROWSER, seq, ts, false, &frame)
+                        .dtmf_packet(now, FROM_BROWSER, seq, ts, digit.is_some(), ev)
                 {
                     self.out.push_back(MediaOutput::Transmit {
                         side: Side::Sip,
@@ -228,7 +275,45 @@ impl MediaSession {
                     });
                 }
             }
+            BrowserEvent::Audio {
+                codec,
+                ticks,
+                seq,
+                payload,
+            } => {
+                if self.browser_connected && !self.browser_flowing {
+                    self.browser_flowing = true;
+                    self.event(MediaEvent::Flowing(Side::Browser));
+                }
+                let Some(to) = codec_of(&self.sip.negotiated().codec) else {
+                    return;
+                };
+                let ts = self.sip_timestamp(ticks);
+                let frame = adapt(&payload, codec, to, &mut self.pcm, &mut self.scratch);
+                if let Some((dest, bytes)) =
+                    self.sip
+                        .audio_packet(now, FROM_BROWSER, seq, ts, false, frame)
+                {
+                    self.out.push_back(MediaOutput::Transmit {
+                        side: Side::Sip,
+                        to: dest,
+                        data: bytes.to_vec(),
+                    });
+                }
+            }
         }
+    }
+
+    /// A browser RTP time (audio clock) as a SIP-side timestamp: counted from the first one seen and
+    /// rescaled to the SIP codec's clock.
+    fn sip_timestamp(&mut self, ticks: u64) -> u32 {
+        let base = *self.browser_base.get_or_insert(ticks);
+        let from = self.browser.codec().map_or(8000, AudioCodec::clock_rate);
+        dtmf::rescale(
+            ticks.wrapping_sub(base) as u32,
+            from,
+            self.sip.negotiated().codec.rate,
+        )
     }
 }
 

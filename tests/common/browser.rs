@@ -1,11 +1,12 @@
 //! A str0m peer playing the browser (full ICE, DTLS, the offerer), driven on simulated time.
 
+use clicktocall::media::dtmf::{code_to_digit, digit_to_code};
 use clicktocall::media::g711;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::format::{Codec, CodecExtra, FormatParams};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
@@ -16,18 +17,34 @@ pub struct TestBrowser {
     pub mid: Mid,
     /// Decoded audio it received (μ-law).
     pub heard: Vec<i16>,
+    /// DTMF digits it received (RFC 4733), one per key press.
+    pub digits: String,
+    /// RTP times of the audio frames it received, in order.
+    pub times: Vec<u64>,
     pub connected: bool,
     pending: Option<SdpPendingOffer>,
 }
 
 impl TestBrowser {
-    /// Creates the peer and its offer (Opus and PCMU, like Chrome, with telephone-event).
+    /// Creates the peer and its offer: Opus and PCMU with telephone-event at 48 and 8 kHz, like Chrome.
     pub fn offer(now: Instant, addr: SocketAddr) -> (TestBrowser, String) {
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_pcmu(true, false)
-            .build(now);
+            .enable_pcmu(true, false);
+        for (pt, rate) in [
+            (126u8, Frequency::FORTY_EIGHT_KHZ),
+            (101, Frequency::EIGHT_KHZ),
+        ] {
+            let format = FormatParams {
+                telephone_event_max: Some(15),
+                ..Default::default()
+            };
+            config
+                .codec_config()
+                .add_config(pt.into(), None, Codec::Tele, rate, None, format);
+        }
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
@@ -37,6 +54,8 @@ impl TestBrowser {
             addr,
             mid,
             heard: Vec::new(),
+            digits: String::new(),
+            times: Vec::new(),
             connected: false,
             pending: Some(pending),
         };
@@ -46,36 +65,43 @@ impl TestBrowser {
     /// Applies the gateway's answer.
     pub fn accept(&mut self, answer: &str) {
         let pending = self.pending.take().expect("one answer");
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
-            .unwrap();
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
     }
 
     /// A datagram from the gateway.
     pub fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let contents = data.try_into().unwrap();
         let input = Input::Receive(
             now,
             Receive {
                 proto: Protocol::Udp,
                 source: from,
                 destination: self.addr,
-                contents: data.try_into().unwrap(),
+                contents,
             },
         );
         self.rtc.handle_input(input).unwrap();
     }
 
-    /// Drains output: datagrams to send are returned; audio received is decoded into `heard`.
+    /// Drains output: datagrams to send are returned; what it received is recorded.
     pub fn poll(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
         loop {
             match self.rtc.poll_output().unwrap() {
                 Output::Transmit(t) => out.push((t.destination, t.contents.to_vec())),
                 Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaData(d)) if d.params.spec().codec == Codec::PCMU => {
-                    g711::decode_ulaw(&d.data, &mut self.heard)
-                }
+                Output::Event(Event::MediaData(d)) => match d.codec_extra {
+                    CodecExtra::Tele(ev) if d.audio_start_of_talk_spurt => {
+                        self.digits.push(code_to_digit(ev.event).unwrap_or('?'))
+                    }
+                    CodecExtra::Tele(_) => {}
+                    _ if d.params.spec().codec == Codec::PCMU => {
+                        self.times.push(d.time.numer());
+                        g711::decode_ulaw(&d.data, &mut self.heard)
+                    }
+                    _ => {}
+                },
                 Output::Event(_) => {}
                 Output::Timeout(_) => return out,
             }
@@ -83,25 +109,37 @@ impl TestBrowser {
     }
 
     fn pt(&mut self, codec: Codec) -> Pt {
-        self.rtc
-            .writer(self.mid)
-            .unwrap()
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .unwrap()
-            .pt()
+        let writer = self.rtc.writer(self.mid).unwrap();
+        let params = writer.payload_params().find(|p| p.spec().codec == codec);
+        params.unwrap().pt()
     }
 
     /// Sends one 20 ms PCMU frame of `samples` at RTP time `ticks`.
     pub fn send_pcmu(&mut self, now: Instant, ticks: u64, samples: &[i16]) {
+        self.write(now, ticks, samples, None);
+    }
+
+    /// Sends one PCMU frame and starts a 100 ms key press of `digit` with it.
+    pub fn send_pcmu_with_dtmf(&mut self, now: Instant, ticks: u64, samples: &[i16], digit: char) {
+        let ev = TelephoneEvent {
+            event: digit_to_code(digit).unwrap(),
+            end: true,
+            volume: 10,
+            duration: Duration::from_millis(100),
+        };
+        self.write(now, ticks, samples, Some(ev));
+    }
+
+    fn write(&mut self, now: Instant, ticks: u64, samples: &[i16], ev: Option<TelephoneEvent>) {
         let pt = self.pt(Codec::PCMU);
         let mut frame = Vec::new();
         g711::encode_ulaw(samples, &mut frame);
-        self.rtc
-            .writer(self.mid)
-            .unwrap()
-            .write(pt, now, MediaTime::new(ticks, Frequency::EIGHT_KHZ), frame)
-            .unwrap();
+        let mut writer = self.rtc.writer(self.mid).unwrap();
+        if let Some(ev) = ev {
+            writer = writer.telephone_event(ev);
+        }
+        let time = MediaTime::new(ticks, Frequency::EIGHT_KHZ);
+        writer.write(pt, now, time, frame).unwrap();
     }
 
     /// Time passed.
