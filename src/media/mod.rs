@@ -11,6 +11,7 @@
 //! | [`rtp`] | RTP header view and writer (zero-copy) |
 //! | [`rtp_leg`] | the SIP side's RTP leg: latching, rewriting, digits, hold, timeout |
 //! | [`session`] | one call's media: browser leg bridged to the SIP leg, relay or transcode |
+//! | [`source`] | prompts (WAV), music on hold, tones: 20 ms frames at 8 kHz |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
 //! | [`flow`] | media-flow event and media timeout |
@@ -26,4 +27,5 @@ pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;
 pub mod session;
+pub mod source;
 pub mod tone;

@@ -10,6 +10,7 @@ use super::g711;
 use super::rewrite::{OutboundStream, SourceId};
 use super::rtp_leg::{RtpIn, RtpLeg};
 use super::sdp::Format;
+use super::source::{Player, Source, FRAME};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub enum MediaEvent {
     Digit(Side, char),
     /// This side is gone (ICE consent lost, or media timeout): end the call.
     Lost(Side),
+    /// A prompt played to the browser has ended (the browser now hears silence).
+    PromptDone,
 }
 
 /// What the shell should do next.
@@ -57,8 +60,25 @@ const FROM_BROWSER: SourceId = 1;
 /// ... and the SIP leg's audio feeds the browser.
 const FROM_SIP: SourceId = 2;
 
+/// What the browser hears.
+enum Feed {
+    /// The SIP leg's audio.
+    Bridge,
+    /// Something the gateway plays (prompt, music, tone), under its own source id.
+    Play {
+        player: Player,
+        id: SourceId,
+        seq: u16,
+        ts: u32,
+        next: Instant,
+    },
+}
+
 /// One call's bridged media.
 pub struct MediaSession {
+    feed: Feed,
+    next_source: SourceId,
+    frame: [i16; FRAME],
     browser: BrowserLeg,
     sip: RtpLeg,
     /// The first browser RTP time seen: SIP-side timestamps count from it.
@@ -80,6 +100,9 @@ impl MediaSession {
     pub fn new(browser: BrowserLeg, sip: RtpLeg) -> Self {
         let rate = browser.codec().map_or(8000, AudioCodec::clock_rate);
         MediaSession {
+            feed: Feed::Bridge,
+            next_source: 10,
+            frame: [0; FRAME],
             browser,
             sip,
             browser_base: None,
@@ -126,7 +149,8 @@ impl MediaSession {
             } => {
                 let to = self.browser.codec();
                 let from_codec = codec_of(&self.sip.negotiated().codec);
-                if let (Some(to), Some(from_codec)) = (to, from_codec) {
+                let bridged = matches!(self.feed, Feed::Bridge);
+                if let (Some(to), Some(from_codec), true) = (to, from_codec, bridged) {
                     if let Some(h) = self
                         .to_browser
                         .rewrite(now, FROM_SIP, seq, timestamp, false)
@@ -176,8 +200,75 @@ impl MediaSession {
         self.dtmf_to_browser(now, code, duration)
     }
 
+    /// Plays `source` to the browser from `now` on, instead of the SIP leg's audio. The browser's
+    /// stream stays one SSRC with continuous sequence numbers and timestamps across the switch.
+    pub fn play_to_browser(&mut self, now: Instant, source: Source) {
+        self.next_source += 1;
+        self.feed = Feed::Play {
+            player: Player::new(source),
+            id: self.next_source,
+            seq: 0,
+            ts: 0,
+            next: now,
+        };
+    }
+
+    /// The browser hears the SIP leg again.
+    pub fn bridge_to_browser(&mut self) {
+        self.feed = Feed::Bridge;
+    }
+
+    /// Sends the frames of the playing source that are due at `now` (20 ms apart).
+    fn play_due(&mut self, now: Instant) -> Result<(), BrowserLegError> {
+        let Some(codec) = self.browser.codec() else {
+            return Ok(());
+        };
+        loop {
+            let Feed::Play {
+                player,
+                id,
+                seq,
+                ts,
+                next,
+            } = &mut self.feed
+            else {
+                return Ok(());
+            };
+            if *next > now {
+                return Ok(());
+            }
+            let at = *next;
+            if player.next_frame(&mut self.frame).is_none() {
+                self.feed = Feed::Play {
+                    player: Player::new(Source::Silence),
+                    id: *id,
+                    seq: *seq,
+                    ts: *ts,
+                    next: at,
+                };
+                self.event(MediaEvent::PromptDone);
+                continue;
+            }
+            let (id, s, t) = (*id, *seq, *ts);
+            *seq = seq.wrapping_add(1);
+            *ts = ts.wrapping_add(FRAME as u32);
+            *next += Duration::from_millis(20);
+            self.scratch.clear();
+            match codec {
+                AudioCodec::Pcmu => g711::encode_ulaw(&self.frame, &mut self.scratch),
+                AudioCodec::Pcma => g711::encode_alaw(&self.frame, &mut self.scratch),
+                AudioCodec::Opus => return Ok(()), // until the Opus encoder lands
+            }
+            if let Some(h) = self.to_browser.rewrite(at, id, s, t, false) {
+                self.browser
+                    .send_audio(at, u64::from(h.timestamp), &self.scratch)?;
+            }
+        }
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BrowserLegError> {
+        self.play_due(now)?;
         self.browser.handle_timeout(now)?;
         self.sip.handle_timeout(now);
         self.drain_sip_flow();
@@ -187,7 +278,11 @@ impl MediaSession {
     /// The next thing to do, until [`MediaOutput::Timeout`].
     pub fn poll_output(&mut self) -> MediaOutput {
         self.out.pop_front().unwrap_or_else(|| {
-            let t = [self.browser_timeout, self.sip.poll_timeout()]
+            let playing = match &self.feed {
+                Feed::Play { next, .. } => Some(*next),
+                Feed::Bridge => None,
+            };
+            let t = [self.browser_timeout, self.sip.poll_timeout(), playing]
                 .into_iter()
                 .flatten()
                 .min();

@@ -19,8 +19,9 @@ pub struct TestBrowser {
     pub heard: Vec<i16>,
     /// DTMF digits it received (RFC 4733), one per key press.
     pub digits: String,
-    /// RTP times of the audio frames it received, in order.
+    /// RTP times and sequence numbers of the audio frames it received, in order.
     pub times: Vec<u64>,
+    pub seqs: Vec<u16>,
     pub connected: bool,
     pending: Option<SdpPendingOffer>,
 }
@@ -56,6 +57,7 @@ impl TestBrowser {
             heard: Vec::new(),
             digits: String::new(),
             times: Vec::new(),
+            seqs: Vec::new(),
             connected: false,
             pending: Some(pending),
         };
@@ -98,6 +100,7 @@ impl TestBrowser {
                     CodecExtra::Tele(_) => {}
                     _ if d.params.spec().codec == Codec::PCMU => {
                         self.times.push(d.time.numer());
+                        self.seqs.push(d.seq_range.start().as_u16());
                         g711::decode_ulaw(&d.data, &mut self.heard)
                     }
                     _ => {}
