@@ -147,6 +147,21 @@ impl BrowserLeg {
         candidates: &[(SocketAddr, SocketAddr)],
         opus: bool,
     ) -> Result<(Self, String), BrowserLegError> {
+        // Bounded before any parsing: a browser offer is a few kilobytes with a handful of m-lines.
+        if offer.len() > 64 * 1024 {
+            return Err(BrowserLegError::BadOffer("larger than 64 KiB".into()));
+        }
+        let m_lines = offer.lines().filter(|l| l.starts_with("m=")).count();
+        if m_lines > 16 {
+            return Err(BrowserLegError::BadOffer(format!(
+                "{m_lines} media lines (at most 16)"
+            )));
+        }
+        if !offer.contains("a=fingerprint:") {
+            return Err(BrowserLegError::Refused(
+                "no DTLS fingerprint (RFC 8122): not a WebRTC offer".into(),
+            ));
+        }
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| BrowserLegError::BadOffer(e.to_string()))?;
         let mut config = RtcConfig::new()
