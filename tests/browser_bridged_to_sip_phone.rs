@@ -6,7 +6,7 @@
 
 mod common;
 
-use clicktocall::media::browser_leg::BrowserLeg;
+use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
 use clicktocall::media::g711;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
@@ -27,7 +27,13 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
 
     // Browser leg.
     let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
-    let (leg, answer) = BrowserLeg::answer(now, &offer, &[(gw_web, gw_web)], false).unwrap();
+    let (leg, answer) = BrowserLeg::answer(
+        now,
+        &offer,
+        &[(gw_web, gw_web)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .unwrap();
     browser.accept(&answer);
 
     // SIP leg: the gateway offers PCMU + telephone-event to the phone; the phone answers.

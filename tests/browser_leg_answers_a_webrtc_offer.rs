@@ -22,8 +22,13 @@ fn audio_flows_both_ways_through_dtls_srtp() {
     let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
     assert!(offer.contains("opus") && offer.contains("PCMU"), "{offer}");
 
-    let (mut gw, answer) =
-        BrowserLeg::answer(now, &offer, &[(gw_addr, gw_addr)], false).expect("offer accepted");
+    let (mut gw, answer) = BrowserLeg::answer(
+        now,
+        &offer,
+        &[(gw_addr, gw_addr)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .expect("offer accepted");
     assert_eq!(
         gw.codec(),
         Some(AudioCodec::Pcmu),
@@ -100,7 +105,8 @@ fn bad_offers_are_refused_with_a_reason() {
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n",
     ] {
         assert!(
-            BrowserLeg::answer(now, bad, &[(gw, gw)], false).is_err(),
+            BrowserLeg::answer(now, bad, &[(gw, gw)], &[AudioCodec::Pcmu, AudioCodec::Pcma])
+                .is_err(),
             "{bad:?}"
         );
     }
@@ -110,8 +116,13 @@ fn bad_offers_are_refused_with_a_reason() {
     let mut api = rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
     let (offer, _) = api.apply().unwrap();
-    let err = BrowserLeg::answer(now, &offer.to_sdp_string(), &[(gw, gw)], false)
-        .err()
-        .expect("refused");
+    let err = BrowserLeg::answer(
+        now,
+        &offer.to_sdp_string(),
+        &[(gw, gw)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .err()
+    .expect("refused");
     assert!(err.to_string().contains("audio"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use clicktocall::media::browser_leg::BrowserLeg;
+use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
 use clicktocall::media::g711;
 use clicktocall::media::rtp;
 use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
@@ -23,7 +23,13 @@ fn prompt_phone_music_phone_is_one_monotonic_stream() {
     let gw_web: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let phone: SocketAddr = "10.0.0.3:6000".parse().unwrap();
     let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
-    let (leg, answer) = BrowserLeg::answer(now, &offer, &[(gw_web, gw_web)], false).unwrap();
+    let (leg, answer) = BrowserLeg::answer(
+        now,
+        &offer,
+        &[(gw_web, gw_web)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .unwrap();
     browser.accept(&answer);
     let sdp = "v=0\r\no=- 5 5 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
     let negotiated = read_answer(sdp, &[Format::pcmu()]).unwrap();

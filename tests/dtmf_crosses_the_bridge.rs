@@ -5,7 +5,7 @@
 
 mod common;
 
-use clicktocall::media::browser_leg::BrowserLeg;
+use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
 use clicktocall::media::dtmf::{event_packets, DtmfEvent, DtmfReceiver};
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
@@ -24,7 +24,13 @@ fn digits_cross_both_ways_and_are_reported_once() {
     let gw_web: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let phone: SocketAddr = "10.0.0.3:6000".parse().unwrap();
     let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
-    let (leg, answer) = BrowserLeg::answer(now, &offer, &[(gw_web, gw_web)], false).unwrap();
+    let (leg, answer) = BrowserLeg::answer(
+        now,
+        &offer,
+        &[(gw_web, gw_web)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .unwrap();
     browser.accept(&answer);
     // The phone uses payload type 96 for telephone-event: the relay must map to it.
     let phone_answer = "v=0\r\no=- 5 5 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n\
@@ -151,7 +157,13 @@ fn sip_info_digits_reach_the_browser_as_rfc4733() {
     let browser_addr: SocketAddr = "10.0.0.2:50000".parse().unwrap();
     let gw_web: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
-    let (leg, answer) = BrowserLeg::answer(now, &offer, &[(gw_web, gw_web)], false).unwrap();
+    let (leg, answer) = BrowserLeg::answer(
+        now,
+        &offer,
+        &[(gw_web, gw_web)],
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+    )
+    .unwrap();
     browser.accept(&answer);
     let sdp = "v=0\r\no=- 5 5 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
     let negotiated = read_answer(sdp, &[Format::pcmu()]).unwrap();

@@ -140,12 +140,13 @@ pub struct BrowserLeg {
 
 impl BrowserLeg {
     /// Answers `offer` at `now`. `candidates` are (advertised, bound) pairs: the address the browser
-    /// should send to and the socket it arrives on (equal without NAT 1:1).
+    /// should send to and the socket it arrives on (equal without NAT 1:1). `codecs` are the audio
+    /// codecs to accept, most preferred first (G.711 first avoids transcoding toward SIP).
     pub fn answer(
         now: Instant,
         offer: &str,
         candidates: &[(SocketAddr, SocketAddr)],
-        opus: bool,
+        codecs: &[AudioCodec],
     ) -> Result<(Self, String), BrowserLegError> {
         // Bounded before any parsing: a browser offer is a few kilobytes with a handful of m-lines.
         if offer.len() > 64 * 1024 {
@@ -164,13 +165,13 @@ impl BrowserLeg {
         }
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| BrowserLegError::BadOffer(e.to_string()))?;
-        let mut config = RtcConfig::new()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false);
-        if opus {
-            config = config.enable_opus(true, false);
+        let mut config = RtcConfig::new().set_ice_lite(true).clear_codecs();
+        for c in codecs {
+            config = match c {
+                AudioCodec::Pcmu => config.enable_pcmu(true, false),
+                AudioCodec::Pcma => config.enable_pcma(true, false),
+                AudioCodec::Opus => config.enable_opus(true, false),
+            };
         }
         // telephone-event at both audio clocks (RFC 4733): browsers send it at their send codec's rate.
         for (pt, rate) in [
@@ -207,7 +208,7 @@ impl BrowserLeg {
         };
         let answer = answer.to_sdp_string();
         if let Some(mid) = accepted_audio_mid(&answer) {
-            leg.pick_audio(Mid::from(mid.as_str()));
+            leg.pick_audio(Mid::from(mid.as_str()), codecs);
         }
         if leg.audio.is_none() {
             return Err(BrowserLegError::Refused("no common audio codec".into()));
@@ -215,8 +216,8 @@ impl BrowserLeg {
         Ok((leg, answer))
     }
 
-    /// Takes the audio m-line and its preferred codec (G.711 first: no transcoding toward SIP).
-    fn pick_audio(&mut self, mid: Mid) {
+    /// Takes the audio m-line and the first of `codecs` it negotiated.
+    fn pick_audio(&mut self, mid: Mid, codecs: &[AudioCodec]) {
         if self.mid.is_some() {
             return;
         }
@@ -227,14 +228,12 @@ impl BrowserLeg {
             .payload_params()
             .map(|p| (p.pt(), p.spec().codec))
             .collect();
-        let choice = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus]
-            .into_iter()
-            .find_map(|want| {
-                params
-                    .iter()
-                    .find(|(_, c)| AudioCodec::from_str0m(*c) == Some(want))
-                    .map(|(pt, _)| (*pt, want))
-            });
+        let choice = codecs.iter().copied().find_map(|want| {
+            params
+                .iter()
+                .find(|(_, c)| AudioCodec::from_str0m(*c) == Some(want))
+                .map(|(pt, _)| (*pt, want))
+        });
         if let Some(choice) = choice {
             self.mid = Some(mid);
             self.audio = Some(choice);

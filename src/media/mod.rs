@@ -12,6 +12,7 @@
 //! | [`rtp_leg`] | the SIP side's RTP leg: latching, rewriting, digits, hold, timeout |
 //! | [`session`] | one call's media: browser leg bridged to the SIP leg, relay or transcode |
 //! | [`source`] | prompts (WAV), music on hold, tones: 20 ms frames at 8 kHz |
+//! | [`transcode`] | G.711 μ/A-law and (feature `opus`) Opus conversion between the legs |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
 //! | [`flow`] | media-flow event and media timeout |
@@ -29,3 +30,4 @@ pub mod sdp;
 pub mod session;
 pub mod source;
 pub mod tone;
+pub mod transcode;

@@ -6,11 +6,11 @@
 use super::browser_leg::{AudioCodec, BrowserEvent, BrowserLeg, BrowserLegError, BrowserOutput};
 use super::dtmf::{self, DtmfEvent};
 use super::flow::FlowEvent;
-use super::g711;
 use super::rewrite::{OutboundStream, SourceId};
 use super::rtp_leg::{RtpIn, RtpLeg};
 use super::sdp::Format;
 use super::source::{Player, Source, FRAME};
+use super::transcode::Transcoder;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -86,8 +86,9 @@ pub struct MediaSession {
     /// Timestamps of what we send to the browser (str0m numbers the packets).
     to_browser: OutboundStream,
     out: VecDeque<MediaOutput>,
-    pcm: Vec<i16>,
-    scratch: Vec<u8>,
+    transcoder: Transcoder,
+    /// Browser clock ticks per SIP (8 kHz) tick: 1 for G.711, 6 for Opus.
+    ratio: u32,
     browser_connected: bool,
     browser_flowing: bool,
     browser_timeout: Option<Instant>,
@@ -108,8 +109,8 @@ impl MediaSession {
             browser_base: None,
             to_browser: OutboundStream::new(0, rate, rate / 50),
             out: VecDeque::new(),
-            pcm: Vec::with_capacity(960),
-            scratch: Vec::with_capacity(960),
+            transcoder: Transcoder::new(),
+            ratio: rate / 8000,
             browser_connected: false,
             browser_flowing: false,
             browser_timeout: None,
@@ -151,14 +152,18 @@ impl MediaSession {
                 let from_codec = codec_of(&self.sip.negotiated().codec);
                 let bridged = matches!(self.feed, Feed::Bridge);
                 if let (Some(to), Some(from_codec), true) = (to, from_codec, bridged) {
-                    if let Some(h) = self
-                        .to_browser
-                        .rewrite(now, FROM_SIP, seq, timestamp, false)
-                    {
-                        let frame =
-                            adapt(payload, from_codec, to, &mut self.pcm, &mut self.scratch);
-                        self.browser
-                            .send_audio(now, u64::from(h.timestamp), frame)?;
+                    // In the browser's clock (48 kHz for Opus): deltas stay exact across u32 wraps.
+                    let ts = timestamp.wrapping_mul(self.ratio);
+                    if let Some(h) = self.to_browser.rewrite(now, FROM_SIP, seq, ts, false) {
+                        match self.transcoder.convert(payload, from_codec, to) {
+                            Ok(frame) => {
+                                self.browser
+                                    .send_audio(now, u64::from(h.timestamp), frame)?
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "frame toward the browser dropped")
+                            }
+                        }
                     }
                 }
             }
@@ -251,17 +256,13 @@ impl MediaSession {
             }
             let (id, s, t) = (*id, *seq, *ts);
             *seq = seq.wrapping_add(1);
-            *ts = ts.wrapping_add(FRAME as u32);
+            *ts = ts.wrapping_add(FRAME as u32 * self.ratio);
             *next += Duration::from_millis(20);
-            self.scratch.clear();
-            match codec {
-                AudioCodec::Pcmu => g711::encode_ulaw(&self.frame, &mut self.scratch),
-                AudioCodec::Pcma => g711::encode_alaw(&self.frame, &mut self.scratch),
-                AudioCodec::Opus => return Ok(()), // until the Opus encoder lands
-            }
             if let Some(h) = self.to_browser.rewrite(at, id, s, t, false) {
-                self.browser
-                    .send_audio(at, u64::from(h.timestamp), &self.scratch)?;
+                match self.transcoder.encode_pcm(&self.frame, codec) {
+                    Ok(frame) => self.browser.send_audio(at, u64::from(h.timestamp), frame)?,
+                    Err(e) => tracing::debug!(error = %e, "prompt frame dropped"),
+                }
             }
         }
     }
@@ -384,7 +385,10 @@ impl MediaSession {
                     return;
                 };
                 let ts = self.sip_timestamp(ticks);
-                let frame = adapt(&payload, codec, to, &mut self.pcm, &mut self.scratch);
+                let frame = match self.transcoder.convert(&payload, codec, to) {
+                    Ok(frame) => frame,
+                    Err(e) => return tracing::debug!(error = %e, "frame toward SIP dropped"),
+                };
                 if let Some((dest, bytes)) =
                     self.sip
                         .audio_packet(now, FROM_BROWSER, seq, ts, false, frame)
@@ -419,30 +423,4 @@ fn codec_of(f: &Format) -> Option<AudioCodec> {
         "PCMA" => Some(AudioCodec::Pcma),
         _ => None,
     }
-}
-
-/// `payload` in `from`, as `to`: the same bytes when the codecs match, else transcoded through PCM.
-fn adapt<'a>(
-    payload: &'a [u8],
-    from: AudioCodec,
-    to: AudioCodec,
-    pcm: &mut Vec<i16>,
-    out: &'a mut Vec<u8>,
-) -> &'a [u8] {
-    if from == to {
-        return payload;
-    }
-    pcm.clear();
-    match from {
-        AudioCodec::Pcmu => g711::decode_ulaw(payload, pcm),
-        AudioCodec::Pcma => g711::decode_alaw(payload, pcm),
-        AudioCodec::Opus => return &[], // refused at setup until the Opus transcoder lands
-    }
-    out.clear();
-    match to {
-        AudioCodec::Pcmu => g711::encode_ulaw(pcm, out),
-        AudioCodec::Pcma => g711::encode_alaw(pcm, out),
-        AudioCodec::Opus => return &[],
-    }
-    out
 }
