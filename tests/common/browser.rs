@@ -15,8 +15,10 @@ pub struct TestBrowser {
     pub rtc: Rtc,
     pub addr: SocketAddr,
     pub mid: Mid,
-    /// Decoded audio it received (μ-law).
+    /// Decoded audio it received (μ-law; Opus too when `opus_decoder` is set, at 8 kHz).
     pub heard: Vec<i16>,
+    #[cfg(feature = "opus")]
+    pub opus_decoder: Option<opus::Decoder>,
     /// DTMF digits it received (RFC 4733), one per key press.
     pub digits: String,
     /// RTP times and sequence numbers of the audio frames it received, in order.
@@ -58,6 +60,8 @@ impl TestBrowser {
             digits: String::new(),
             times: Vec::new(),
             seqs: Vec::new(),
+            #[cfg(feature = "opus")]
+            opus_decoder: None,
             connected: false,
             pending: Some(pending),
         };
@@ -98,6 +102,14 @@ impl TestBrowser {
                         self.digits.push(code_to_digit(ev.event).unwrap_or('?'))
                     }
                     CodecExtra::Tele(_) => {}
+                    #[cfg(feature = "opus")]
+                    _ if d.params.spec().codec == Codec::Opus => {
+                        if let Some(dec) = self.opus_decoder.as_mut() {
+                            let mut pcm = [0i16; 960];
+                            let n = dec.decode(&d.data, &mut pcm, false).unwrap();
+                            self.heard.extend_from_slice(&pcm[..n]);
+                        }
+                    }
                     _ if d.params.spec().codec == Codec::PCMU => {
                         self.times.push(d.time.numer());
                         self.seqs.push(d.seq_range.start().as_u16());
@@ -115,6 +127,40 @@ impl TestBrowser {
         let writer = self.rtc.writer(self.mid).unwrap();
         let params = writer.payload_params().find(|p| p.spec().codec == codec);
         params.unwrap().pt()
+    }
+
+    /// Sends one 20 ms Opus frame (8 kHz `samples`, encoded by `enc`) at 48 kHz RTP time `ticks`,
+    /// optionally starting a 100 ms key press.
+    #[cfg(feature = "opus")]
+    pub fn send_opus(
+        &mut self,
+        now: Instant,
+        ticks: u64,
+        samples: &[i16],
+        enc: &mut opus::Encoder,
+        digit: Option<char>,
+    ) {
+        let pt = self.pt(Codec::Opus);
+        let mut buf = [0u8; 400];
+        let n = enc.encode(samples, &mut buf).unwrap();
+        let mut writer = self.rtc.writer(self.mid).unwrap();
+        if let Some(d) = digit {
+            let ev = TelephoneEvent {
+                event: digit_to_code(d).unwrap(),
+                end: true,
+                volume: 10,
+                duration: Duration::from_millis(100),
+            };
+            writer = writer.telephone_event(ev);
+        }
+        writer
+            .write(
+                pt,
+                now,
+                MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ),
+                buf[..n].to_vec(),
+            )
+            .unwrap();
     }
 
     /// Sends one 20 ms PCMU frame of `samples` at RTP time `ticks`.
