@@ -15,10 +15,12 @@
 //! | [`transcode`] | G.711 μ/A-law and (feature `opus`) Opus conversion between the legs |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
+//! | [`engine`] | the shell: port leases and one tokio task per call driving a [`session::MediaSession`] |
 //! | [`flow`] | media-flow event and media timeout |
 
 pub mod browser_leg;
 pub mod dtmf;
+pub mod engine;
 pub mod flow;
 pub mod g711;
 pub mod latch;
