@@ -119,6 +119,26 @@ test_baresip_agent_registers_answers_keepalives_then_goes_offline() {
   gw_log_has '"message":"agent offline".*"agent":"1002"'
 }
 
+test_chromium_browser_bridged_to_sipp_rtp_echo() {
+  # Issue 4, acceptance 4: real Chromium, answered by the media engine, bridged to SIPp's RTP echo.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  local bench="${BENCH_BIN:-$ROOT/target/debug/clicktocall-bench}"
+  python3 - "$T/tone440_48k.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
+w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 10)))
+w.close()
+PY
+  (cd "$T" && sipp -sn uas -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo -nostdin -trace_err >"$T/sipp.out" 2>&1) &
+  "$bench" gateway --control 127.0.0.1:7300 >"$T/gateway.log" 2>&1 &
+  sleep 0.5
+  CONTROL=127.0.0.1:7300 ECHO_PORT=6000 node "$HERE/chromium/browser_bridged_to_sipp_echo.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
