@@ -1,13 +1,14 @@
 //! Issue 4, acceptances 1 and 2 on the transcoding path (feature `opus`): a browser talking Opus is
 //! bridged to a PCMU phone. The browser's 440 Hz arrives at the phone and the phone's 1000 Hz at the
 //! browser, each checked by frequency; DTMF pressed in the browser at telephone-event/48000 arrives at
-//! the phone as telephone-event/8000 with the phone's payload type and 8 kHz durations.
+//! the phone as telephone-event/8000 with the phone's payload type and 8 kHz durations, and the
+//! phone's digits reach the browser at telephone-event/48000; each digit is reported once.
 #![cfg(feature = "opus")]
 
 mod common;
 
 use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
-use clicktocall::media::dtmf::{DtmfEvent, DtmfReceiver};
+use clicktocall::media::dtmf::{event_packets, DtmfEvent, DtmfReceiver};
 use clicktocall::media::g711;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
@@ -17,6 +18,8 @@ use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
 use common::browser::TestBrowser;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+const DIGITS: &str = "159#*0";
 
 #[test]
 fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
@@ -46,7 +49,8 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
     let (mut phone_heard, mut phone_digits, mut durations) =
         (Vec::new(), String::new(), Vec::new());
     let mut rx = DtmfReceiver::new();
-    let mut reported = String::new();
+    let (mut reported, mut reported_sip) = (String::new(), String::new());
+    let mut phone_pending: Vec<(usize, Vec<u8>)> = Vec::new();
     let (mut ticks, mut seq, mut step) = (0u64, 1u16, 0usize);
     for _ in 0..400 {
         loop {
@@ -75,6 +79,7 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
                     }
                 }
                 MediaOutput::Event(MediaEvent::Digit(Side::Browser, d)) => reported.push(d),
+                MediaOutput::Event(MediaEvent::Digit(Side::Sip, d)) => reported_sip.push(d),
                 MediaOutput::Timeout(_) => break,
                 _ => {}
             }
@@ -85,7 +90,8 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
                 .unwrap();
         }
         if browser.connected {
-            let digit = (step % 20 == 5 && step / 20 < 3).then(|| ['7', '#', '2'][step / 20]);
+            let digit =
+                (step % 15 == 5 && step / 15 < 6).then(|| DIGITS.as_bytes()[step / 15] as char);
             browser.send_opus(now, ticks, &to_phone_tone.samples(160), &mut enc, digit);
             let mut payload = Vec::new();
             g711::encode_ulaw(&phone_tone.samples(160), &mut payload);
@@ -101,6 +107,31 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
             );
             session.handle_sip_datagram(now, phone, &pkt).unwrap();
             seq += 1;
+            // After the browser's digits, the phone presses the same ones (RFC 4733, PT 100).
+            if step >= 120 && (step - 120) % 15 == 0 && (step - 120) / 15 < DIGITS.len() {
+                let d = DIGITS.as_bytes()[(step - 120) / 15] as char;
+                let ev_ts = u32::from(seq) * 160;
+                for p in event_packets(d, 100, 20, 8000).unwrap() {
+                    let mut pkt = Vec::new();
+                    rtp::write(
+                        &mut pkt,
+                        p.marker,
+                        100,
+                        seq,
+                        ev_ts,
+                        0x77,
+                        &p.event.to_bytes(),
+                    );
+                    seq += 1;
+                    phone_pending.push((step + p.offset_ms as usize / 20, pkt));
+                }
+            }
+            let (due, later): (Vec<_>, Vec<_>) =
+                phone_pending.drain(..).partition(|(at, _)| *at <= step);
+            phone_pending = later;
+            for (_, pkt) in due {
+                session.handle_sip_datagram(now, phone, &pkt).unwrap();
+            }
             ticks += 960;
             step += 1;
         }
@@ -124,8 +155,16 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
         1000.0,
         "phone (PCMU) -> browser (Opus)"
     );
-    assert_eq!(phone_digits, "7#2");
-    assert_eq!(reported, "7#2");
+    assert_eq!(
+        phone_digits, DIGITS,
+        "browser (te/48000) -> phone (te/8000)"
+    );
+    assert_eq!(reported, DIGITS, "each browser digit reported once");
+    assert_eq!(
+        browser.digits, DIGITS,
+        "phone (te/8000) -> browser (te/48000)"
+    );
+    assert_eq!(reported_sip, DIGITS, "each phone digit reported once");
     assert!(
         durations.iter().all(|d| *d == 800),
         "100 ms at 8 kHz, not 4800 at 48 kHz: {durations:?}"
