@@ -58,6 +58,8 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     .unwrap();
     let sip = RtpLeg::new(now, negotiated, 0x1234_5678, RtpLegTimers::default());
     let mut session = MediaSession::new(leg, sip);
+    session.set_tap(true);
+    let (mut tap_customer, mut tap_agent) = (Vec::new(), Vec::new());
 
     let mut phone_tone = ToneGenerator::new(1000.0, 8000, 0.5);
     let mut browser_tone = ToneGenerator::new(440.0, 8000, 0.5);
@@ -89,6 +91,14 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
                     g711::decode_ulaw(p.payload, &mut phone_heard);
                 }
                 MediaOutput::Event(e) => events.push(e),
+                MediaOutput::Tap {
+                    from: Side::Browser,
+                    pcm,
+                } => tap_customer.extend(pcm),
+                MediaOutput::Tap {
+                    from: Side::Sip,
+                    pcm,
+                } => tap_agent.extend(pcm),
                 MediaOutput::Timeout(_) => break,
             }
         }
@@ -146,6 +156,16 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     );
     assert_eq!(
         dominant_frequency(&browser.heard[browser.heard.len() - 4000..], 8000),
+        1000.0
+    );
+    // The recording tap has both voices, each on its own channel.
+    assert!(tap_customer.len() > 16000 && tap_agent.len() > 16000);
+    assert_eq!(
+        dominant_frequency(&tap_customer[tap_customer.len() - 4000..], 8000),
+        440.0
+    );
+    assert_eq!(
+        dominant_frequency(&tap_agent[tap_agent.len() - 4000..], 8000),
         1000.0
     );
     // One SSRC, continuous seq, forward timestamps toward the phone.

@@ -78,6 +78,7 @@ fn digits_cross_both_ways_and_are_reported_once() {
                     }
                 }
                 MediaOutput::Event(e) => events.push(e),
+                MediaOutput::Tap { .. } => {}
                 MediaOutput::Timeout(_) => break,
             }
         }

@@ -216,6 +216,8 @@ async fn run(
                         return;
                     }
                 }
+                // The tap is off unless a recorder enables it; recording to files lands with records.
+                MediaOutput::Tap { .. } => {}
                 MediaOutput::Timeout(t) => break t,
             }
         };

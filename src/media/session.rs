@@ -51,6 +51,14 @@ pub enum MediaOutput {
     },
     /// Something happened.
     Event(MediaEvent),
+    /// A recording tap: one decoded 8 kHz frame of what `from` said (enabled with
+    /// [`MediaSession::set_tap`]).
+    Tap {
+        /// Whose voice.
+        from: Side,
+        /// The samples.
+        pcm: Vec<i16>,
+    },
     /// Nothing to do before this instant.
     Timeout(Instant),
 }
@@ -94,6 +102,8 @@ pub struct MediaSession {
     browser_timeout: Option<Instant>,
     /// Timestamp of the last SIP-side DTMF event relayed to the browser (its end comes 3 times).
     relayed_end: Option<u32>,
+    /// A second transcoder for the recording tap (decoder state must not mix with the bridge's).
+    tap: Option<Transcoder>,
 }
 
 impl MediaSession {
@@ -115,6 +125,22 @@ impl MediaSession {
             browser_flowing: false,
             browser_timeout: None,
             relayed_end: None,
+            tap: None,
+        }
+    }
+
+    /// Starts or stops the recording tap: every audio frame either side sends is also handed out
+    /// decoded, as [`MediaOutput::Tap`].
+    pub fn set_tap(&mut self, on: bool) {
+        self.tap = on.then(Transcoder::new);
+    }
+
+    fn tap_frame(&mut self, from: Side, payload: &[u8], codec: AudioCodec) {
+        if let Some(t) = self.tap.as_mut() {
+            if let Ok(pcm) = t.decode(payload, codec) {
+                let pcm = pcm.to_vec();
+                self.out.push_back(MediaOutput::Tap { from, pcm });
+            }
         }
     }
 
@@ -150,6 +176,9 @@ impl MediaSession {
             } => {
                 let to = self.browser.codec();
                 let from_codec = codec_of(&self.sip.negotiated().codec);
+                if let Some(c) = from_codec {
+                    self.tap_frame(Side::Sip, payload, c);
+                }
                 let bridged = matches!(self.feed, Feed::Bridge);
                 if let (Some(to), Some(from_codec), true) = (to, from_codec, bridged) {
                     // In the browser's clock (48 kHz for Opus): deltas stay exact across u32 wraps.
@@ -381,6 +410,7 @@ impl MediaSession {
                     self.browser_flowing = true;
                     self.event(MediaEvent::Flowing(Side::Browser));
                 }
+                self.tap_frame(Side::Browser, &payload, codec);
                 let Some(to) = codec_of(&self.sip.negotiated().codec) else {
                     return;
                 };

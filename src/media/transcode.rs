@@ -69,6 +69,17 @@ impl Transcoder {
         r.map(|_| self.out.as_slice())
     }
 
+    /// Decodes a frame to 8 kHz PCM (for recording taps).
+    pub fn decode(&mut self, payload: &[u8], from: AudioCodec) -> Result<&[i16], TranscodeError> {
+        self.pcm.clear();
+        match from {
+            AudioCodec::Pcmu => g711::decode_ulaw(payload, &mut self.pcm),
+            AudioCodec::Pcma => g711::decode_alaw(payload, &mut self.pcm),
+            AudioCodec::Opus => self.decode_opus(payload)?,
+        }
+        Ok(&self.pcm)
+    }
+
     /// Encodes 8 kHz PCM (20 ms frames) as `to`.
     pub fn encode_pcm(&mut self, pcm: &[i16], to: AudioCodec) -> Result<&[u8], TranscodeError> {
         self.encode(pcm, to).map(|_| self.out.as_slice())
