@@ -8,6 +8,7 @@ mod common;
 
 use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
 use clicktocall::media::g711;
+use clicktocall::media::rtcp;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
 use clicktocall::media::sdp::{read_answer, Direction, Format, SdpSession};
@@ -60,6 +61,7 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     let mut session = MediaSession::new(leg, sip);
     session.set_tap(true);
     let (mut tap_customer, mut tap_agent) = (Vec::new(), Vec::new());
+    let mut rtcp_reports = Vec::new();
 
     let mut phone_tone = ToneGenerator::new(1000.0, 8000, 0.5);
     let mut browser_tone = ToneGenerator::new(440.0, 8000, 0.5);
@@ -91,6 +93,18 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
                     g711::decode_ulaw(p.payload, &mut phone_heard);
                 }
                 MediaOutput::Event(e) => events.push(e),
+                MediaOutput::Transmit {
+                    side: Side::SipRtcp,
+                    to,
+                    data,
+                } => {
+                    assert_eq!(
+                        to,
+                        "10.0.0.3:6001".parse().unwrap(),
+                        "RTCP to the RTP port + 1"
+                    );
+                    rtcp_reports.extend(rtcp::parse(&data));
+                }
                 MediaOutput::Tap {
                     from: Side::Browser,
                     pcm,
@@ -99,6 +113,7 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
                     from: Side::Sip,
                     pcm,
                 } => tap_agent.extend(pcm),
+                MediaOutput::Tap { .. } => {}
                 MediaOutput::Timeout(_) => break,
             }
         }
@@ -157,6 +172,18 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     assert_eq!(
         dominant_frequency(&browser.heard[browser.heard.len() - 4000..], 8000),
         1000.0
+    );
+    // After 5 s the phone got a sender report about its stream: nothing lost.
+    let sr = rtcp_reports.first().expect("an RTCP report within 6 s");
+    assert_eq!(sr.ssrc, 0x1234_5678);
+    assert!(
+        sr.sr_ntp_middle.is_some(),
+        "we send media, so a sender report"
+    );
+    assert_eq!(sr.blocks.len(), 1);
+    assert_eq!(
+        (sr.blocks[0].ssrc, sr.blocks[0].cumulative_lost),
+        (0xabcd, 0)
     );
     // The recording tap has both voices, each on its own channel.
     assert!(tap_customer.len() > 16000 && tap_agent.len() > 16000);

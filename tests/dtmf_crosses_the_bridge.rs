@@ -78,7 +78,11 @@ fn digits_cross_both_ways_and_are_reported_once() {
                     }
                 }
                 MediaOutput::Event(e) => events.push(e),
-                MediaOutput::Tap { .. } => {}
+                MediaOutput::Tap { .. }
+                | MediaOutput::Transmit {
+                    side: Side::SipRtcp,
+                    ..
+                } => {}
                 MediaOutput::Timeout(_) => break,
             }
         }

@@ -129,7 +129,7 @@ async fn control_conn(
                 let phone_port: u16 = parts.next().unwrap_or("0").parse()?;
                 let offer = parts.next().unwrap_or_default().replace("\\n", "\r\n");
                 let (leg, web, answer) = engine.answer_browser(Instant::now(), &offer).await?;
-                let rtp = engine.lease().await?;
+                let rtp = engine.lease_with_rtcp().await?;
                 let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {phone_port} RTP/AVP 0\r\n");
                 let negotiated = read_answer(&sdp, &[Format::pcmu()])?;
                 let port = rtp.local.port();

@@ -50,6 +50,8 @@ pub struct PortLease {
     pub local: SocketAddr,
     /// The address to advertise for it.
     pub advertised: SocketAddr,
+    /// The RTCP socket on the next (odd) port, for SIP legs.
+    pub rtcp: Option<UdpSocket>,
 }
 
 impl Drop for PortLease {
@@ -102,6 +104,11 @@ impl MediaEngine {
         }
     }
 
+    /// Ports leased and not yet given back.
+    pub fn ports_in_use(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use()
+    }
+
     /// Binds a socket on the next free even port (skipping ports the OS says are taken).
     pub async fn lease(&self) -> Result<PortLease, EngineError> {
         let capacity = self
@@ -126,6 +133,7 @@ impl MediaEngine {
                         socket,
                         local,
                         advertised,
+                        rtcp: None,
                     });
                 }
                 Err(e) => {
@@ -140,6 +148,15 @@ impl MediaEngine {
             }
         }
         Err(EngineError::NoPort(self.cfg.port_min, self.cfg.port_max))
+    }
+
+    /// A lease for a SIP leg: the RTP port plus an RTCP socket on port + 1 (RFC 3550 §11). The RTCP
+    /// port is best-effort: if the OS has it taken, RTCP goes out of the RTP socket.
+    pub async fn lease_with_rtcp(&self) -> Result<PortLease, EngineError> {
+        let mut lease = self.lease().await?;
+        let rtcp = SocketAddr::new(lease.local.ip(), lease.local.port().wrapping_add(1));
+        lease.rtcp = UdpSocket::bind(rtcp).await.ok();
+        Ok(lease)
     }
 
     /// The browser codecs this build accepts, most preferred first.
@@ -197,14 +214,15 @@ async fn run(
 ) {
     let mut web_buf = vec![0u8; 2048];
     let mut rtp_buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 1500];
     loop {
         let deadline = loop {
             match session.poll_output() {
                 MediaOutput::Transmit { side, to, data } => {
-                    let sock = if side == Side::Browser {
-                        &web.socket
-                    } else {
-                        &rtp.socket
+                    let sock = match side {
+                        Side::Browser => &web.socket,
+                        Side::SipRtcp => rtp.rtcp.as_ref().unwrap_or(&rtp.socket),
+                        Side::Sip => &rtp.socket,
                     };
                     if let Err(e) = sock.send_to(&data, to).await {
                         debug!(%to, error = %e, "media send failed");
@@ -230,6 +248,12 @@ async fn run(
                 Ok((n, from)) => session.handle_sip_datagram(Instant::now(), from, &rtp_buf[..n]),
                 Err(e) => { debug!(error = %e, "RTP socket"); Ok(()) }
             },
+            r = recv_rtcp(rtp.rtcp.as_ref(), &mut rtcp_buf) => {
+                if let Ok((n, from)) = r {
+                    session.handle_sip_rtcp_datagram(Instant::now(), from, &rtcp_buf[..n]);
+                }
+                Ok(())
+            }
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(Instant::now()),
             cmd = commands.recv() => match cmd {
                 Some(MediaCommand::Play(src)) => { session.play_to_browser(Instant::now(), src); Ok(()) }
@@ -243,5 +267,16 @@ async fn run(
             let _ = events.send(MediaEvent::Lost(Side::Browser)).await;
             return;
         }
+    }
+}
+
+/// Receives on the RTCP socket, or waits forever without one.
+async fn recv_rtcp(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }

@@ -9,6 +9,7 @@
 //! | [`sdp`] | SIP-side offer/answer: codec choice, telephone-event, ptime, hold |
 //! | [`latch`] | symmetric RTP: which source address a leg accepts media from |
 //! | [`rtp`] | RTP header view and writer (zero-copy) |
+//! | [`rtcp`] | RTCP basics: reception statistics, SR/RR, the peer's report blocks |
 //! | [`rtp_leg`] | the SIP side's RTP leg: latching, rewriting, digits, hold, timeout |
 //! | [`session`] | one call's media: browser leg bridged to the SIP leg, relay or transcode |
 //! | [`source`] | prompts (WAV), music on hold, tones: 20 ms frames at 8 kHz |
@@ -26,6 +27,7 @@ pub mod g711;
 pub mod latch;
 pub mod ports;
 pub mod rewrite;
+pub mod rtcp;
 pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;

@@ -6,7 +6,8 @@ use super::dtmf::{DtmfEvent, DtmfReceiver};
 use super::flow::{FlowEvent, FlowMonitor};
 use super::latch::{Latch, LatchVerdict};
 use super::rewrite::{OutboundStream, SourceId};
-use super::rtp::{self, RtpView};
+use super::rtcp::{self, ReceiveStats, ReportBlock, SendStats};
+use super::rtp::{self, RtpError, RtpView};
 use super::sdp::{Direction, Negotiated};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -70,6 +71,25 @@ pub struct RtpLeg {
     dtmf_rx: DtmfReceiver,
     flow: FlowMonitor,
     buf: Vec<u8>,
+    recv_stats: ReceiveStats,
+    send_stats: SendStats,
+    epoch: Instant,
+    next_rtcp: Instant,
+    peer_report: Option<ReportBlock>,
+}
+
+/// How often we send RTCP reports (RFC 3550 §6.2: 5 s minimum interval for a two-party session).
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The media-quality summary of a SIP leg (for call records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegQuality {
+    /// Packets we expected from the peer but never got.
+    pub lost_by_us: i32,
+    /// Interarrival jitter of the peer's stream, in milliseconds.
+    pub jitter_ms: u32,
+    /// What the peer last reported about our stream, if it sends RTCP.
+    pub peer_report: Option<ReportBlock>,
 }
 
 impl RtpLeg {
@@ -82,6 +102,11 @@ impl RtpLeg {
             dtmf_rx: DtmfReceiver::new(),
             flow: FlowMonitor::new(now, true, timers.media_timeout, timers.hold_timeout),
             buf: Vec::with_capacity(1500),
+            recv_stats: ReceiveStats::default(),
+            send_stats: SendStats::default(),
+            epoch: now,
+            next_rtcp: now + RTCP_INTERVAL,
+            peer_report: None,
             negotiated,
         }
     }
@@ -116,8 +141,13 @@ impl RtpLeg {
         from: SocketAddr,
         data: &'a [u8],
     ) -> RtpIn<'a> {
-        let Ok(p) = RtpView::parse(data) else {
-            return RtpIn::Nothing;
+        let p = match RtpView::parse(data) {
+            Ok(p) => p,
+            Err(RtpError::Rtcp) => {
+                self.handle_rtcp(now, from, data);
+                return RtpIn::Nothing;
+            }
+            Err(_) => return RtpIn::Nothing,
         };
         let known = p.pt == self.negotiated.codec.pt
             || self.negotiated.dtmf.as_ref().is_some_and(|d| d.pt == p.pt);
@@ -128,6 +158,11 @@ impl RtpLeg {
             return RtpIn::Nothing;
         }
         self.flow.handle_packet(now);
+        if p.pt == self.negotiated.codec.pt {
+            let rate = self.negotiated.codec.rate;
+            self.recv_stats
+                .record(p.ssrc, p.seq, p.timestamp, now, self.epoch, rate);
+        }
         if p.pt == self.negotiated.codec.pt {
             return RtpIn::Audio {
                 seq: p.seq,
@@ -200,12 +235,65 @@ impl RtpLeg {
             h.ssrc,
             payload,
         );
+        self.send_stats.packets = self.send_stats.packets.wrapping_add(1);
+        self.send_stats.octets = self.send_stats.octets.wrapping_add(payload.len() as u32);
+        self.send_stats.last_timestamp = h.timestamp;
+        self.send_stats.last_sent = Some(now);
         Some((to, &self.buf))
     }
 
-    /// When the media timeout would fire.
+    /// An RTCP datagram (on the RTCP port, or multiplexed on the RTP port): reports from the latched
+    /// peer are kept for the quality summary; anything else is ignored.
+    pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.latch.target().is_none_or(|t| t.ip() != from.ip()) {
+            return;
+        }
+        let our_ssrc = self.out.ssrc();
+        for report in rtcp::parse(data) {
+            if let Some(ntp) = report.sr_ntp_middle {
+                self.recv_stats.record_sr(ntp, now);
+            }
+            if let Some(b) = report.blocks.into_iter().find(|b| b.ssrc == our_ssrc) {
+                self.peer_report = Some(b);
+            }
+        }
+    }
+
+    /// Our RTCP report when one is due: where to send it (the peer's RTP port + 1, RFC 3550 §11) and
+    /// the bytes.
+    pub fn poll_rtcp(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        if now < self.next_rtcp {
+            return None;
+        }
+        self.next_rtcp = now + RTCP_INTERVAL;
+        let target = self.latch.target()?;
+        let to = SocketAddr::new(target.ip(), target.port().wrapping_add(1));
+        let block = self.recv_stats.report_block(now);
+        let rate = self.negotiated.codec.rate;
+        Some((
+            to,
+            rtcp::write_report(self.out.ssrc(), &self.send_stats, block, now, rate),
+        ))
+    }
+
+    /// Loss and jitter so far.
+    pub fn quality(&mut self, now: Instant) -> LegQuality {
+        let mut stats = self.recv_stats.clone();
+        let block = stats.report_block(now).unwrap_or_default();
+        let rate = self.negotiated.codec.rate.max(1);
+        LegQuality {
+            lost_by_us: block.cumulative_lost,
+            jitter_ms: block.jitter * 1000 / rate,
+            peer_report: self.peer_report,
+        }
+    }
+
+    /// When something is next due: the media timeout or our next RTCP report.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.flow.poll_timeout()
+        [self.flow.poll_timeout(), Some(self.next_rtcp)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time passed.

@@ -22,6 +22,8 @@ pub enum Side {
     Browser,
     /// The SIP leg's RTP socket.
     Sip,
+    /// The SIP leg's RTCP socket (RTP port + 1).
+    SipRtcp,
 }
 
 /// What the call controller should know.
@@ -296,11 +298,23 @@ impl MediaSession {
         }
     }
 
+    /// A datagram on the SIP leg's RTCP socket (RTP port + 1).
+    pub fn handle_sip_rtcp_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.sip.handle_rtcp(now, from, data);
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BrowserLegError> {
         self.play_due(now)?;
         self.browser.handle_timeout(now)?;
         self.sip.handle_timeout(now);
+        if let Some((to, data)) = self.sip.poll_rtcp(now) {
+            self.out.push_back(MediaOutput::Transmit {
+                side: Side::SipRtcp,
+                to,
+                data,
+            });
+        }
         self.drain_sip_flow();
         self.drain_browser(now)
     }
