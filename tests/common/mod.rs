@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod media;
 
 use clicktocall::config::Config;
 use clicktocall::gateway::Gateway;

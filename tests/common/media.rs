@@ -1,0 +1,148 @@
+//! A browser (str0m) bridged to a SIP phone through a `MediaSession`, on simulated time over an
+//! in-memory network: the setup and the packet pump the media scenario tests share.
+
+use super::browser::TestBrowser;
+use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
+use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
+use clicktocall::media::sdp::{read_answer, Format};
+use clicktocall::media::session::{MediaOutput, MediaSession, Side};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The browser's address.
+pub const BROWSER: &str = "10.0.0.2:50000";
+/// The gateway's browser-leg address.
+pub const GW_WEB: &str = "10.0.0.1:40000";
+/// The phone's RTP address.
+pub const PHONE: &str = "10.0.0.3:6000";
+
+/// A bridged call under test.
+pub struct Bridged {
+    pub now: Instant,
+    pub browser: TestBrowser,
+    pub session: MediaSession,
+    pub phone: SocketAddr,
+    browser_addr: SocketAddr,
+    gw_web: SocketAddr,
+}
+
+impl Bridged {
+    /// The browser offers, the gateway answers accepting `codecs`; the phone at [`PHONE`] answered
+    /// the gateway with `phone_media` (an `m=` section) and the gateway offered `offered`.
+    pub fn new(codecs: &[AudioCodec], phone_media: &str, offered: &[Format], ssrc: u32) -> Bridged {
+        let now = Instant::now();
+        let (browser_addr, gw_web): (SocketAddr, SocketAddr) =
+            (BROWSER.parse().unwrap(), GW_WEB.parse().unwrap());
+        let (mut browser, offer) = TestBrowser::offer(now, browser_addr);
+        let (leg, answer) = BrowserLeg::answer(now, &offer, &[(gw_web, gw_web)], codecs).unwrap();
+        browser.accept(&answer);
+        let sdp = format!(
+            "v=0\r\no=- 5 5 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n{phone_media}"
+        );
+        let negotiated = read_answer(&sdp, offered).unwrap();
+        let session = MediaSession::new(
+            leg,
+            RtpLeg::new(now, negotiated, ssrc, RtpLegTimers::default()),
+        );
+        Bridged {
+            now,
+            browser,
+            session,
+            phone: PHONE.parse().unwrap(),
+            browser_addr,
+            gw_web,
+        }
+    }
+
+    /// Moves everything queued between the browser and the gateway; hands every other output (SIP
+    /// packets, events, taps) to `other`.
+    pub fn exchange(&mut self, mut other: impl FnMut(MediaOutput)) {
+        loop {
+            match self.session.poll_output() {
+                MediaOutput::Transmit {
+                    side: Side::Browser,
+                    to,
+                    data,
+                } => {
+                    assert_eq!(to, self.browser_addr);
+                    self.browser.receive(self.now, self.gw_web, &data);
+                }
+                MediaOutput::Timeout(_) => break,
+                o => other(o),
+            }
+        }
+        for (to, data) in self.browser.poll() {
+            assert_eq!(to, self.gw_web);
+            self.session
+                .handle_browser_datagram(self.now, self.browser_addr, self.gw_web, &data)
+                .unwrap();
+        }
+    }
+
+    /// A packet from the phone.
+    pub fn phone_sends(&mut self, pkt: &[u8]) {
+        self.session
+            .handle_sip_datagram(self.now, self.phone, pkt)
+            .unwrap();
+    }
+
+    /// Advances simulated time by one 20 ms frame.
+    pub fn step(&mut self) {
+        self.now += Duration::from_millis(20);
+        self.browser.tick(self.now);
+        self.session.handle_timeout(self.now).unwrap();
+    }
+}
+
+/// A plain RTP phone: PCMU audio packets and RFC 4733 key presses, scheduled in 20 ms steps.
+pub struct PhoneSim {
+    pub seq: u16,
+    pub ssrc: u32,
+    pending: Vec<(usize, Vec<u8>)>,
+}
+
+impl PhoneSim {
+    pub fn new(ssrc: u32) -> PhoneSim {
+        PhoneSim {
+            seq: 1,
+            ssrc,
+            pending: Vec::new(),
+        }
+    }
+
+    /// One PCMU packet of `samples` with RTP timestamp `ts`.
+    pub fn audio(&mut self, ts: u32, samples: &[i16]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        clicktocall::media::g711::encode_ulaw(samples, &mut payload);
+        let mut pkt = Vec::new();
+        clicktocall::media::rtp::write(&mut pkt, false, 0, self.seq, ts, self.ssrc, &payload);
+        self.seq = self.seq.wrapping_add(1);
+        pkt
+    }
+
+    /// Schedules a 100 ms press of `digit` (payload type `pt`, 8 kHz) starting at `step`.
+    pub fn press(&mut self, step: usize, digit: char, pt: u8, ts: u32) {
+        for p in clicktocall::media::dtmf::event_packets(digit, 100, 20, 8000).unwrap() {
+            let mut pkt = Vec::new();
+            clicktocall::media::rtp::write(
+                &mut pkt,
+                p.marker,
+                pt,
+                self.seq,
+                ts,
+                self.ssrc,
+                &p.event.to_bytes(),
+            );
+            self.seq = self.seq.wrapping_add(1);
+            self.pending.push((step + p.offset_ms as usize / 20, pkt));
+        }
+    }
+
+    /// The scheduled packets due at `step`.
+    pub fn due(&mut self, step: usize) -> Vec<Vec<u8>> {
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.pending.drain(..).partition(|(at, _)| *at <= step);
+        self.pending = later;
+        due.into_iter().map(|(_, p)| p).collect()
+    }
+}
