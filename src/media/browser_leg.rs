@@ -316,16 +316,7 @@ impl BrowserLeg {
         ticks: u64,
         payload: &[u8],
     ) -> Result<(), BrowserLegError> {
-        let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
-            return Ok(());
-        };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return Ok(());
-        };
-        let rate = Frequency::new(codec.clock_rate()).unwrap_or(Frequency::EIGHT_KHZ);
-        writer
-            .write(pt, now, MediaTime::new(ticks, rate), payload.to_vec())
-            .map_err(|e| BrowserLegError::Rtc(e.to_string()))
+        self.write(now, ticks, payload.to_vec(), None)
     }
 
     /// Sends a whole DTMF key press (RFC 4733) starting at RTP time `ticks` (audio clock); str0m
@@ -337,22 +328,37 @@ impl BrowserLeg {
         code: u8,
         duration: Duration,
     ) -> Result<(), BrowserLegError> {
-        let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
-            return Ok(());
-        };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return Ok(());
-        };
-        let rate = Frequency::new(codec.clock_rate()).unwrap_or(Frequency::EIGHT_KHZ);
         let event = TelephoneEvent {
             event: code.min(15),
             end: true,
             volume: 10,
             duration: duration.clamp(Duration::from_millis(40), Duration::from_secs(6)),
         };
+        // An empty frame with an event: str0m sends only the event's packets.
+        self.write(now, ticks, Vec::new(), Some(event))
+    }
+
+    /// One write on the audio m-line at `ticks` in the codec's clock; nothing before the answer chose
+    /// a codec.
+    fn write(
+        &mut self,
+        now: Instant,
+        ticks: u64,
+        data: Vec<u8>,
+        event: Option<TelephoneEvent>,
+    ) -> Result<(), BrowserLegError> {
+        let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
+            return Ok(());
+        };
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        if let Some(ev) = event {
+            writer = writer.telephone_event(ev);
+        }
+        let rate = Frequency::new(codec.clock_rate()).unwrap_or(Frequency::EIGHT_KHZ);
         writer
-            .telephone_event(event)
-            .write(pt, now, MediaTime::new(ticks, rate), Vec::new())
+            .write(pt, now, MediaTime::new(ticks, rate), data)
             .map_err(|e| BrowserLegError::Rtc(e.to_string()))
     }
 
