@@ -8,6 +8,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`acd`] | queues and agents: hunting strategies, ring timeouts, wrap-up, overflow (sans-IO core) |
 //! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
@@ -17,6 +18,7 @@
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |
 //! | [`gateway`] | wires everything together and runs until shutdown |
 
+pub mod acd;
 pub mod config;
 pub mod gateway;
 pub mod http;
