@@ -14,6 +14,7 @@
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
 //! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS |
 //! | [`media`] | media-plane cores: G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
+//! | [`ivr`] | the IVR menu runner: prompts after media flows, digits, retries, actions (sans-IO core) |
 //! | [`lifecycle`] | readiness, draining and the shutdown grace period |
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |
 //! | [`gateway`] | wires everything together and runs until shutdown |
@@ -22,6 +23,7 @@ pub mod acd;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod ivr;
 pub mod lifecycle;
 pub mod media;
 pub mod registrar;
