@@ -17,6 +17,7 @@
 //! | [`ivr`] | the IVR menu runner: prompts after media flows, digits, retries, actions (sans-IO core) |
 //! | [`lifecycle`] | readiness, draining and the shutdown grace period |
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |
+//! | [`widget`] | the widget's WebSocket protocol and the context-to-SIP-header mapping (sanitised) |
 //! | [`gateway`] | wires everything together and runs until shutdown |
 
 pub mod acd;
@@ -29,3 +30,4 @@ pub mod media;
 pub mod registrar;
 pub mod sip;
 pub mod telemetry;
+pub mod widget;

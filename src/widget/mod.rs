@@ -1,0 +1,5 @@
+//! The widget side of a call: the WebSocket protocol ([`protocol`]) and how the page's context reaches
+//! the agent's phone as SIP headers ([`context`]).
+
+pub mod context;
+pub mod protocol;
