@@ -142,19 +142,21 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
             }
             check_context(context)?;
         }
-        ClientMessage::Dtmf { digits } => {
-            if digits.is_empty()
-                || digits.len() > 32
-                || !digits
-                    .chars()
-                    .all(|c| crate::media::dtmf::digit_to_code(c).is_some())
-            {
-                return Err(ProtocolError::BadDigits);
-            }
+        ClientMessage::Dtmf { digits } if !valid_digits(digits) => {
+            return Err(ProtocolError::BadDigits)
         }
         _ => {}
     }
     Ok(msg)
+}
+
+/// 1 to 32 keypad characters.
+fn valid_digits(digits: &str) -> bool {
+    !digits.is_empty()
+        && digits.len() <= 32
+        && digits
+            .chars()
+            .all(|c| crate::media::dtmf::digit_to_code(c).is_some())
 }
 
 fn check_context(context: &Map<String, Value>) -> Result<(), ProtocolError> {
