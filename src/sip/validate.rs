@@ -391,21 +391,18 @@ fn split_head(text: &str) -> Result<Head<'_>, String> {
             continue;
         }
         let line_no = i + 2;
-        let Some((name, value)) = line.split_once(':') else {
+        // No colon, a name that is not a token, or a control character in the value.
+        let split = line
+            .split_once(':')
+            .map(|(n, v)| (n.trim_end(), v))
+            .filter(|(n, v)| is_token(n) && !v.chars().any(|c| c.is_control() && c != '\t'));
+        let Some((name, value)) = split else {
             headers.push(HeaderLine {
                 name: MALFORMED,
                 value: Cow::Owned(format!("{line_no}")),
             });
             continue;
         };
-        let name = name.trim_end();
-        if !is_token(name) || value.chars().any(|c| c.is_control() && c != '\t') {
-            headers.push(HeaderLine {
-                name: MALFORMED,
-                value: Cow::Owned(format!("{line_no}")),
-            });
-            continue;
-        }
         headers.push(HeaderLine {
             name,
             value: Cow::Borrowed(value.trim()),
