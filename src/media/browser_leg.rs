@@ -130,6 +130,20 @@ fn accepted_audio_mid(answer: &str) -> Option<String> {
     None
 }
 
+/// str0m's input for a UDP datagram, or `None` for bytes that are neither STUN, DTLS nor RTP.
+fn receive_input(now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) -> Option<Input<'_>> {
+    let contents = data.try_into().ok()?;
+    Some(Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source: from,
+            destination: to,
+            contents,
+        },
+    ))
+}
+
 /// One browser's peer connection.
 pub struct BrowserLeg {
     rtc: Rtc,
@@ -268,18 +282,9 @@ impl BrowserLeg {
         to: SocketAddr,
         data: &[u8],
     ) -> Result<(), BrowserLegError> {
-        let Ok(contents) = data.try_into() else {
+        let Some(input) = receive_input(now, from, to, data) else {
             return Ok(()); // not STUN/DTLS/RTP: nothing for us
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source: from,
-                destination: to,
-                contents,
-            },
-        );
         self.rtc
             .handle_input(input)
             .map_err(|e| BrowserLegError::Rtc(e.to_string()))
@@ -287,18 +292,7 @@ impl BrowserLeg {
 
     /// True when a datagram from `from` to `to` belongs to this leg (for one shared port).
     pub fn accepts(&self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) -> bool {
-        let Ok(contents) = data.try_into() else {
-            return false;
-        };
-        self.rtc.accepts(&Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source: from,
-                destination: to,
-                contents,
-            },
-        ))
+        receive_input(now, from, to, data).is_some_and(|input| self.rtc.accepts(&input))
     }
 
     /// Time passed.
