@@ -461,10 +461,13 @@ impl MediaSession {
 }
 
 /// The browser-leg codec matching a SIP-side format.
+/// Called for every packet: compares without allocating.
 fn codec_of(f: &Format) -> Option<AudioCodec> {
-    match f.name.to_ascii_uppercase().as_str() {
-        "PCMU" => Some(AudioCodec::Pcmu),
-        "PCMA" => Some(AudioCodec::Pcma),
-        _ => None,
+    if f.name.eq_ignore_ascii_case("PCMU") {
+        Some(AudioCodec::Pcmu)
+    } else if f.name.eq_ignore_ascii_case("PCMA") {
+        Some(AudioCodec::Pcma)
+    } else {
+        None
     }
 }
