@@ -1,13 +1,20 @@
 //! Wires the parts together: config → lifecycle → SIP endpoint → HTTP server, then waits for a
 //! shutdown signal and drains.
 
+use crate::acd::service::AcdHandle;
+use crate::acd::Acd;
+use crate::call::prompts::PromptLibrary;
+use crate::call::CallManager;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
+use crate::media::engine::{MediaConfig, MediaEngine};
 use crate::registrar::{LocationStore, MemoryLocationStore};
 use crate::sip::SipServer;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 /// Why the gateway could not start.
@@ -19,6 +26,9 @@ pub enum StartError {
     /// The HTTP server failed.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The call-control configuration could not be loaded (menus, prompts).
+    #[error("{0}")]
+    Calls(String),
 }
 
 /// A started gateway.
@@ -31,6 +41,8 @@ pub struct Gateway {
     pub http_addr: SocketAddr,
     /// Where agents are.
     pub locations: Arc<dyn LocationStore>,
+    /// Call control.
+    pub calls: Arc<CallManager>,
     http_task: tokio::task::JoinHandle<()>,
     grace: Duration,
 }
@@ -41,14 +53,45 @@ impl Gateway {
         let cfg = Arc::new(cfg);
         let lifecycle = Lifecycle::new();
         let locations: Arc<dyn LocationStore> = Arc::new(MemoryLocationStore::default());
-        let sip = SipServer::start(cfg.clone(), lifecycle.clone(), locations.clone()).await?;
-        let (http_addr, http_task) = crate::http::serve(cfg.clone(), lifecycle.clone()).await?;
+        let prompts = PromptLibrary::load(&cfg)
+            .map_err(|e| StartError::Calls(format!("{}: {}", e.key, e.reason)))?;
+        let menus = cfg
+            .ivr
+            .menus(&cfg.queues)
+            .map_err(|e| StartError::Calls(e.to_string()))?;
+        let acd = build_acd(&cfg, lifecycle.stop_token());
+        let sip = SipServer::start(
+            cfg.clone(),
+            lifecycle.clone(),
+            locations.clone(),
+            Some(acd.clone()),
+        )
+        .await?;
+        let engine = MediaEngine::new(MediaConfig {
+            bind_ip: cfg.media.bind_ip,
+            advertised_ip: cfg.media.advertised_ip,
+            port_min: cfg.media.port_min,
+            port_max: cfg.media.port_max,
+        });
+        let calls = CallManager::new(
+            cfg.clone(),
+            engine,
+            acd,
+            sip.layer.clone(),
+            locations.clone(),
+            prompts,
+            menus,
+            lifecycle.clone(),
+        );
+        let (http_addr, http_task) =
+            crate::http::serve(cfg.clone(), lifecycle.clone(), Some(calls.clone())).await?;
         lifecycle.set_ready();
         Ok(Gateway {
             lifecycle,
             sip,
             http_addr,
             locations,
+            calls,
             http_task,
             grace: Duration::from_secs(cfg.shutdown.grace_secs),
         })
@@ -68,6 +111,28 @@ impl Gateway {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
         info!("stopped");
     }
+}
+
+/// The ACD for the configured queues and agents; agents with a static URI are online from the start.
+fn build_acd(cfg: &Config, stop: CancellationToken) -> AcdHandle {
+    let mut acd = Acd::new();
+    let mut average = HashMap::new();
+    for q in &cfg.queues {
+        // Validated with the config, so the rules parse; a bad one falls back to the defaults.
+        acd.add_queue(&q.name, q.rules().unwrap_or_default());
+        average.insert(q.name.clone(), Duration::from_secs(q.average_handle_secs));
+    }
+    let now = std::time::Instant::now();
+    for a in &cfg.agents {
+        let queues: Vec<&str> = a.queues.iter().map(String::as_str).collect();
+        let skills: Vec<(&str, u8)> = a.skills.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        acd.add_agent(&a.id, &queues, &skills);
+        if a.uri.is_some() {
+            acd.handle_presence(now, &a.id, true);
+        }
+    }
+    while acd.poll_output().is_some() {}
+    AcdHandle::spawn(acd, average, stop)
 }
 
 /// Resolves on SIGTERM or ctrl-c.

@@ -8,7 +8,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`acd`] | queues and agents: hunting strategies, ring timeouts, wrap-up, overflow (sans-IO core) |
+//! | [`acd`] | queues and agents: hunting strategies, ring timeouts, wrap-up, overflow (sans-IO core), and the task that owns it ([`acd::service`]) |
+//! | [`call`] | call control: the per-call state machine (sans-IO), agent SIP legs, prompts, one task per call |
 //! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
@@ -21,6 +22,7 @@
 //! | [`gateway`] | wires everything together and runs until shutdown |
 
 pub mod acd;
+pub mod call;
 pub mod config;
 pub mod gateway;
 pub mod http;

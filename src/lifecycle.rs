@@ -20,6 +20,7 @@ struct Inner {
     draining: AtomicBool,
     calls: AtomicUsize,
     idle: tokio::sync::Notify,
+    end_calls: CancellationToken,
     stop: CancellationToken,
 }
 
@@ -79,11 +80,28 @@ impl Lifecycle {
         self.inner.stop.clone()
     }
 
-    /// Drains: stop taking calls, wait up to `grace` for calls in progress, then fire the stop token.
+    /// Fires when the grace period is over: calls still up hang up (BYE) now.
+    pub fn end_calls_token(&self) -> CancellationToken {
+        self.inner.end_calls.clone()
+    }
+
+    /// Drains: stop taking calls, wait up to `grace` for calls in progress, then tell the remaining
+    /// calls to hang up (with a few seconds for their BYEs) and fire the stop token.
     /// Returns the number of calls still up when the grace period ended.
     pub async fn drain(&self, grace: Duration) -> usize {
         self.inner.draining.store(true, Ordering::Release);
-        let deadline = tokio::time::Instant::now() + grace;
+        self.wait_idle(grace).await;
+        let left = self.active_calls();
+        if left > 0 {
+            self.inner.end_calls.cancel();
+            self.wait_idle(Duration::from_secs(3)).await;
+        }
+        self.inner.stop.cancel();
+        left
+    }
+
+    async fn wait_idle(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let idle = self.inner.idle.notified();
             if self.active_calls() == 0 {
@@ -93,9 +111,6 @@ impl Lifecycle {
                 break;
             }
         }
-        let left = self.active_calls();
-        self.inner.stop.cancel();
-        left
     }
 }
 

@@ -6,6 +6,7 @@
 //! SIP (INVITE the agents of an `Offer`, CANCEL those of a `Cancel`) and reports back with
 //! [`Acd::handle_offer_result`].
 
+pub mod service;
 #[cfg(test)]
 mod tests;
 
@@ -125,6 +126,8 @@ pub enum AcdOutput {
         call: CallId,
         /// What happened.
         action: Overflow,
+        /// True after `max_wait`, false when no agent was logged in.
+        max_wait: bool,
     },
 }
 
@@ -197,6 +200,26 @@ impl Acd {
         )
     }
 
+    /// Waiting calls, oldest first: (call, queue, since, ringing an agent now).
+    pub fn waiting(&self) -> impl Iterator<Item = (CallId, &str, Instant, bool)> {
+        self.waiting
+            .iter()
+            .map(|w| (w.call, w.queue.as_str(), w.since, !w.ringing.is_empty()))
+    }
+
+    /// Every agent with its state and queues, in configuration order.
+    pub fn agents(&self) -> impl Iterator<Item = (&str, AgentState, &[String])> {
+        self.agent_order.iter().filter_map(|id| {
+            let a = self.agents.get(id)?;
+            Some((id.as_str(), a.state, a.queues.as_slice()))
+        })
+    }
+
+    /// The queues' names.
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.keys().map(String::as_str)
+    }
+
     /// The agent registered (or its static URI is reachable) / went away.
     pub fn handle_presence(&mut self, now: Instant, agent: &str, online: bool) {
         let Some(a) = self.agents.get_mut(agent) else {
@@ -248,7 +271,7 @@ impl Acd {
                 .map(|r| r.on_no_agents.clone())
                 .unwrap_or(Overflow::Wait);
             if action != Overflow::Wait {
-                self.overflow(now, call, action);
+                self.overflow(now, call, action, false);
                 return;
             }
         }
@@ -395,7 +418,7 @@ impl Acd {
             })
             .collect();
         for (call, action) in overdue {
-            self.overflow(now, call, action);
+            self.overflow(now, call, action, true);
         }
         self.dispatch(now);
     }
@@ -405,7 +428,7 @@ impl Acd {
         self.out.pop_front()
     }
 
-    fn overflow(&mut self, now: Instant, call: CallId, action: Overflow) {
+    fn overflow(&mut self, now: Instant, call: CallId, action: Overflow, max_wait: bool) {
         let Some(i) = self.waiting.iter().position(|w| w.call == call) else {
             return;
         };
@@ -416,7 +439,11 @@ impl Acd {
             w.since = now;
             self.waiting.push_back(w);
         }
-        self.out.push_back(AcdOutput::Overflowed { call, action });
+        self.out.push_back(AcdOutput::Overflowed {
+            call,
+            action,
+            max_wait,
+        });
     }
 
     fn set_available(&mut self, now: Instant, agent: &str) {

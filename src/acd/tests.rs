@@ -185,7 +185,8 @@ fn max_wait_overflows_and_no_agents_hangs_up_when_configured() {
         drain(&mut acd),
         vec![AcdOutput::Overflowed {
             call: 1,
-            action: Overflow::Queue("sales".into())
+            action: Overflow::Queue("sales".into()),
+            max_wait: true,
         }]
     );
     assert_eq!(acd.position(2), Some(1), "the next caller moves up");
@@ -195,7 +196,8 @@ fn max_wait_overflows_and_no_agents_hangs_up_when_configured() {
         drain(&mut acd),
         vec![AcdOutput::Overflowed {
             call: 3,
-            action: Overflow::HangUp
+            action: Overflow::HangUp,
+            max_wait: false,
         }]
     );
     // The sales agent logs in: the overflowed call 1 is offered to it.

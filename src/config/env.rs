@@ -7,6 +7,7 @@
 //! | `CLICKTOCALL_NONCE_SECRET` | `registrar.nonce_secret` |
 //! | `CLICKTOCALL_HTTP_LISTEN` | `http.listen` |
 //! | `CLICKTOCALL_SIP_ADVERTISED_HOST` | `sip.advertised_host` |
+//! | `CLICKTOCALL_API_KEY` | `api.key` |
 //!
 //! `<ID>` and `<NAME>` are upper-cased with every character other than a letter or digit turned into `_`.
 
@@ -42,6 +43,7 @@ pub(super) fn apply(
                 })?
             }
             "SIP_ADVERTISED_HOST" => cfg.sip.advertised_host = Some(value),
+            "API_KEY" => cfg.api.key = value,
             _ => apply_secret(cfg, &name, rest, value)?,
         }
     }

@@ -5,13 +5,17 @@
 //! types and unknown keys, reported with the dotted key path), [`Config::apply_env`] (secrets from the
 //! environment) and [`Config::validate`] (cross-field rules and files that must be readable).
 
+mod calls;
 mod env;
 mod net;
 
+pub use calls::{
+    parse_action, ApiSection, ContextSection, IvrSection, MediaSection, MenuSection, QueueConfig,
+};
 pub use net::{Cidr, CidrParseError};
 
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -76,6 +80,14 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Media ports.
+    pub media: MediaSection,
+    /// The IVR menus.
+    pub ivr: IvrSection,
+    /// Context → SIP headers toward agents.
+    pub context: ContextSection,
+    /// REST API.
+    pub api: ApiSection,
 }
 
 /// `[http]`
@@ -223,21 +235,16 @@ pub struct TrunkConfig {
     /// Called numbers (request-URI user parts) this trunk delivers to the gateway.
     #[serde(default)]
     pub numbers: Vec<String>,
+    /// Headers copied from this trunk's INVITEs to the agent's INVITE (UCMA's pass-through headers).
+    #[serde(default)]
+    pub pass_through_headers: Vec<String>,
+    /// The IVR menu this trunk's callers start in (`ivr.start` when unset).
+    #[serde(default)]
+    pub menu: Option<String>,
 }
 
 fn default_trunk_expires() -> u32 {
     600
-}
-
-/// `[[queues]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Unique name (`support`, `sales`).
-    pub name: String,
-    /// Human-readable name for announcements and the widget.
-    #[serde(default)]
-    pub display_name: Option<String>,
 }
 
 /// `[[agents]]`
@@ -258,6 +265,9 @@ pub struct AgentConfig {
     /// Display name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Skills with levels (1-100) for skills-based queues: `skills = { billing = 80 }`.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
 }
 
 /// `[shutdown]`
@@ -352,6 +362,7 @@ impl Config {
         self.validate_registrar()?;
         self.validate_trunks()?;
         self.validate_queues_and_agents()?;
+        self.validate_calls()?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ fn embedded_default_is_a_local_demo() {
     cfg.validate().expect("embedded default validates");
     assert_eq!(cfg.http.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(cfg.sip.listen_udp, Some("127.0.0.1:5060".parse().unwrap()));
-    assert_eq!(cfg.queues.len(), 1);
+    assert_eq!(cfg.queues.len(), 2);
     assert!(!cfg.agents.is_empty());
 }
 
@@ -80,6 +80,32 @@ fn cross_field_rules_name_the_key() {
         (
             "[sip]\nadvertised_host = \"not an ip\"\n",
             "sip.advertised_host",
+        ),
+        ("[media]\nport_min = 30000\nport_max = 20000\n", "media.port_min"),
+        (
+            "[[queues]]\nname = \"q\"\nstrategy = \"random\"\n",
+            "queues[0].strategy",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\non_max_wait = \"queue:nowhere\"\n",
+            "queues[0].on_max_wait",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"welcome\"\noptions = { \"1\" = \"queue:nope\" }\n",
+            "ivr.menus[0].options.1",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"welcome\"\noptions = { \"12\" = \"repeat\" }\n",
+            "ivr.menus[0].options",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"no-such-prompt\"\n",
+            "ivr.menus[0].prompt",
+        ),
+        ("[ivr]\nstart = \"lobby\"\n", "ivr.start"),
+        (
+            "[context]\nheaders = { name = \"Bad Header\" }\n",
+            "context.headers.name",
         ),
     ];
     for (text, key) in cases {

@@ -1,8 +1,10 @@
 //! The HTTP server: embedded demo page and widget, `/healthz`, `/readyz`, CORS for the widget's
 //! origins, request tracing, and optional TLS (browsers only give the microphone to https or localhost).
 
+mod api;
 pub mod assets;
 mod tls;
+mod ws;
 
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
@@ -40,6 +42,8 @@ pub struct HttpState {
     pub lifecycle: Lifecycle,
     /// The configuration.
     pub cfg: Arc<Config>,
+    /// Call control (the WebSocket and the REST API), when running.
+    pub calls: Option<Arc<crate::call::CallManager>>,
 }
 
 /// The routes, with CORS and tracing layers.
@@ -49,6 +53,14 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/ws", get(ws::upgrade))
+        .route("/api/agents", get(api::agents))
+        .route(
+            "/api/agents/{id}/state",
+            axum::routing::put(api::set_agent_state),
+        )
+        .route("/api/queues", get(api::queues))
+        .route("/api/calls", get(api::list_calls))
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(max_body))
@@ -109,6 +121,7 @@ fn serve_asset(path: &str) -> Response {
 pub async fn serve(
     cfg: Arc<Config>,
     lifecycle: Lifecycle,
+    calls: Option<Arc<crate::call::CallManager>>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -121,6 +134,7 @@ pub async fn serve(
     let app = router(HttpState {
         lifecycle,
         cfg: cfg.clone(),
+        calls,
     });
     let handle = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
         (Some(cert), Some(key)) => {

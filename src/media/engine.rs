@@ -78,8 +78,12 @@ pub enum MediaCommand {
     Play(Source),
     /// Let the browser hear the SIP leg.
     Bridge,
-    /// Update the SIP leg after a re-INVITE.
+    /// Update the SIP leg after a re-INVITE (or the agent's answer).
     UpdateSip(Negotiated),
+    /// A trickled ICE candidate from the browser.
+    AddCandidate(String),
+    /// A digit the SIP side sent out of band (INFO): relay it to the browser.
+    SipDigit(char, std::time::Duration),
     /// End the media.
     Stop,
 }
@@ -259,6 +263,13 @@ async fn run(
                 Some(MediaCommand::Play(src)) => { session.play_to_browser(Instant::now(), src); Ok(()) }
                 Some(MediaCommand::Bridge) => { session.bridge_to_browser(); Ok(()) }
                 Some(MediaCommand::UpdateSip(n)) => { session.sip_leg().update(Instant::now(), n); Ok(()) }
+                Some(MediaCommand::AddCandidate(c)) => {
+                    if let Err(e) = session.add_remote_candidate(&c) {
+                        debug!(error = %e, "remote candidate refused");
+                    }
+                    Ok(())
+                }
+                Some(MediaCommand::SipDigit(d, len)) => session.handle_sip_info_digit(Instant::now(), d, len),
                 Some(MediaCommand::Stop) | None => return,
             },
         };

@@ -146,6 +146,11 @@ impl MediaSession {
         }
     }
 
+    /// A trickled ICE candidate from the browser.
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), BrowserLegError> {
+        self.browser.add_remote_candidate(candidate)
+    }
+
     /// The SIP leg (for re-INVITEs).
     pub fn sip_leg(&mut self) -> &mut RtpLeg {
         &mut self.sip

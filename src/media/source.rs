@@ -92,7 +92,12 @@ impl Clip {
         Clip(samples.into())
     }
 
-    /// Length in samples at 8 kHz.
+    /// The 8 kHz samples.
+    pub fn samples(&self) -> &[i16] {
+        &self.0
+    }
+
+    /// Number of 8 kHz samples.
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -10,6 +10,7 @@ use super::registrar_task::RegistrarHandle;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registrar::{ContactRequest, LocationStore, RegisterOutcome, RegisterRequest};
+use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::rsip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::rsip::{self, Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -30,6 +31,10 @@ pub struct SipContext {
     pub locations: Arc<dyn LocationStore>,
     /// Draining state.
     pub lifecycle: Lifecycle,
+    /// Dialogs (in-dialog requests are theirs).
+    pub layer: Arc<DialogLayer>,
+    /// Call control's inbound-call entry, once running.
+    pub inbound: Arc<std::sync::OnceLock<Arc<dyn super::server::InboundCalls>>>,
 }
 
 /// Who sent a request, as far as the ACL is concerned.
@@ -47,11 +52,27 @@ pub enum Source {
 pub async fn handle(ctx: Arc<SipContext>, mut tx: Transaction) {
     let src = source_addr(&tx);
     let method = tx.original.method;
+    if let Some(mut dialog) = ctx.layer.match_dialog(&tx) {
+        // In-dialog requests of a call's legs (BYE, re-INVITE, REFER, INFO, NOTIFY, ACK).
+        if let Err(e) = dialog.handle(&mut tx).await {
+            debug!(?src, %method, error = %e, "in-dialog request failed");
+        }
+        return;
+    }
     let result = match method {
         Method::Ack => return,
         Method::Options => options(&ctx, &mut tx, src).await,
         Method::Register => register(&ctx, &mut tx, src).await,
-        Method::Invite => invite(&ctx, &mut tx, src).await,
+        Method::Invite => match invite(&ctx, &mut tx, src).await {
+            Ok(Some(trunk)) => {
+                if let Some(inbound) = ctx.inbound.get() {
+                    inbound.handle_invite(tx, trunk).await;
+                }
+                return;
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
         Method::Message | Method::Subscribe | Method::Publish => {
             reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow_header()]).await
         }
@@ -86,10 +107,10 @@ async fn invite(
     ctx: &SipContext,
     tx: &mut Transaction,
     src: Option<SocketAddr>,
-) -> rsipstack::Result<()> {
+) -> rsipstack::Result<Option<String>> {
     let source = classify(ctx, src).await;
     if source == Source::Unknown {
-        return forbidden(tx, src).await;
+        return forbidden(tx, src).await.map(|_| None);
     }
     if source == Source::AgentAddress {
         // An agent's phone placing a call must prove who it is.
@@ -100,22 +121,28 @@ async fn invite(
             outcome @ (AuthOutcome::Challenge | AuthOutcome::Stale) => {
                 let stale = outcome == AuthOutcome::Stale;
                 let h = Header::ProxyAuthenticate(ctx.auth.challenge(Instant::now(), stale).into());
-                return reply(tx, StatusCode::ProxyAuthenticationRequired, vec![h]).await;
+                return reply(tx, StatusCode::ProxyAuthenticationRequired, vec![h])
+                    .await
+                    .map(|_| None);
             }
             AuthOutcome::Forbidden(why) => {
                 info!(?src, why, "INVITE authentication failed");
-                return reply(tx, StatusCode::Forbidden, vec![]).await;
+                return reply(tx, StatusCode::Forbidden, vec![]).await.map(|_| None);
             }
         }
     }
-    let Some(_call) = ctx.lifecycle.start_call() else {
+    if ctx.lifecycle.is_draining() {
         return reply(
             tx,
             StatusCode::ServiceUnavailable,
             vec![Header::RetryAfter("30".into())],
         )
-        .await;
-    };
+        .await
+        .map(|_| None);
+    }
+    if let (Source::Trunk(trunk), Some(_)) = (&source, ctx.inbound.get()) {
+        return Ok(Some(trunk.clone()));
+    }
     // Routing calls into the IVR and queues is call control's job; until it exists the gateway says
     // honestly that nobody can take the call.
     info!(
@@ -123,7 +150,9 @@ async fn invite(
         ?source,
         "INVITE accepted by ACL; no call routing configured"
     );
-    reply(tx, StatusCode::TemporarilyUnavailable, vec![]).await
+    reply(tx, StatusCode::TemporarilyUnavailable, vec![])
+        .await
+        .map(|_| None)
 }
 
 async fn register(

@@ -1,6 +1,7 @@
 //! The task that owns the [`Registrar`] core: feeds it REGISTERs and keepalive results with the
 //! current time, sleeps until its next deadline, and carries out what it asks (store writes, OPTIONS).
 
+use crate::acd::service::AcdHandle;
 use crate::config::Config;
 use crate::registrar::{
     LocationStore, RegisterOutcome, RegisterRequest, Registrar, RegistrarOutput, RegistrarPolicy,
@@ -42,6 +43,7 @@ pub fn spawn(
     cfg: &Config,
     endpoint: EndpointInnerRef,
     locations: Arc<dyn LocationStore>,
+    presence: Option<AcdHandle>,
     stop: CancellationToken,
 ) -> RegistrarHandle {
     let r = &cfg.registrar;
@@ -61,6 +63,7 @@ pub fn spawn(
         tx,
         endpoint,
         locations,
+        presence,
         stop,
     ));
     handle
@@ -72,6 +75,7 @@ async fn run(
     tx: mpsc::Sender<Command>,
     endpoint: EndpointInnerRef,
     locations: Arc<dyn LocationStore>,
+    presence: Option<AcdHandle>,
     stop: CancellationToken,
 ) {
     loop {
@@ -97,8 +101,18 @@ async fn run(
         }
         while let Some(out) = core.poll_output() {
             match out {
-                RegistrarOutput::Online(agent) => info!(%agent, "agent online"),
-                RegistrarOutput::Offline(agent) => info!(%agent, "agent offline"),
+                RegistrarOutput::Online(agent) => {
+                    info!(%agent, "agent online");
+                    if let Some(p) = &presence {
+                        p.presence(&agent, true);
+                    }
+                }
+                RegistrarOutput::Offline(agent) => {
+                    info!(%agent, "agent offline");
+                    if let Some(p) = &presence {
+                        p.presence(&agent, false);
+                    }
+                }
                 RegistrarOutput::Bindings(agent, contacts) => {
                     locations.set_contacts(&agent, contacts).await
                 }

@@ -6,9 +6,11 @@ use super::guard::{GuardStats, GuardedUdpSocket};
 use super::handlers::{self, SipContext};
 use super::inspect::StreamInspector;
 use super::registrar_task::{self, RegistrarHandle};
+use crate::acd::service::AcdHandle;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registrar::LocationStore;
+use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::rsip::prelude::HeadersExt;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
 use rsipstack::transaction::CallIdFormat;
@@ -59,6 +61,21 @@ pub struct SipServer {
     pub guard_stats: Arc<GuardStats>,
     /// The registrar task.
     pub registrar: RegistrarHandle,
+    /// rsipstack's dialogs: agent legs and inbound calls; in-dialog requests are routed here.
+    pub layer: Arc<DialogLayer>,
+    /// Where inbound calls (INVITEs from trunks) go once call control runs.
+    pub inbound: Arc<std::sync::OnceLock<Arc<dyn InboundCalls>>>,
+}
+
+/// Takes inbound calls (initial INVITEs that passed the ACL) from the dispatcher.
+#[async_trait::async_trait]
+pub trait InboundCalls: Send + Sync + 'static {
+    /// Owns the transaction from here to its final response and beyond (the call).
+    async fn handle_invite(
+        &self,
+        tx: rsipstack::transaction::transaction::Transaction,
+        trunk: String,
+    );
 }
 
 impl SipServer {
@@ -67,6 +84,7 @@ impl SipServer {
         cfg: Arc<Config>,
         lifecycle: Lifecycle,
         locations: Arc<dyn LocationStore>,
+        acd: Option<AcdHandle>,
     ) -> Result<SipServer, SipServerError> {
         let stop = lifecycle.stop_token();
         let sip = &cfg.sip;
@@ -150,7 +168,10 @@ impl SipServer {
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { endpoint.serve().await });
 
-        let registrar = registrar_task::spawn(&cfg, inner.clone(), locations.clone(), stop.clone());
+        let registrar =
+            registrar_task::spawn(&cfg, inner.clone(), locations.clone(), acd, stop.clone());
+        let layer = Arc::new(DialogLayer::new(inner.clone()));
+        let inbound: Arc<std::sync::OnceLock<Arc<dyn InboundCalls>>> = Arc::default();
         let secret = if cfg.registrar.nonce_secret.is_empty() {
             super::ids::random_token(32)
         } else {
@@ -168,6 +189,8 @@ impl SipServer {
             registrar: registrar.clone(),
             locations,
             lifecycle: lifecycle.clone(),
+            layer: layer.clone(),
+            inbound: inbound.clone(),
         });
         super::trunk::spawn_registrations(&cfg, inner.clone(), stop.clone());
 
@@ -194,6 +217,8 @@ impl SipServer {
             udp_addr,
             guard_stats,
             registrar,
+            layer,
+            inbound,
         })
     }
 }

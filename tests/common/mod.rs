@@ -28,6 +28,8 @@ name = "carrier"
 proxy = "sip:127.0.0.2:5060"
 sources = ["127.0.0.2/32"]
 [[queues]]
+name = "sales"
+[[queues]]
 name = "support"
 [[agents]]
 id = "1001"

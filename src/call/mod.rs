@@ -1,0 +1,197 @@
+//! Call control: the per-call state machine ([`controller`], sans-IO), the SIP legs toward agents
+//! ([`sip_leg`]), the prompts ([`prompts`]) and the shell that runs one task per call ([`task`]).
+//!
+//! [`CallManager`] is what the WebSocket endpoint and the SIP dispatcher use to start calls; it
+//! holds the node's shared services (media engine, ACD handle, dialog layer, prompts) and a small
+//! read-only registry of running calls for the REST API. Each call's own state lives in its task.
+
+pub mod controller;
+pub mod prompts;
+pub mod sip_leg;
+pub mod task;
+
+use crate::acd::service::AcdHandle;
+use crate::config::Config;
+use crate::ivr::Menu;
+use crate::lifecycle::Lifecycle;
+use crate::media::engine::{EngineError, MediaEngine};
+use crate::registrar::LocationStore;
+use crate::widget::context::ContextMapping;
+use prompts::PromptLibrary;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A call, node-wide.
+pub type CallId = u64;
+
+/// How the customer reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerKind {
+    /// The widget, WebRTC in the browser.
+    Browser,
+    /// An INVITE from a trunk.
+    Sip,
+}
+
+/// A running call as the REST API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSummary {
+    /// Call id.
+    pub id: CallId,
+    /// Browser or SIP.
+    pub kind: CustomerKind,
+    /// `ivr`, `queued`, `ringing`, `connected`, `on_hold`, `transferring`.
+    pub state: String,
+    /// Queue, once chosen.
+    pub queue: Option<String>,
+    /// Connected agent.
+    pub agent: Option<String>,
+    /// Seconds since the call started.
+    pub age_secs: u64,
+    #[serde(skip)]
+    started: Option<std::time::Instant>,
+}
+
+/// Why a call could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartCallError {
+    /// The gateway is draining.
+    #[error("the gateway is shutting down; try again shortly")]
+    Draining,
+    /// The widget named a queue that does not exist.
+    #[error("no queue named {0:?}")]
+    UnknownQueue(String),
+    /// Media could not be set up (bad offer, no ports).
+    #[error(transparent)]
+    Media(#[from] EngineError),
+}
+
+impl StartCallError {
+    /// The widget's stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartCallError::Draining => "unavailable",
+            StartCallError::UnknownQueue(_) => "unknown_queue",
+            StartCallError::Media(EngineError::NoPort(..)) => "busy",
+            StartCallError::Media(EngineError::Browser(_)) => "bad_offer",
+        }
+    }
+}
+
+/// The node's call services.
+pub struct CallManager {
+    /// Configuration.
+    pub cfg: Arc<Config>,
+    /// Media sockets and tasks.
+    pub engine: MediaEngine,
+    /// Queues and agents.
+    pub acd: AcdHandle,
+    /// rsipstack's dialogs (agent legs, inbound calls).
+    pub layer: Arc<DialogLayer>,
+    /// Where registered agents are.
+    pub locations: Arc<dyn LocationStore>,
+    /// Prompts.
+    pub prompts: Arc<PromptLibrary>,
+    /// IVR menus.
+    pub menus: HashMap<String, Menu>,
+    /// Context → headers.
+    pub mapping: ContextMapping,
+    /// Draining and stop.
+    pub lifecycle: Lifecycle,
+    calls: Mutex<BTreeMap<CallId, CallSummary>>,
+    next_id: AtomicU64,
+}
+
+impl CallManager {
+    /// The services for `cfg` (validated: menus and prompts load).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: Arc<Config>,
+        engine: MediaEngine,
+        acd: AcdHandle,
+        layer: Arc<DialogLayer>,
+        locations: Arc<dyn LocationStore>,
+        prompts: PromptLibrary,
+        menus: HashMap<String, Menu>,
+        lifecycle: Lifecycle,
+    ) -> Arc<CallManager> {
+        let mapping = ContextMapping {
+            headers: cfg
+                .context
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            screen_pop: cfg.context.screen_pop.clone(),
+            display_name: cfg.context.display_name.clone(),
+        };
+        Arc::new(CallManager {
+            cfg,
+            engine,
+            acd,
+            layer,
+            locations,
+            prompts: Arc::new(prompts),
+            menus,
+            mapping,
+            lifecycle,
+            calls: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    fn next_id(&self) -> CallId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Running calls, oldest first.
+    pub fn calls(&self) -> Vec<CallSummary> {
+        let now = std::time::Instant::now();
+        self.registry()
+            .values()
+            .map(|c| {
+                let mut c = c.clone();
+                c.age_secs = c
+                    .started
+                    .map_or(0, |s| now.saturating_duration_since(s).as_secs());
+                c
+            })
+            .collect()
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<CallId, CallSummary>> {
+        // A poisoned registry only means a task panicked mid-update; the map itself is intact.
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&self, id: CallId, kind: CustomerKind) {
+        self.registry().insert(
+            id,
+            CallSummary {
+                id,
+                kind,
+                state: "ivr".into(),
+                queue: None,
+                agent: None,
+                age_secs: 0,
+                started: Some(std::time::Instant::now()),
+            },
+        );
+    }
+
+    fn update(&self, id: CallId, state: &str, queue: Option<&str>, agent: Option<&str>) {
+        if let Some(c) = self.registry().get_mut(&id) {
+            c.state = state.into();
+            c.queue = queue.map(str::to_string);
+            c.agent = agent.map(str::to_string);
+        }
+    }
+
+    fn unregister(&self, id: CallId) {
+        self.registry().remove(&id);
+    }
+}

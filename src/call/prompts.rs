@@ -1,0 +1,112 @@
+//! The prompts a gateway plays, loaded once at start-up and shared by every call: the bundled
+//! defaults in `static/prompts/` (embedded in the binary), overridden by `<ivr.prompts_dir>/<name>.wav`.
+
+use crate::config::Config;
+use crate::media::source::Clip;
+use std::collections::HashMap;
+
+/// Prompts the call controller itself plays (beyond those the config names).
+pub const BUILT_IN: &[&str] = &[
+    "queued",
+    "position",
+    "n1",
+    "n2",
+    "n3",
+    "n4",
+    "n5",
+    "n6",
+    "n7",
+    "n8",
+    "n9",
+    "n10plus",
+    "no_agents",
+    "max_wait",
+    "goodbye",
+    "transfer",
+];
+
+/// A prompt that cannot be found or decoded, with the config key that named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptError {
+    /// The key that named the prompt (`ivr.menus[0].prompt`).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Decoded prompts by name.
+#[derive(Debug, Clone, Default)]
+pub struct PromptLibrary {
+    clips: HashMap<String, Clip>,
+}
+
+impl PromptLibrary {
+    /// Loads every prompt the config refers to, plus the built-in ones.
+    pub fn load(cfg: &Config) -> Result<PromptLibrary, PromptError> {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for (i, m) in cfg.ivr.effective_menus(&cfg.queues).iter().enumerate() {
+            wanted.push((format!("ivr.menus[{i}].prompt"), m.prompt.clone()));
+            if let Some(p) = &m.invalid_prompt {
+                wanted.push((format!("ivr.menus[{i}].invalid_prompt"), p.clone()));
+            }
+        }
+        for (i, q) in cfg.queues.iter().enumerate() {
+            wanted.push((format!("queues[{i}].music"), q.music.clone()));
+        }
+        for name in BUILT_IN {
+            wanted.push(("ivr.prompts_dir".into(), name.to_string()));
+        }
+        let mut lib = PromptLibrary::default();
+        for (key, name) in wanted {
+            if lib.clips.contains_key(&name) {
+                continue;
+            }
+            let clip = Self::load_one(cfg, &name).map_err(|reason| PromptError { key, reason })?;
+            lib.clips.insert(name, clip);
+        }
+        Ok(lib)
+    }
+
+    fn load_one(cfg: &Config, name: &str) -> Result<Clip, String> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "{name:?} is not a prompt name (letters, digits, _ and -)"
+            ));
+        }
+        if let Some(dir) = &cfg.ivr.prompts_dir {
+            let path = dir.join(format!("{name}.wav"));
+            if path.exists() {
+                return Clip::load(&path).map_err(|e| e.to_string());
+            }
+        }
+        let (bytes, _) =
+            crate::http::assets::lookup(&format!("prompts/{name}.wav")).ok_or_else(|| {
+                format!("no prompt {name:?} (neither bundled nor in ivr.prompts_dir)")
+            })?;
+        Clip::from_wav_bytes(bytes, name).map_err(|e| e.to_string())
+    }
+
+    /// The prompt called `name`.
+    pub fn get(&self, name: &str) -> Option<Clip> {
+        self.clips.get(name).cloned()
+    }
+
+    /// "You are caller number N" as one clip.
+    pub fn position(&self, n: usize) -> Option<Clip> {
+        let number = if (1..=9).contains(&n) {
+            format!("n{n}")
+        } else {
+            "n10plus".to_string()
+        };
+        let a = self.get("position")?;
+        let b = self.get(&number)?;
+        let mut samples = a.samples().to_vec();
+        samples.extend(std::iter::repeat_n(0, 800));
+        samples.extend_from_slice(b.samples());
+        Some(Clip::from_samples(samples))
+    }
+}

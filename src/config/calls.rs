@@ -1,0 +1,423 @@
+//! Call-control configuration: media ports, the IVR menus, how the customer's context becomes SIP
+//! headers, queue rules, and the REST API key. Parsed with the rest of the file; checked by
+//! [`Config::validate_calls`](super::Config).
+
+use super::ConfigError;
+use crate::acd::{Overflow, QueueRules, Strategy};
+use crate::ivr::{Menu, MenuAction};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[media]`: where RTP sockets live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// Address media sockets bind.
+    pub bind_ip: IpAddr,
+    /// Address written into SDP and ICE candidates (public side of a NAT 1:1 mapping).
+    pub advertised_ip: Option<IpAddr>,
+    /// First port of the RTP range (even).
+    pub port_min: u16,
+    /// Last port of the RTP range.
+    pub port_max: u16,
+    /// Seconds without a packet before a leg is declared dead.
+    pub media_timeout_secs: u64,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            advertised_ip: None,
+            port_min: 20000,
+            port_max: 20999,
+            media_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[api]`: the REST API.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Bearer key for `/api/*` (or `CLICKTOCALL_API_KEY`); empty disables the API (401 to all).
+    pub key: String,
+}
+
+/// `[context]`: how the page's context reaches the agent's phone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextSection {
+    /// Context field → SIP header name (`name = "X-Customer-Name"`).
+    pub headers: BTreeMap<String, String>,
+    /// `Call-Info` screen-pop URL template, `{field}` placeholders (URL-encoded).
+    pub screen_pop: Option<String>,
+    /// From display-name template toward the agent (`"{name} (web)"`).
+    pub display_name: Option<String>,
+}
+
+impl Default for ContextSection {
+    fn default() -> Self {
+        let headers = [
+            ("name", "X-Customer-Name"),
+            ("crm_id", "X-CRM-Id"),
+            ("page", "X-Page"),
+            ("language", "X-Language"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        ContextSection {
+            headers,
+            screen_pop: None,
+            display_name: Some("{name}".into()),
+        }
+    }
+}
+
+/// `[ivr]`: the menus customers meet first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrSection {
+    /// The menu every call starts in.
+    pub start: String,
+    /// A directory whose `<name>.wav` files override the bundled prompts.
+    pub prompts_dir: Option<PathBuf>,
+    /// The menus.
+    pub menus: Vec<MenuSection>,
+}
+
+impl Default for IvrSection {
+    fn default() -> Self {
+        IvrSection {
+            start: "main".into(),
+            prompts_dir: None,
+            menus: Vec::new(),
+        }
+    }
+}
+
+impl IvrSection {
+    /// With no `[[ivr.menus]]`, one menu "main": the bundled welcome prompt, digit N enters the
+    /// N-th configured queue, 9 repeats. (The bundled prompt says "sales 1, support 2".)
+    fn default_menu(queues: &[QueueConfig]) -> MenuSection {
+        let mut options: BTreeMap<String, String> = queues
+            .iter()
+            .take(8)
+            .enumerate()
+            .map(|(i, q)| ((i + 1).to_string(), format!("queue:{}", q.name)))
+            .collect();
+        options.insert("9".into(), "repeat".into());
+        MenuSection {
+            name: "main".into(),
+            prompt: "welcome".into(),
+            options,
+            input_timeout_secs: default_input_timeout(),
+            retries: default_retries(),
+            invalid_prompt: Some("invalid".into()),
+            on_exhausted: default_exhausted(),
+        }
+    }
+
+    /// The configured menus, or the default one.
+    pub fn effective_menus(&self, queues: &[QueueConfig]) -> Vec<MenuSection> {
+        if self.menus.is_empty() {
+            vec![Self::default_menu(queues)]
+        } else {
+            self.menus.clone()
+        }
+    }
+}
+
+/// `[[ivr.menus]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuSection {
+    /// Unique menu name.
+    pub name: String,
+    /// Prompt name (bundled, or `<prompts_dir>/<name>.wav`).
+    pub prompt: String,
+    /// Digit → action: `queue:NAME`, `queue:NAME:SKILL`, `menu:NAME`, `repeat`, `hangup`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Seconds to wait for a digit after the prompt.
+    #[serde(default = "default_input_timeout")]
+    pub input_timeout_secs: u64,
+    /// Replays after a timeout or an invalid digit.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Prompt played for an invalid digit.
+    #[serde(default)]
+    pub invalid_prompt: Option<String>,
+    /// Action once the retries are used up.
+    #[serde(default = "default_exhausted")]
+    pub on_exhausted: String,
+}
+
+fn default_input_timeout() -> u64 {
+    6
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_exhausted() -> String {
+    "hangup".into()
+}
+
+/// `[[queues]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Unique name (`support`, `sales`).
+    pub name: String,
+    /// Human-readable name for announcements and the widget.
+    pub display_name: Option<String>,
+    /// External IVR mode: customers entering this queue are first bridged to this SIP URI; when it
+    /// REFERs the call back to the gateway (`Refer-To: <sip:QUEUE@gateway>`), they enter that queue.
+    pub external_ivr: Option<String>,
+    /// `longest_idle`, `round_robin`, `ring_all`, `skills_based`.
+    pub strategy: String,
+    /// Seconds an agent rings before the next is tried.
+    pub ring_timeout_secs: u64,
+    /// After-call work seconds.
+    pub wrap_up_secs: u64,
+    /// Longest wait before `on_max_wait` (0 = no limit).
+    pub max_wait_secs: u64,
+    /// `wait`, `hangup` or `queue:NAME`.
+    pub on_max_wait: String,
+    /// When no agent of the queue is logged in: `wait`, `hangup` or `queue:NAME`.
+    pub on_no_agents: String,
+    /// Music-on-hold prompt name (looped).
+    pub music: String,
+    /// Seconds between position announcements (0 = never).
+    pub announce_position_secs: u64,
+    /// Extra SIP headers on every INVITE to this queue's agents.
+    pub headers: BTreeMap<String, String>,
+    /// Average handling time (seconds) for the estimated wait until real calls have been measured.
+    pub average_handle_secs: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            name: String::new(),
+            display_name: None,
+            external_ivr: None,
+            strategy: "longest_idle".into(),
+            ring_timeout_secs: 15,
+            wrap_up_secs: 10,
+            max_wait_secs: 0,
+            on_max_wait: "hangup".into(),
+            on_no_agents: "wait".into(),
+            music: "moh".into(),
+            announce_position_secs: 30,
+            headers: BTreeMap::new(),
+            average_handle_secs: 180,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The ACD's rules; errors name the field.
+    pub fn rules(&self) -> Result<QueueRules, (&'static str, String)> {
+        let strategy = match self.strategy.as_str() {
+            "longest_idle" => Strategy::LongestIdle,
+            "round_robin" => Strategy::RoundRobin,
+            "ring_all" => Strategy::RingAll,
+            "skills_based" => Strategy::SkillsBased,
+            other => {
+                return Err((
+                    "strategy",
+                    format!("{other:?}: use longest_idle, round_robin, ring_all or skills_based"),
+                ))
+            }
+        };
+        if self.ring_timeout_secs == 0 {
+            return Err(("ring_timeout_secs", "must be above 0".into()));
+        }
+        Ok(QueueRules {
+            strategy,
+            ring_timeout: Duration::from_secs(self.ring_timeout_secs),
+            wrap_up: Duration::from_secs(self.wrap_up_secs),
+            max_wait: (self.max_wait_secs > 0).then(|| Duration::from_secs(self.max_wait_secs)),
+            on_max_wait: overflow(&self.on_max_wait).map_err(|e| ("on_max_wait", e))?,
+            on_no_agents: overflow(&self.on_no_agents).map_err(|e| ("on_no_agents", e))?,
+        })
+    }
+}
+
+fn overflow(s: &str) -> Result<Overflow, String> {
+    match s {
+        "wait" => Ok(Overflow::Wait),
+        "hangup" => Ok(Overflow::HangUp),
+        _ => match s.strip_prefix("queue:") {
+            Some(q) if !q.is_empty() => Ok(Overflow::Queue(q.to_string())),
+            _ => Err(format!("{s:?}: use wait, hangup or queue:NAME")),
+        },
+    }
+}
+
+/// Parses a menu action: `queue:NAME[:SKILL]`, `menu:NAME`, `repeat`, `hangup`.
+pub fn parse_action(s: &str) -> Result<MenuAction, String> {
+    match s {
+        "repeat" => return Ok(MenuAction::Repeat),
+        "hangup" => return Ok(MenuAction::HangUp),
+        _ => {}
+    }
+    if let Some(rest) = s.strip_prefix("queue:") {
+        let mut parts = rest.splitn(2, ':');
+        let queue = parts.next().unwrap_or_default();
+        if !queue.is_empty() {
+            return Ok(MenuAction::Queue {
+                queue: queue.to_string(),
+                skill: parts.next().filter(|s| !s.is_empty()).map(str::to_string),
+            });
+        }
+    }
+    if let Some(menu) = s.strip_prefix("menu:").filter(|m| !m.is_empty()) {
+        return Ok(MenuAction::Submenu(menu.to_string()));
+    }
+    Err(format!(
+        "{s:?}: use queue:NAME, queue:NAME:SKILL, menu:NAME, repeat or hangup"
+    ))
+}
+
+impl IvrSection {
+    /// The menus as the IVR runner wants them; errors carry the key.
+    pub fn menus(&self, queues: &[QueueConfig]) -> Result<HashMap<String, Menu>, ConfigError> {
+        let mut out = HashMap::new();
+        for (i, m) in self.effective_menus(queues).iter().enumerate() {
+            let key = |k: &str| format!("ivr.menus[{i}].{k}");
+            let mut options = HashMap::new();
+            for (digit, action) in &m.options {
+                let mut chars = digit.chars();
+                let d = match (chars.next(), chars.next()) {
+                    (Some(d), None) if "0123456789*#ABCD".contains(d) => d,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            key("options"),
+                            format!("{digit:?} is not a single DTMF digit"),
+                        ))
+                    }
+                };
+                let action = parse_action(action)
+                    .map_err(|e| ConfigError::invalid(key(&format!("options.{digit}")), e))?;
+                options.insert(d, action);
+            }
+            let on_exhausted = parse_action(&m.on_exhausted)
+                .map_err(|e| ConfigError::invalid(key("on_exhausted"), e))?;
+            if out
+                .insert(
+                    m.name.clone(),
+                    Menu {
+                        prompt: m.prompt.clone(),
+                        options,
+                        input_timeout: Duration::from_secs(m.input_timeout_secs.max(1)),
+                        retries: m.retries,
+                        invalid_prompt: m.invalid_prompt.clone(),
+                        on_exhausted,
+                    },
+                )
+                .is_some()
+            {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("duplicate menu {:?}", m.name),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl super::Config {
+    /// Call-control rules: ports, menus, queues, actions and prompts refer to things that exist.
+    pub(super) fn validate_calls(&self) -> Result<(), ConfigError> {
+        let m = &self.media;
+        if m.port_min < 1024 || m.port_min >= m.port_max {
+            return Err(ConfigError::invalid(
+                "media.port_min",
+                "the range must start at 1024 or above and below port_max",
+            ));
+        }
+        let queue_exists = |q: &str| self.queues.iter().any(|c| c.name == q);
+        let menus = self.ivr.menus(&self.queues)?;
+        if !menus.contains_key(&self.ivr.start) {
+            return Err(ConfigError::invalid(
+                "ivr.start",
+                format!("no menu named {:?}", self.ivr.start),
+            ));
+        }
+        let check_action = |key: String, a: &MenuAction| match a {
+            MenuAction::Queue { queue, .. } if !queue_exists(queue) => Err(ConfigError::invalid(
+                key,
+                format!("no queue named {queue:?}"),
+            )),
+            MenuAction::Submenu(name) if !menus.contains_key(name) => {
+                Err(ConfigError::invalid(key, format!("no menu named {name:?}")))
+            }
+            _ => Ok(()),
+        };
+        for (i, menu) in self.ivr.effective_menus(&self.queues).iter().enumerate() {
+            let parsed = &menus[&menu.name];
+            for (d, action) in &parsed.options {
+                check_action(format!("ivr.menus[{i}].options.{d}"), action)?;
+            }
+            check_action(format!("ivr.menus[{i}].on_exhausted"), &parsed.on_exhausted)?;
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            let rules = q
+                .rules()
+                .map_err(|(k, e)| ConfigError::invalid(format!("queues[{i}].{k}"), e))?;
+            for (k, o) in [
+                ("on_max_wait", &rules.on_max_wait),
+                ("on_no_agents", &rules.on_no_agents),
+            ] {
+                if let Overflow::Queue(target) = o {
+                    if !queue_exists(target) || target == &q.name {
+                        return Err(ConfigError::invalid(
+                            format!("queues[{i}].{k}"),
+                            format!("{target:?} is not another configured queue"),
+                        ));
+                    }
+                }
+            }
+            for name in q.headers.keys() {
+                if !super::is_token(name) {
+                    return Err(ConfigError::invalid(
+                        format!("queues[{i}].headers"),
+                        format!("{name:?} is not a header name"),
+                    ));
+                }
+            }
+            if let Some(uri) = &q.external_ivr {
+                crate::sip::uri::parse_sip_uri(uri)
+                    .map_err(|e| ConfigError::invalid(format!("queues[{i}].external_ivr"), e))?;
+            }
+        }
+        for (field, header) in &self.context.headers {
+            if !super::is_token(header) {
+                return Err(ConfigError::invalid(
+                    format!("context.headers.{field}"),
+                    format!("{header:?} is not a header name"),
+                ));
+            }
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            if let Some(menu) = &t.menu {
+                if !menus.contains_key(menu) {
+                    return Err(ConfigError::invalid(
+                        format!("trunks[{i}].menu"),
+                        format!("no menu named {menu:?}"),
+                    ));
+                }
+            }
+        }
+        crate::call::prompts::PromptLibrary::load(self)
+            .map(|_| ())
+            .map_err(|e| ConfigError::invalid(e.key, e.reason))
+    }
+}
