@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod call;
 pub mod media;
 
 use clicktocall::config::Config;
