@@ -160,6 +160,11 @@ pub enum CallOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     Ivr,
+    /// Bridged to the queue's external IVR until it REFERs the call back to a queue.
+    ExternalIvr {
+        party: String,
+        queue: String,
+    },
     Queued,
     Connected {
         agent: String,
@@ -193,7 +198,14 @@ pub struct CallController {
     direct: Option<(String, Option<String>)>,
     /// What the customer currently hears.
     hearing: Option<Audio>,
+    /// Queues that first B2B the customer to an external IVR.
+    external_ivr: Vec<String>,
     out: VecDeque<CallOutput>,
+}
+
+/// The party name of a queue's external IVR leg.
+pub fn external_ivr_party(queue: &str) -> String {
+    format!("ivr:{queue}")
 }
 
 /// How a queue sounds to the customer waiting in it.
@@ -222,14 +234,20 @@ impl CallController {
             flowing: false,
             direct,
             hearing: None,
+            external_ivr: Vec::new(),
             out: VecDeque::new(),
         }
+    }
+
+    /// Queues whose customers first go to an external IVR (which REFERs them back to a queue).
+    pub fn set_external_ivrs(&mut self, queues: Vec<String>) {
+        self.external_ivr = queues;
     }
 
     /// The current state.
     pub fn state(&self) -> CallState {
         match &self.phase {
-            Phase::Ivr => CallState::Ivr,
+            Phase::Ivr | Phase::ExternalIvr { .. } => CallState::Ivr,
             Phase::Queued if !self.ringing.is_empty() => CallState::Ringing,
             Phase::Queued => CallState::Queued {
                 position: self.position,
@@ -394,6 +412,9 @@ impl CallController {
     /// An agent's phone answered (2xx).
     pub fn handle_agent_answered(&mut self, agent: &str) {
         match self.phase.clone() {
+            Phase::ExternalIvr { party, .. } if party == agent => {
+                self.hear(Audio::Agent);
+            }
             Phase::Queued if self.ringing.iter().any(|a| a == agent) => {
                 self.ringing.retain(|a| a != agent);
                 self.out.push_back(CallOutput::OfferResult {
@@ -446,7 +467,14 @@ impl CallController {
     }
 
     /// An agent's phone refused or failed (4xx/5xx/6xx, timeout) before answering.
-    pub fn handle_agent_failed(&mut self, agent: &str, status: u16) {
+    pub fn handle_agent_failed(&mut self, now: Instant, agent: &str, status: u16) {
+        if let Phase::ExternalIvr { party, queue } = self.phase.clone() {
+            if party == agent {
+                // The external IVR is unreachable: the customer goes straight to the queue.
+                self.enter_queue_at(now, queue, None);
+                return;
+            }
+        }
         if let Phase::Transferring {
             from,
             target,
@@ -485,8 +513,12 @@ impl CallController {
     }
 
     /// The agent's side ended the dialog (BYE) or its media died.
-    pub fn handle_agent_gone(&mut self, agent: &str, lost: bool) {
+    pub fn handle_agent_gone(&mut self, now: Instant, agent: &str, lost: bool) {
         match self.phase.clone() {
+            Phase::ExternalIvr { party, .. } if party == agent => {
+                // The IVR hung up without handing the call back.
+                self.finish(EndReason::IvrHangup);
+            }
             Phase::Connected { agent: a, .. } if a == agent => {
                 self.out.push_back(CallOutput::AgentReleased {
                     agent: agent.to_string(),
@@ -506,10 +538,10 @@ impl CallController {
                 };
             }
             Phase::Transferring { from, target, .. } if target == agent => {
-                self.handle_agent_failed(agent, 487);
+                self.handle_agent_failed(now, agent, 487);
                 let _ = from;
             }
-            _ => self.handle_agent_failed(agent, 487),
+            _ => self.handle_agent_failed(now, agent, 487),
         }
     }
 
@@ -552,6 +584,29 @@ impl CallController {
         true
     }
 
+    /// The external IVR REFERs the call back to the gateway naming `queue` (self-transfer): answer
+    /// 202 when this returns true; the IVR leg is NOTIFYd and released, the customer enters `queue`.
+    pub fn handle_ivr_refer(&mut self, now: Instant, party: &str, queue: &str) -> bool {
+        match &self.phase {
+            Phase::ExternalIvr { party: p, .. } if p == party => {}
+            _ => return false,
+        }
+        self.out.push_back(CallOutput::TransferProgress {
+            agent: party.to_string(),
+            status: 200,
+        });
+        self.out.push_back(CallOutput::Bye {
+            agent: party.to_string(),
+        });
+        self.enter_queue_at(now, queue.to_string(), None);
+        true
+    }
+
+    /// True while the customer is with an external IVR.
+    pub fn in_external_ivr(&self) -> bool {
+        matches!(self.phase, Phase::ExternalIvr { .. })
+    }
+
     /// The customer hung up (or their transport closed).
     pub fn handle_customer_gone(&mut self, lost: bool) {
         let reason = if lost {
@@ -561,6 +616,10 @@ impl CallController {
         };
         match self.phase.clone() {
             Phase::Ivr | Phase::Closing(_) => self.finish(reason),
+            Phase::ExternalIvr { party, .. } => {
+                self.out.push_back(CallOutput::Bye { agent: party });
+                self.finish(reason);
+            }
             Phase::Queued => {
                 self.cancel_ringing();
                 self.out.push_back(CallOutput::Abandon);
@@ -595,6 +654,9 @@ impl CallController {
     /// The gateway ends the call (shutdown grace over, internal failure).
     pub fn handle_abort(&mut self, reason: EndReason) {
         match self.phase.clone() {
+            Phase::ExternalIvr { party, .. } => {
+                self.out.push_back(CallOutput::Bye { agent: party });
+            }
             Phase::Connected { agent, .. } => {
                 self.out.push_back(CallOutput::Bye {
                     agent: agent.clone(),
@@ -668,6 +730,19 @@ impl CallController {
     }
 
     fn enter_queue(&mut self, now: Instant, queue: String, skill: Option<String>) {
+        if self.external_ivr.contains(&queue) {
+            let party = external_ivr_party(&queue);
+            self.phase = Phase::ExternalIvr {
+                party: party.clone(),
+                queue,
+            };
+            self.out.push_back(CallOutput::Invite { agent: party });
+            return;
+        }
+        self.enter_queue_at(now, queue, skill);
+    }
+
+    fn enter_queue_at(&mut self, now: Instant, queue: String, skill: Option<String>) {
         self.phase = Phase::Queued;
         self.queue = Some(queue.clone());
         self.skill = skill.clone();

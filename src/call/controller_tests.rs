@@ -163,7 +163,7 @@ fn hunting_rejected_then_answered_connects_and_reports_to_the_acd() {
             CallOutput::State(CallState::Ringing)
         ]
     );
-    c.handle_agent_failed("A", 486);
+    c.handle_agent_failed(t0, "A", 486);
     assert_eq!(
         drain(&mut c),
         vec![
@@ -241,7 +241,7 @@ fn agent_hangup_ends_with_agent_hangup_and_releases_the_agent() {
     c.handle_offer(vec!["A".into()]);
     c.handle_agent_answered("A");
     drain(&mut c);
-    c.handle_agent_gone("A", false);
+    c.handle_agent_gone(t0, "A", false);
     assert_eq!(
         drain(&mut c),
         vec![
@@ -294,7 +294,7 @@ fn blind_transfer_bridges_the_target_notifies_and_byes_the_transferor() {
         ]
     );
     // The transferor hangs up right after 202, as phones do: the transfer goes on.
-    c.handle_agent_gone("A", false);
+    c.handle_agent_gone(t0, "A", false);
     assert!(drain(&mut c).is_empty());
     c.handle_agent_answered("B");
     assert_eq!(
@@ -320,7 +320,7 @@ fn failed_transfer_returns_to_the_first_agent() {
     c.handle_agent_answered("A");
     c.handle_transfer("A", "B");
     drain(&mut c);
-    c.handle_agent_failed("B", 486);
+    c.handle_agent_failed(t0, "B", 486);
     assert_eq!(
         drain(&mut c),
         vec![

@@ -61,6 +61,18 @@ pub struct StartedCall {
     pub input: mpsc::UnboundedSender<CustomerInput>,
 }
 
+/// The SIP side with no peer (before an agent answers, between agents): inactive, so no media
+/// timeout runs while nobody is there to send.
+fn parked() -> Negotiated {
+    Negotiated {
+        remote: None,
+        codec: Format::pcmu(),
+        dtmf: Some(Format::telephone_event()),
+        ptime_ms: 20,
+        peer_direction: Direction::Inactive,
+    }
+}
+
 /// The SIP leg's codecs we offer agents, in preference order.
 fn offered_formats() -> Vec<Format> {
     vec![Format::pcmu(), Format::pcma()]
@@ -82,14 +94,7 @@ pub async fn start_browser_call(
     let (leg, web_lease, answer) = mgr.engine.answer_browser(now, &req.offer).await?;
     let sip_lease = mgr.engine.lease_with_rtcp().await?;
     let sip_local = sip_lease.advertised;
-    // Until an agent answers, the SIP side has no peer: an inactive placeholder (no media timeout).
-    let placeholder = Negotiated {
-        remote: None,
-        codec: Format::pcmu(),
-        dtmf: Some(Format::telephone_event()),
-        ptime_ms: 20,
-        peer_direction: Direction::Inactive,
-    };
+    let placeholder = parked();
     let timers = RtpLegTimers {
         media_timeout: Duration::from_secs(mgr.cfg.media.media_timeout_secs),
         ..RtpLegTimers::default()
@@ -104,7 +109,15 @@ pub async fn start_browser_call(
         .map(|_| mgr.cfg.ivr.start.clone())
         .unwrap_or_default();
     let ivr = IvrRunner::new(mgr.menus.clone(), &start);
-    let ctl = CallController::new(ivr, req.queue.clone().map(|q| (q, req.skill.clone())));
+    let mut ctl = CallController::new(ivr, req.queue.clone().map(|q| (q, req.skill.clone())));
+    ctl.set_external_ivrs(
+        mgr.cfg
+            .queues
+            .iter()
+            .filter(|q| q.external_ivr.is_some())
+            .map(|q| q.name.clone())
+            .collect(),
+    );
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     mgr.register(id, CustomerKind::Browser);
     let task = CallTask::new(
@@ -229,7 +242,7 @@ impl CallTask {
             Some(MediaEvent::Lost(Side::Browser)) | None => self.ctl.handle_customer_gone(true),
             Some(MediaEvent::Lost(_)) => {
                 if let Some(agent) = self.ctl.agent().map(str::to_string) {
-                    self.ctl.handle_agent_gone(&agent, true);
+                    self.ctl.handle_agent_gone(Instant::now(), &agent, true);
                 }
             }
         }
@@ -272,14 +285,21 @@ impl CallTask {
             LegEvent::Ringing { party } => debug!(%party, "agent ringing"),
             LegEvent::Answered { party, sdp } => self.on_answered(party, &sdp).await,
             LegEvent::Failed { party, status } => {
+                if self.legs.remove(&party).is_none() {
+                    return; // a leg we cancelled ourselves
+                }
                 info!(%party, status, "agent leg failed");
-                self.legs.remove(&party);
-                self.ctl.handle_agent_failed(&party, status);
+                self.ctl.handle_agent_failed(Instant::now(), &party, status);
             }
             LegEvent::Ended { party } => {
+                if self.legs.remove(&party).is_none() {
+                    return; // a leg we hung up ourselves
+                }
                 info!(%party, "agent hung up");
-                self.legs.remove(&party);
-                self.ctl.handle_agent_gone(&party, false);
+                self.ctl.handle_agent_gone(Instant::now(), &party, false);
+                if !self.ctl.is_ended() && self.ctl.agent() != Some(party.as_str()) {
+                    self.park_sip().await;
+                }
             }
             LegEvent::Offer { party, sdp, reply } => self.on_reoffer(party, &sdp, reply).await,
             LegEvent::Refer {
@@ -312,7 +332,7 @@ impl CallTask {
         match read_answer(sdp, &offered_formats()) {
             Ok(n) => {
                 self.ctl.handle_agent_answered(&party);
-                if self.ctl.agent() == Some(party.as_str()) {
+                if self.ctl.agent() == Some(party.as_str()) || self.ctl.in_external_ivr() {
                     info!(%party, remote = ?n.remote, codec = %n.codec.name, "agent answered");
                     self.connected_at = Some(Instant::now());
                     let _ = self.media.commands.send(MediaCommand::UpdateSip(n)).await;
@@ -323,9 +343,17 @@ impl CallTask {
                 if let Some(leg) = self.legs.remove(&party) {
                     tokio::spawn(async move { leg.hang_up().await });
                 }
-                self.ctl.handle_agent_failed(&party, 488);
+                self.ctl.handle_agent_failed(Instant::now(), &party, 488);
             }
         }
+    }
+
+    async fn park_sip(&mut self) {
+        let _ = self
+            .media
+            .commands
+            .send(MediaCommand::UpdateSip(parked()))
+            .await;
     }
 
     async fn on_reoffer(&mut self, party: String, sdp: &str, reply: TransactionHandle) {
@@ -367,6 +395,24 @@ impl CallTask {
     }
 
     async fn on_refer(&mut self, party: String, refer_to: &str, reply: TransactionHandle) {
+        if self.ctl.in_external_ivr() {
+            // Self-transfer: the external IVR hands the customer back, naming a queue.
+            let queue =
+                refer_target(refer_to).filter(|q| self.mgr.cfg.queues.iter().any(|c| &c.name == q));
+            let Some(queue) = queue else {
+                info!(%party, refer_to, "external IVR referred to no known queue");
+                let _ = reply.reply(StatusCode::NotFound).await;
+                return;
+            };
+            if self.ctl.handle_ivr_refer(Instant::now(), &party, &queue) {
+                info!(%party, %queue, "external IVR handed the call back");
+                self.park_sip().await;
+                let _ = reply.reply(StatusCode::Accepted).await;
+            } else {
+                let _ = reply.reply(StatusCode::from(491)).await;
+            }
+            return;
+        }
         let target = refer_target(refer_to).filter(|t| self.mgr.cfg.agent(t).is_some());
         let Some(target) = target else {
             info!(%party, refer_to, "REFER to an unknown target refused");
@@ -502,14 +548,14 @@ impl CallTask {
     async fn invite(&mut self, party: &str) {
         let Some(target) = self.resolve(party).await else {
             info!(%party, "agent not reachable (no registration, no static URI)");
-            self.ctl.handle_agent_failed(party, 480);
+            self.ctl.handle_agent_failed(Instant::now(), party, 480);
             return;
         };
         let opt = match self.invite_option() {
             Ok(o) => o,
             Err(e) => {
                 warn!(error = %e, "cannot build the agent INVITE");
-                self.ctl.handle_agent_failed(party, 500);
+                self.ctl.handle_agent_failed(Instant::now(), party, 500);
                 return;
             }
         };
@@ -520,12 +566,26 @@ impl CallTask {
             }
             Err(e) => {
                 warn!(%party, error = %e, "INVITE could not be sent");
-                self.ctl.handle_agent_failed(party, 503);
+                self.ctl.handle_agent_failed(Instant::now(), party, 503);
             }
         }
     }
 
     async fn resolve(&self, party: &str) -> Option<LegTarget> {
+        if let Some(queue) = party.strip_prefix("ivr:") {
+            let q = self.mgr.cfg.queues.iter().find(|q| q.name == queue)?;
+            let uri = crate::sip::uri::parse_sip_uri(q.external_ivr.as_deref()?).ok()?;
+            let transport = uri
+                .transport()
+                .map(|t| t.to_string().to_ascii_lowercase())
+                .unwrap_or_else(|| "udp".into());
+            return Some(LegTarget {
+                party: party.into(),
+                uri,
+                destination: None,
+                transport,
+            });
+        }
         let agent = self.mgr.cfg.agent(party)?;
         if let Some(uri) = &agent.uri {
             let uri = crate::sip::uri::parse_sip_uri(uri).ok()?;

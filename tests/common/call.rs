@@ -228,6 +228,18 @@ impl AgentPhone {
         }
     }
 
+    /// A static (unregistered) phone on an already bound peer.
+    pub fn with_peer(sip: Peer, gw: SocketAddr, user: &str) -> AgentPhone {
+        AgentPhone {
+            sip,
+            user: user.into(),
+            gw,
+            cseq: 10,
+            heard: Arc::default(),
+            rtp_stop: None,
+        }
+    }
+
     /// The next request of `method` (others are skipped; OPTIONS answered).
     pub async fn recv_request(&self, method: &str, wait: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -462,6 +474,8 @@ port_min = 32000
 port_max = 33999
 [api]
 key = "test-key"
+[shutdown]
+grace_secs = 1
 [context]
 headers = {{ name = "X-Customer-Name", crm_id = "X-CRM-Id", page = "X-Page" }}
 screen_pop = "https://crm.example.com/customers/{{crm_id}}"
