@@ -282,11 +282,13 @@ impl Service {
             .acd
             .agent_state(agent)
             .ok_or_else(|| SetStateError::UnknownAgent(agent.into()))?;
-        let ok = match (away, state) {
-            (true, AgentState::Available(_) | AgentState::WrapUp(_) | AgentState::Away) => true,
-            (false, AgentState::Away | AgentState::Available(_)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (away, state),
+            (
+                true,
+                AgentState::Available(_) | AgentState::WrapUp(_) | AgentState::Away
+            ) | (false, AgentState::Away | AgentState::Available(_))
+        );
         if !ok {
             return Err(SetStateError::NotNow(agent.into(), state_name(state)));
         }

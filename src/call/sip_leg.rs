@@ -103,7 +103,7 @@ impl SipLeg {
         target: &LegTarget,
         mut opt: InviteOption,
         events: mpsc::UnboundedSender<LegEvent>,
-    ) -> rsipstack::Result<SipLeg> {
+    ) -> Result<SipLeg, Box<rsipstack::Error>> {
         let mut transport = match target.transport.as_str() {
             "tcp" => rsip::Transport::Tcp,
             "tls" => rsip::Transport::Tls,
@@ -127,7 +127,7 @@ impl SipLeg {
             addr: addr.into(),
         });
         let (state_tx, mut state_rx) = layer.new_dialog_state_channel();
-        let (dialog, invite) = layer.do_invite_async(opt, state_tx)?;
+        let (dialog, invite) = layer.do_invite_async(opt, state_tx).map_err(Box::new)?;
         let party = target.party.clone();
         let layer = layer.clone();
         tokio::spawn(async move {

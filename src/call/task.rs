@@ -615,7 +615,7 @@ impl CallTask {
         })
     }
 
-    fn invite_option(&mut self) -> Result<InviteOption, rsipstack::Error> {
+    fn invite_option(&mut self) -> Result<InviteOption, Box<rsipstack::Error>> {
         let (pairs, display) =
             crate::widget::context::headers_for(&self.context, &self.mgr.mapping);
         let mut headers: Vec<Header> = pairs
@@ -637,7 +637,8 @@ impl CallTask {
         let contact = self
             .mgr
             .layer
-            .build_local_contact(Some("clicktocall".into()), None)?;
+            .build_local_contact(Some("clicktocall".into()), None)
+            .map_err(Box::new)?;
         let caller = rsip::Uri {
             params: vec![],
             ..contact.clone()

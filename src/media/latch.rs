@@ -9,7 +9,9 @@
 //! 2. Once latched, packets from any other address are ignored, unless the latched source has been
 //!    silent for `grace` and the newcomer sends `confirm` packets in a row with one SSRC (the phone's
 //!    NAT binding changed).
-//! 3. A new SDP (re-INVITE) resets the latch.
+//! 3. A source latched by IP alone gives way to the SDP's exact address when that starts sending
+//!    (two phones on one host, or the previous peer still sending after a transfer).
+//! 4. A new SDP (re-INVITE, a new agent) resets the latch.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -67,6 +69,9 @@ impl Latch {
             self.last_from_latched = Some(now);
             self.candidate = None;
             return LatchVerdict::Accept;
+        }
+        if self.sdp == Some(from) {
+            return self.latch(now, from);
         }
         if self.latched.is_none() && self.sdp.is_some_and(|s| s.ip() == from.ip()) {
             return self.latch(now, from);
@@ -190,5 +195,22 @@ mod tests {
             l.handle_packet(t0, addr("10.0.0.9:6002"), 1),
             LatchVerdict::Latched(addr("10.0.0.9:6002"))
         );
+    }
+}
+
+#[cfg(test)]
+mod exact_address_tests {
+    use super::*;
+
+    #[test]
+    fn the_sdp_address_wins_over_a_neighbour_latched_by_ip() {
+        let t0 = Instant::now();
+        let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let old: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mut l = Latch::new(t0, Some(sdp), Duration::from_secs(2), 3);
+        assert_eq!(l.handle_packet(t0, old, 1), LatchVerdict::Latched(old));
+        assert_eq!(l.handle_packet(t0, sdp, 2), LatchVerdict::Latched(sdp));
+        assert_eq!(l.handle_packet(t0, old, 1), LatchVerdict::Ignore);
+        assert_eq!(l.target(), Some(sdp));
     }
 }

@@ -139,6 +139,40 @@ PY
   return $code
 }
 
+test_chromium_call_through_ivr_to_sipp_agent_with_context() {
+  # Issue 5, acceptance 1 with real peers: Chromium through /ws, the IVR (digit 2 by RFC 4733), queue
+  # "support", a SIPp agent that checks the context headers and echoes RTP, then hang-up from the page.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  python3 - "$T/tone440_48k.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
+w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 30)))
+w.close()
+PY
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_context.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -key hdrlog "$T/uui.txt" -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  local sipp_job=$!
+  start_gateway "$HERE/gateway-calls.toml" || return 1
+  GATEWAY=127.0.0.1:8080 node "$HERE/chromium/call_through_ivr_to_sipp_agent.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  wait "$sipp_job"
+  echo "sipp exit $(cat "$T/sipp.rc")"
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "SIPp agent: headers missing or call failed"; cat "$T"/*_errors.log 2>/dev/null | head -20; code=1; }
+  # The User-to-User header decodes to the page's context.
+  python3 - "$T/uui.txt" <<'PY' || code=1
+import json, sys
+raw = open(sys.argv[1]).read().strip().strip("[]").split(";")[0]
+ctx = json.loads(bytes.fromhex(raw))
+print("User-to-User decoded:", ctx)
+assert ctx["name"] == "Ann Lee" and ctx["crm_id"] == 4711 and ctx["cart"] == "2 items", ctx
+PY
+  gw_log_has 'queued' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
