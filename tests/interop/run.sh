@@ -163,7 +163,7 @@ PY
   # The User-to-User header decodes to the page's context.
   python3 - "$T/uui.txt" <<'PY' || code=1
 import json, sys
-raw = open(sys.argv[1]).read().strip().strip("[]").split(";")[0]
+raw = open(sys.argv[1]).read().strip().strip("[]").strip().split(";")[0]
 ctx = json.loads(bytes.fromhex(raw))
 print("User-to-User decoded:", ctx)
 assert ctx["name"] == "Ann Lee" and ctx["crm_id"] == 4711 and ctx["cart"] == "2 items", ctx
