@@ -83,6 +83,10 @@ impl Gateway {
             menus,
             lifecycle.clone(),
         );
+        // INVITEs from trunks now enter the IVR and queues.
+        let _ = sip
+            .inbound
+            .set(Arc::new(crate::call::inbound::Inbound(calls.clone())));
         let (http_addr, http_task) =
             crate::http::serve(cfg.clone(), lifecycle.clone(), Some(calls.clone())).await?;
         lifecycle.set_ready();

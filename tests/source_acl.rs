@@ -32,8 +32,8 @@ async fn invite_from_unknown_source_is_forbidden_and_from_trunk_is_not() {
         )
         .await;
     let resp = trunk.recv_final(WAIT).await.expect("answer");
-    // Passed the ACL; with no call routing yet the gateway reports it cannot take the call.
-    assert_eq!(status(&resp), 480, "{resp}");
+    // Passed the ACL and reached call control, which wants an SDP offer (488 without one).
+    assert_eq!(status(&resp), 488, "{resp}");
 
     let bye = request("BYE", stranger.addr, "bye1", "acl-3", "");
     stranger.send(sip, bye.as_bytes()).await;

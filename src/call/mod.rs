@@ -6,6 +6,7 @@
 //! read-only registry of running calls for the REST API. Each call's own state lives in its task.
 
 pub mod controller;
+pub mod inbound;
 pub mod prompts;
 pub mod sip_leg;
 pub mod task;

@@ -17,6 +17,7 @@ use crate::media::source::Source;
 use crate::widget::protocol::ServerMessage;
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::rsip::uri::ParamsExt;
 use rsipstack::rsip::{self, Header, StatusCode};
 use serde_json::{Map, Value};
@@ -63,7 +64,7 @@ pub struct StartedCall {
 
 /// The SIP side with no peer (before an agent answers, between agents): inactive, so no media
 /// timeout runs while nobody is there to send.
-fn parked() -> Negotiated {
+pub(super) fn parked() -> Negotiated {
     Negotiated {
         remote: None,
         codec: Format::pcmu(),
@@ -74,7 +75,7 @@ fn parked() -> Negotiated {
 }
 
 /// The SIP leg's codecs we offer agents, in preference order.
-fn offered_formats() -> Vec<Format> {
+pub(super) fn offered_formats() -> Vec<Format> {
     vec![Format::pcmu(), Format::pcma()]
 }
 
@@ -139,8 +140,19 @@ pub async fn start_browser_call(
     })
 }
 
-struct CallTask {
+/// The customer's side of a call, for what the shell must do to it at the end.
+pub(super) enum CustomerLeg {
+    /// A browser: its WebSocket is told `ended`; the media task ends with the call.
+    Browser,
+    /// An inbound SIP call: BYE it unless it hung up itself.
+    Sip(InviteDialog),
+}
+
+pub(super) struct CallTask {
     mgr: Arc<CallManager>,
+    customer: CustomerLeg,
+    /// Headers copied onto every agent INVITE (pass-through headers of an inbound call).
+    extra_headers: Vec<(String, String)>,
     id: CallId,
     ctl: CallController,
     media: MediaHandle,
@@ -162,7 +174,7 @@ struct CallTask {
 
 impl CallTask {
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    pub(super) fn new(
         mgr: Arc<CallManager>,
         id: CallId,
         ctl: CallController,
@@ -176,6 +188,8 @@ impl CallTask {
         let (acd_tx, acd_rx) = mpsc::unbounded_channel();
         CallTask {
             mgr,
+            customer: CustomerLeg::Browser,
+            extra_headers: Vec::new(),
             id,
             ctl,
             media,
@@ -195,7 +209,18 @@ impl CallTask {
         }
     }
 
-    async fn run(mut self, mut input: mpsc::UnboundedReceiver<CustomerInput>) {
+    /// An inbound SIP customer, with the headers to pass through to agents.
+    pub(super) fn with_sip_customer(
+        mut self,
+        dialog: InviteDialog,
+        extra_headers: Vec<(String, String)>,
+    ) -> Self {
+        self.customer = CustomerLeg::Sip(dialog);
+        self.extra_headers = extra_headers;
+        self
+    }
+
+    pub(super) async fn run(mut self, mut input: mpsc::UnboundedReceiver<CustomerInput>) {
         let stop = self.mgr.lifecycle.end_calls_token();
         self.send_state(&CallState::Ivr);
         let mut input_open = true;
@@ -224,6 +249,13 @@ impl CallTask {
             }
         }
         let _ = self.media.commands.send(MediaCommand::Stop).await;
+        if let CustomerLeg::Sip(dialog) = &self.customer {
+            if self.ended != Some(EndReason::CustomerHangup) {
+                if let Err(e) = dialog.bye().await {
+                    debug!(error = %e, "BYE to the customer failed");
+                }
+            }
+        }
         for (_, n) in self.notifies.drain() {
             let _ = tokio::time::timeout(Duration::from_secs(2), n).await;
         }
@@ -234,12 +266,18 @@ impl CallTask {
     fn on_media(&mut self, ev: Option<MediaEvent>) {
         let now = Instant::now();
         match ev {
-            Some(MediaEvent::Flowing(Side::Browser)) => self.ctl.handle_media_flowing(now),
+            Some(MediaEvent::Flowing(Side::Browser | Side::Customer)) => {
+                self.ctl.handle_media_flowing(now)
+            }
             Some(MediaEvent::Flowing(_)) => {}
-            Some(MediaEvent::Digit(Side::Browser, d)) => self.ctl.handle_digit(now, d),
+            Some(MediaEvent::Digit(Side::Browser | Side::Customer, d)) => {
+                self.ctl.handle_digit(now, d)
+            }
             Some(MediaEvent::Digit(..)) => {}
             Some(MediaEvent::PromptDone) => self.ctl.handle_prompt_done(now),
-            Some(MediaEvent::Lost(Side::Browser)) | None => self.ctl.handle_customer_gone(true),
+            Some(MediaEvent::Lost(Side::Browser | Side::Customer)) | None => {
+                self.ctl.handle_customer_gone(true)
+            }
             Some(MediaEvent::Lost(_)) => {
                 if let Some(agent) = self.ctl.agent().map(str::to_string) {
                     self.ctl.handle_agent_gone(Instant::now(), &agent, true);
@@ -632,6 +670,9 @@ impl CallTask {
                 let v = crate::widget::context::sanitize(&Value::String(v.clone()));
                 headers.push(Header::Other(k.clone(), v));
             }
+        }
+        for (k, v) in &self.extra_headers {
+            headers.push(Header::Other(k.clone(), v.clone()));
         }
         headers.push(Header::Other("X-Call-Id".into(), self.id.to_string()));
         let contact = self

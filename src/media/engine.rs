@@ -4,6 +4,7 @@
 
 use super::browser_leg::{AudioCodec, BrowserLeg, BrowserLegError};
 use super::ports::PortPool;
+use super::rtp_bridge::RtpBridge;
 use super::rtp_leg::{RtpLeg, RtpLegTimers};
 use super::sdp::Negotiated;
 use super::session::{MediaEvent, MediaOutput, MediaSession, Side};
@@ -224,7 +225,8 @@ async fn run(
             match session.poll_output() {
                 MediaOutput::Transmit { side, to, data } => {
                     let sock = match side {
-                        Side::Browser => &web.socket,
+                        // A browser session has no customer RTP leg; nothing sends there.
+                        Side::Browser | Side::Customer | Side::CustomerRtcp => &web.socket,
                         Side::SipRtcp => rtp.rtcp.as_ref().unwrap_or(&rtp.socket),
                         Side::Sip => &rtp.socket,
                     };
@@ -277,6 +279,93 @@ async fn run(
             debug!(error = %e, "browser leg failed");
             let _ = events.send(MediaEvent::Lost(Side::Browser)).await;
             return;
+        }
+    }
+}
+
+impl MediaEngine {
+    /// Starts the task that bridges a customer's RTP leg (an inbound trunk call) to the agent's.
+    pub fn spawn_rtp(
+        &self,
+        customer: (Negotiated, PortLease),
+        agent: (Negotiated, PortLease),
+        timers: RtpLegTimers,
+    ) -> MediaHandle {
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let now = Instant::now();
+        let bridge = RtpBridge::new(
+            RtpLeg::new(now, customer.0, rand::random::<u32>(), timers),
+            RtpLeg::new(now, agent.0, rand::random::<u32>(), timers),
+        );
+        let task = tokio::spawn(run_rtp(bridge, customer.1, agent.1, cmd_rx, ev_tx));
+        MediaHandle {
+            commands: cmd_tx,
+            events: ev_rx,
+            task,
+        }
+    }
+}
+
+/// The per-call loop of an RTP-to-RTP call: four sockets, the commands, one timer.
+async fn run_rtp(
+    mut bridge: RtpBridge,
+    cust: PortLease,
+    agent: PortLease,
+    mut commands: mpsc::Receiver<MediaCommand>,
+    events: mpsc::Sender<MediaEvent>,
+) {
+    let (mut b1, mut b2, mut b3, mut b4) = (
+        vec![0u8; 2048],
+        vec![0u8; 2048],
+        vec![0u8; 1500],
+        vec![0u8; 1500],
+    );
+    loop {
+        let deadline = loop {
+            match bridge.poll_output() {
+                MediaOutput::Transmit { side, to, data } => {
+                    let sock = match side {
+                        Side::Customer | Side::Browser => &cust.socket,
+                        Side::CustomerRtcp => cust.rtcp.as_ref().unwrap_or(&cust.socket),
+                        Side::Sip => &agent.socket,
+                        Side::SipRtcp => agent.rtcp.as_ref().unwrap_or(&agent.socket),
+                    };
+                    if let Err(e) = sock.send_to(&data, to).await {
+                        debug!(%to, error = %e, "media send failed");
+                    }
+                }
+                MediaOutput::Event(e) => {
+                    let lost = matches!(e, MediaEvent::Lost(_));
+                    if events.send(e).await.is_err() || lost {
+                        return;
+                    }
+                }
+                MediaOutput::Tap { .. } => {}
+                MediaOutput::Timeout(t) => break t,
+            }
+        };
+        tokio::select! {
+            r = cust.socket.recv_from(&mut b1) => if let Ok((n, from)) = r {
+                bridge.handle_customer_datagram(Instant::now(), from, &b1[..n]);
+            },
+            r = agent.socket.recv_from(&mut b2) => if let Ok((n, from)) = r {
+                bridge.handle_agent_datagram(Instant::now(), from, &b2[..n]);
+            },
+            r = recv_rtcp(cust.rtcp.as_ref(), &mut b3) => if let Ok((n, from)) = r {
+                bridge.handle_customer_rtcp(Instant::now(), from, &b3[..n]);
+            },
+            r = recv_rtcp(agent.rtcp.as_ref(), &mut b4) => if let Ok((n, from)) = r {
+                bridge.handle_agent_rtcp(Instant::now(), from, &b4[..n]);
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => bridge.handle_timeout(Instant::now()),
+            cmd = commands.recv() => match cmd {
+                Some(MediaCommand::Play(src)) => bridge.play_to_customer(Instant::now(), src),
+                Some(MediaCommand::Bridge) => bridge.bridge(),
+                Some(MediaCommand::UpdateSip(n)) => bridge.agent_leg().update(Instant::now(), n),
+                Some(MediaCommand::AddCandidate(_) | MediaCommand::SipDigit(..)) => {}
+                Some(MediaCommand::Stop) | None => return,
+            },
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod ports;
 pub mod rewrite;
 pub mod rtcp;
 pub mod rtp;
+pub mod rtp_bridge;
 pub mod rtp_leg;
 pub mod sdp;
 pub mod session;

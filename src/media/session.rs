@@ -24,6 +24,10 @@ pub enum Side {
     Sip,
     /// The SIP leg's RTCP socket (RTP port + 1).
     SipRtcp,
+    /// The customer's own RTP leg, when the customer called in over SIP ([`super::rtp_bridge`]).
+    Customer,
+    /// That leg's RTCP socket.
+    CustomerRtcp,
 }
 
 /// What the call controller should know.

@@ -1,0 +1,206 @@
+//! Customers calling in through a trunk (the classic incoming-idle path): an INVITE from a trunk's
+//! network to one of its numbers is answered by the gateway, meets the same IVR and queues as a
+//! browser customer, and reaches an agent with the configured pass-through headers copied from the
+//! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
+
+use super::controller::CallController;
+use super::task::{offered_formats, parked, CallTask, CustomerInput};
+use super::{CallManager, CustomerKind};
+use crate::ivr::IvrRunner;
+use crate::media::rtp_leg::RtpLegTimers;
+use crate::media::sdp::SdpSession;
+use crate::sip::server::InboundCalls;
+use crate::widget::context::sanitize;
+use rsipstack::dialog::dialog::DialogState;
+use rsipstack::rsip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::rsip::{Header, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, Instrument};
+
+/// Call control's entry for inbound INVITEs.
+pub struct Inbound(pub Arc<CallManager>);
+
+#[async_trait::async_trait]
+impl InboundCalls for Inbound {
+    async fn handle_invite(&self, mut tx: Transaction, trunk: String) {
+        if let Err((status, why)) = self.accept(&mut tx, &trunk).await {
+            info!(%trunk, status, why, "inbound call refused");
+            let _ = tx.reply(StatusCode::from(status)).await;
+        }
+    }
+}
+
+/// The value of the first header named `name` (case-insensitive) in a request.
+fn header_value(req: &rsipstack::rsip::Request, name: &str) -> Option<String> {
+    req.headers.iter().find_map(|h| {
+        let text = h.to_string();
+        let (n, v) = text.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+impl Inbound {
+    async fn accept(&self, tx: &mut Transaction, trunk: &str) -> Result<(), (u16, String)> {
+        let mgr = &self.0;
+        let cfg = mgr
+            .cfg
+            .trunks
+            .iter()
+            .find(|t| t.name == trunk)
+            .ok_or((500, "trunk vanished".to_string()))?;
+        let number = tx
+            .original
+            .uri
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_default();
+        if !cfg.numbers.is_empty() && !cfg.numbers.iter().any(|n| n == &number) {
+            return Err((404, format!("number {number:?} is not one of the trunk's")));
+        }
+        let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
+        if offer.trim().is_empty() {
+            return Err((488, "INVITE without an SDP offer".into()));
+        }
+        let guard = mgr
+            .lifecycle
+            .start_call()
+            .ok_or((503, "draining".to_string()))?;
+        let cust = mgr
+            .engine
+            .lease_with_rtcp()
+            .await
+            .map_err(|e| (503, e.to_string()))?;
+        let agent = mgr
+            .engine
+            .lease_with_rtcp()
+            .await
+            .map_err(|e| (503, e.to_string()))?;
+        let mut sdp = SdpSession::new(rand::random::<u32>().into());
+        let (answer, negotiated) = sdp
+            .answer(&offer, cust.advertised, &offered_formats(), None)
+            .map_err(|e| (e.sip_status(), e.to_string()))?;
+        let (state_tx, mut state_rx) = mgr.layer.new_dialog_state_channel();
+        let contact = mgr
+            .layer
+            .build_local_contact(Some("clicktocall".into()), None)
+            .ok();
+        let dialog = mgr
+            .layer
+            .get_or_create_server_invite(tx, state_tx, None, contact)
+            .map_err(|e| (500, e.to_string()))?;
+
+        let passed: Vec<(String, String)> = cfg
+            .pass_through_headers
+            .iter()
+            .filter_map(|name| {
+                let v = header_value(&tx.original, name)?;
+                Some((name.clone(), sanitize(&Value::String(v))))
+            })
+            .collect();
+        let from = tx.original.from_header().ok().and_then(|f| f.typed().ok());
+        let mut context = Map::new();
+        if let Some(f) = &from {
+            if let Some(user) = f.uri.auth.as_ref().map(|a| a.user.clone()) {
+                context.insert("caller".into(), Value::String(user));
+            }
+            if let Some(name) = f.display_name.clone().filter(|n| !n.is_empty()) {
+                context.insert("name".into(), Value::String(name.trim_matches('"').into()));
+            }
+        }
+        context.insert("called".into(), Value::String(number.clone()));
+
+        let timers = RtpLegTimers {
+            media_timeout: Duration::from_secs(mgr.cfg.media.media_timeout_secs),
+            ..RtpLegTimers::default()
+        };
+        let sip_local = agent.advertised;
+        let media = mgr
+            .engine
+            .spawn_rtp((negotiated, cust), (parked(), agent), timers);
+        let start = cfg
+            .menu
+            .clone()
+            .unwrap_or_else(|| mgr.cfg.ivr.start.clone());
+        let mut ctl = CallController::new(IvrRunner::new(mgr.menus.clone(), &start), None);
+        ctl.set_external_ivrs(
+            mgr.cfg
+                .queues
+                .iter()
+                .filter(|q| q.external_ivr.is_some())
+                .map(|q| q.name.clone())
+                .collect(),
+        );
+        let id = mgr.next_id();
+        mgr.register(id, CustomerKind::Sip);
+        // Nobody reads widget messages for a phone customer.
+        let (widget, _) = mpsc::unbounded_channel();
+        let (input_tx, input_rx) = mpsc::unbounded_channel();
+        let task = CallTask::new(
+            mgr.clone(),
+            id,
+            ctl,
+            media,
+            sip_local,
+            context,
+            guard,
+            widget,
+        )
+        .with_sip_customer(dialog.clone(), passed);
+        info!(call = id, %trunk, %number, "inbound call answered");
+        tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
+
+        // The customer's dialog: BYE or CANCEL ends the call; a re-INVITE gets our answer again.
+        let layer = mgr.layer.clone();
+        let answer_again = answer.clone();
+        tokio::spawn(async move {
+            while let Some(st) = state_rx.recv().await {
+                match st {
+                    DialogState::Terminated(id, reason) => {
+                        debug!(?reason, "customer dialog ended");
+                        layer.remove_dialog(&id);
+                        let _ = input_tx.send(CustomerInput::Hangup);
+                        break;
+                    }
+                    DialogState::Updated(_, _, reply) => {
+                        let ct = vec![Header::ContentType("application/sdp".into())];
+                        let _ = reply
+                            .respond(
+                                StatusCode::OK,
+                                Some(ct),
+                                Some(answer_again.clone().into_bytes()),
+                            )
+                            .await;
+                    }
+                    DialogState::Info(_, _, reply)
+                    | DialogState::Options(_, _, reply)
+                    | DialogState::Notify(_, _, reply)
+                    | DialogState::Message(_, _, reply)
+                    | DialogState::Publish(_, _, reply) => {
+                        let _ = reply.reply(StatusCode::OK).await;
+                    }
+                    // A customer's phone does not get to move the call elsewhere.
+                    DialogState::Refer(_, _, reply) => {
+                        let _ = reply.reply(StatusCode::Forbidden).await;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let ct = vec![Header::ContentType("application/sdp".into())];
+        dialog
+            .accept(Some(ct), Some(answer.into_bytes()))
+            .map_err(|e| (500, e.to_string()))?;
+        let mut d = rsipstack::dialog::dialog::Dialog::Invite(dialog);
+        if let Err(e) = d.handle(tx).await {
+            debug!(error = %e, "inbound INVITE transaction");
+        }
+        Ok(())
+    }
+}
