@@ -173,6 +173,28 @@ PY
   return $code
 }
 
+test_sipp_trunk_call_reaches_agent_with_pass_through_headers() {
+  # Issue 5, acceptance 6: SIPp as the trunk calls the support number; the IVR sends a caller who
+  # presses nothing to support; a SIPp agent checks the pass-through header; the caller's BYE ends both.
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_passthrough.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -timeout 40s >"$T/agent.out" 2>&1; echo $? >"$T/agent.rc") &
+  local agent_job=$!
+  start_gateway "$HERE/gateway-inbound.toml" || return 1
+  python3 "$HERE/tools/tone_pcap.py" 440 12 "$T/tone440.pcap"
+  (cd "$T" && $SIPP -sf "$HERE/sipp/trunk_caller.xml" -i 127.0.0.2 -p 5062 -mp 6100 -rtp_echo \
+      -timeout 40s 127.0.0.1:5060 >"$T/trunk.out" 2>&1)
+  local trunk_rc=$?
+  wait "$agent_job"
+  echo "trunk sipp exit $trunk_rc, agent sipp exit $(cat "$T/agent.rc")"
+  local code=0
+  [ "$trunk_rc" = 0 ] || { echo "trunk caller failed"; cat "$T"/trunk_caller_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent.rc")" = 0 ] || { echo "agent: headers wrong or call failed"; cat "$T"/agent_passthrough_*_errors.log 2>/dev/null | head; code=1; }
+  gw_log_has 'inbound call answered' || code=1
+  gw_log_has 'queued' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
