@@ -195,6 +195,32 @@ test_sipp_trunk_call_reaches_agent_with_pass_through_headers() {
   return $code
 }
 
+test_sipp_external_ivr_refers_caller_to_sales_agent() {
+  # Issue 5, acceptance 7: a trunk caller is sent to support, whose external IVR (SIPp) answers and
+  # REFERs the call back to the gateway naming "sales"; a SIPp sales agent is connected.
+  sed 's/\^ \*support\$/^ *sales$/' "$HERE/sipp/agent_passthrough.xml" >"$T/agent_sales.xml"
+  (cd "$T" && $SIPP -sf "$T/agent_sales.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -timeout 40s >"$T/agent.out" 2>&1; echo $? >"$T/agent.rc") &
+  local agent_job=$!
+  (cd "$T" && $SIPP -sf "$HERE/sipp/external_ivr.xml" -i 127.0.0.1 -p 5091 -mp 6200 -rtp_echo \
+      -timeout 40s >"$T/ivr.out" 2>&1; echo $? >"$T/ivr.rc") &
+  local ivr_job=$!
+  start_gateway "$HERE/gateway-extivr.toml" || return 1
+  python3 "$HERE/tools/tone_pcap.py" 440 12 "$T/tone440.pcap"
+  (cd "$T" && $SIPP -sf "$HERE/sipp/trunk_caller.xml" -i 127.0.0.2 -p 5062 -mp 6100 -rtp_echo \
+      -timeout 40s 127.0.0.1:5060 >"$T/trunk.out" 2>&1)
+  local trunk_rc=$?
+  wait "$agent_job" "$ivr_job"
+  echo "trunk $trunk_rc, IVR $(cat "$T/ivr.rc"), sales agent $(cat "$T/agent.rc")"
+  local code=0
+  [ "$trunk_rc" = 0 ] || { echo "trunk caller failed"; cat "$T"/trunk_caller_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/ivr.rc")" = 0 ] || { echo "IVR: REFER not accepted or no final NOTIFY/BYE"; cat "$T"/external_ivr_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent.rc")" = 0 ] || { echo "sales agent: wrong headers or no call"; cat "$T"/agent_sales_*_errors.log 2>/dev/null | head; code=1; }
+  gw_log_has 'external IVR handed the call back' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
