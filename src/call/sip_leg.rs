@@ -11,8 +11,49 @@ use rsipstack::rsip::{self, Header, Method, StatusCode, StatusCodeKind};
 use rsipstack::transport::SipAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::debug;
+
+/// RFC 4028 session timer the peer asked for: `Session-Expires: N;refresher=uac|uas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// Session interval in seconds.
+    pub secs: u64,
+    /// True when we (the UAC of this leg) must refresh.
+    pub we_refresh: bool,
+}
+
+/// Reads `Session-Expires` from the 2xx to our INVITE (we are the UAC). Without `refresher`, the
+/// UAS chose not to say; since we did not offer to refresh, it refreshes (RFC 4028 §7.2).
+pub fn session_timer(resp: &rsip::Response) -> Option<SessionTimer> {
+    session_expires(&resp.headers).and_then(|value| parse_timer(&value))
+}
+
+/// The raw `Session-Expires` value among `headers`.
+pub fn session_expires(headers: &rsip::Headers) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let text = h.to_string();
+        let (name, value) = text.split_once(':')?;
+        let name = name.trim();
+        // `x` is the compact form (RFC 4028 §4).
+        (name.eq_ignore_ascii_case("Session-Expires") || name.eq_ignore_ascii_case("x"))
+            .then(|| value.trim().to_string())
+    })
+}
+
+fn parse_timer(value: &str) -> Option<SessionTimer> {
+    let mut parts = value.split(';');
+    let secs: u64 = parts.next()?.trim().parse().ok()?;
+    if secs == 0 {
+        return None;
+    }
+    let we_refresh = parts.any(|p| {
+        let p = p.trim().to_ascii_lowercase();
+        p == "refresher=uac"
+    });
+    Some(SessionTimer { secs, we_refresh })
+}
 
 /// Largest INVITE sent over UDP; a bigger one goes over TCP (RFC 3261 §18.1.1).
 pub const UDP_INVITE_LIMIT: usize = 1300;
@@ -50,6 +91,8 @@ pub enum LegEvent {
         party: String,
         /// The SDP offer (may be empty for an offerless re-INVITE).
         sdp: String,
+        /// `Session-Expires` of a refresh, to echo in the 200 (RFC 4028 §9).
+        session_expires: Option<String>,
         /// Where the response goes.
         reply: TransactionHandle,
     },
@@ -126,25 +169,53 @@ impl SipLeg {
             r#type: Some(transport),
             addr: addr.into(),
         });
+        let offer = opt.offer.clone();
         let (state_tx, mut state_rx) = layer.new_dialog_state_channel();
         let (dialog, invite) = layer.do_invite_async(opt, state_tx).map_err(Box::new)?;
         let party = target.party.clone();
         let layer = layer.clone();
+        let refresher = dialog.clone();
         tokio::spawn(async move {
             let mut invite = Some(invite);
             let mut answered = false;
+            let mut timer: Option<SessionTimer> = None;
+            let mut next_refresh: Option<tokio::time::Instant> = None;
             loop {
+                let refresh_due = async {
+                    match next_refresh {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
+                    _ = refresh_due => {
+                        let t = timer.expect("a refresh is scheduled only with a timer");
+                        if refresh(&refresher, t, offer.as_deref()).await {
+                            next_refresh = Some(tokio::time::Instant::now() + Duration::from_secs(t.secs) / 2);
+                        } else {
+                            // RFC 4028 §10: a session that cannot be refreshed is over.
+                            debug!(%party, "session refresh failed; ending the leg");
+                            next_refresh = None;
+                            refresher.hangup().await.ok();
+                        }
+                    }
                     r = async { invite.as_mut().expect("polled only while Some").await }, if invite.is_some() => {
                         invite = None;
                         let (status, sdp, id) = match r {
-                            Ok(Ok((id, Some(resp)))) => (u16::from(resp.status_code.clone()), String::from_utf8_lossy(&resp.body).into_owned(), Some(id)),
+                            Ok(Ok((id, Some(resp)))) => {
+                                timer = session_timer(&resp);
+                                (u16::from(resp.status_code.clone()), String::from_utf8_lossy(&resp.body).into_owned(), Some(id))
+                            }
                             Ok(Ok((id, None))) => (408, String::new(), Some(id)),
                             Ok(Err(e)) => { debug!(error = %e, "INVITE failed"); (503, String::new(), None) }
                             Err(_) => (500, String::new(), None),
                         };
                         if (200..300).contains(&status) {
                             answered = true;
+                            if let Some(t) = timer.filter(|t| t.we_refresh) {
+                                debug!(%party, secs = t.secs, "session timer: we refresh");
+                                next_refresh = Some(tokio::time::Instant::now() + Duration::from_secs(t.secs) / 2);
+                            }
                             if events.send(LegEvent::Answered { party: party.clone(), sdp }).is_err() {
                                 break;
                             }
@@ -203,6 +274,38 @@ impl SipLeg {
     }
 }
 
+/// One session refresh (RFC 4028 §7.4): UPDATE without a body; a peer that does not take UPDATE gets
+/// a re-INVITE with our offer again. True when the peer accepted it.
+async fn refresh(dialog: &InviteDialog, t: SessionTimer, offer: Option<&[u8]>) -> bool {
+    let headers = || {
+        vec![
+            Header::Other(
+                "Session-Expires".into(),
+                format!("{};refresher=uac", t.secs),
+            ),
+            Header::Supported("timer".into()),
+        ]
+    };
+    let ok = |r: &rsipstack::Result<Option<rsip::Response>>| matches!(r, Ok(Some(resp)) if resp.status_code.kind() == StatusCodeKind::Successful);
+    let r = dialog.update(Some(headers()), None).await;
+    if ok(&r) {
+        return true;
+    }
+    let r = dialog
+        .reinvite(
+            Some(
+                [
+                    headers(),
+                    vec![Header::ContentType("application/sdp".into())],
+                ]
+                .concat(),
+            ),
+            offer.map(<[u8]>::to_vec),
+        )
+        .await;
+    ok(&r)
+}
+
 /// The socket address of a URI whose host is an IP (static agents on a LAN, tests).
 fn uri_socket(uri: &rsip::Uri) -> Option<SocketAddr> {
     let ip: std::net::IpAddr = uri.host_with_port.host.to_string().parse().ok()?;
@@ -228,11 +331,27 @@ fn forward(
             Some(LegEvent::Ringing { party })
         }
         DialogState::Updated(_, req, reply)
+            if req.method == Method::Update && req.body.is_empty() =>
+        {
+            // A session refresh without an offer: 200, echoing the interval.
+            let echo = session_expires(&req.headers).map(|v| {
+                vec![
+                    Header::Other("Session-Expires".into(), v),
+                    Header::Require("timer".into()),
+                ]
+            });
+            tokio::spawn(async move {
+                let _ = reply.respond(StatusCode::OK, echo, None).await;
+            });
+            None
+        }
+        DialogState::Updated(_, req, reply)
             if matches!(req.method, Method::Invite | Method::Update) =>
         {
             Some(LegEvent::Offer {
                 party,
                 sdp: String::from_utf8_lossy(&req.body).into_owned(),
+                session_expires: session_expires(&req.headers),
                 reply,
             })
         }

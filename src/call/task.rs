@@ -339,7 +339,12 @@ impl CallTask {
                     self.park_sip().await;
                 }
             }
-            LegEvent::Offer { party, sdp, reply } => self.on_reoffer(party, &sdp, reply).await,
+            LegEvent::Offer {
+                party,
+                sdp,
+                session_expires,
+                reply,
+            } => self.on_reoffer(party, &sdp, session_expires, reply).await,
             LegEvent::Refer {
                 party,
                 refer_to,
@@ -394,8 +399,22 @@ impl CallTask {
             .await;
     }
 
-    async fn on_reoffer(&mut self, party: String, sdp: &str, reply: TransactionHandle) {
-        let sdp_ct = || vec![Header::ContentType("application/sdp".into())];
+    async fn on_reoffer(
+        &mut self,
+        party: String,
+        sdp: &str,
+        session_expires: Option<String>,
+        reply: TransactionHandle,
+    ) {
+        // A refresh re-INVITE's interval is echoed (RFC 4028 §9), so the phone keeps the session.
+        let sdp_ct = || {
+            let mut h = vec![Header::ContentType("application/sdp".into())];
+            if let Some(v) = &session_expires {
+                h.push(Header::Other("Session-Expires".into(), v.clone()));
+                h.push(Header::Require("timer".into()));
+            }
+            h
+        };
         if sdp.trim().is_empty() {
             // An offerless re-INVITE: we offer; the answer in the ACK changes nothing we rely on.
             let offer = self.sdp.offer(

@@ -268,13 +268,24 @@ impl AgentPhone {
     /// Answers the INVITE with 200 and SDP for an RTP socket that plays 1000 Hz to the gateway's
     /// media address and records what it hears.
     pub async fn answer(&mut self, invite: &str) {
+        self.answer_with(invite, "").await
+    }
+
+    /// [`AgentPhone::answer`] with extra header lines in the 200 (`Session-Expires: ...\r\n`).
+    pub async fn answer_with(&mut self, invite: &str, extra: &str) {
         let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = rtp.local_addr().unwrap().port();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
         );
         self.reply(invite, 180, None).await;
-        self.reply(invite, 200, Some(&sdp)).await;
+        let contact = format!("Contact: <sip:{}@{}>\r\n{extra}", self.user, self.sip.addr);
+        self.sip
+            .send(
+                self.gw,
+                response(invite, 200, &contact, Some(&sdp)).as_bytes(),
+            )
+            .await;
         let target = sdp_addr(invite).expect("INVITE carries SDP");
         let heard = self.heard.clone();
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
