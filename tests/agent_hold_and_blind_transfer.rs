@@ -81,6 +81,14 @@ async fn hold_plays_music_then_blind_transfer_reaches_the_second_agent() {
     assert_eq!(status(&ok), 200, "{ok}");
     first.ack(&invite, &ok).await;
     widget.wait_for("state", Some("connected"), WAIT).await;
+    let mark = browser.heard_len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resumed = browser.heard_since(mark);
+    assert_eq!(
+        dominant_frequency(&resumed[resumed.len() - 4000..], 8000),
+        1000.0,
+        "unhold: the agent's tone again"
+    );
 
     // Blind transfer to 5002.
     first
