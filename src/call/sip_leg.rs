@@ -129,6 +129,8 @@ pub struct LegTarget {
     pub destination: Option<SocketAddr>,
     /// `udp`, `tcp` or `tls`.
     pub transport: String,
+    /// May an INVITE too large for UDP move to TCP (the gateway has a TCP listener)?
+    pub tcp_fallback: bool,
 }
 
 /// A placed leg.
@@ -160,7 +162,8 @@ impl SipLeg {
                 .map(|h| h.to_string().len() + 2)
                 .sum::<usize>()
             + 500;
-        if transport == rsip::Transport::Udp && estimated > UDP_INVITE_LIMIT {
+        if transport == rsip::Transport::Udp && target.tcp_fallback && estimated > UDP_INVITE_LIMIT
+        {
             transport = rsip::Transport::Tcp;
         }
         opt.callee = target.uri.clone();

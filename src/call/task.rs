@@ -641,6 +641,7 @@ impl CallTask {
                 uri,
                 destination: None,
                 transport,
+                tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
             });
         }
         let agent = self.mgr.cfg.agent(party)?;
@@ -655,6 +656,7 @@ impl CallTask {
                 uri,
                 destination: None,
                 transport,
+                tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
             });
         }
         let contact = self
@@ -669,6 +671,7 @@ impl CallTask {
             uri: crate::sip::uri::parse_sip_uri(&contact.uri).ok()?,
             destination: Some(contact.source),
             transport: contact.transport,
+            tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
         })
     }
 
