@@ -221,6 +221,35 @@ test_sipp_external_ivr_refers_caller_to_sales_agent() {
   return $code
 }
 
+test_sipp_agent_holds_then_blind_transfers() {
+  # Issue 5, acceptance 4 with SIPp agents: a trunk caller reaches agent 1001, who holds (re-INVITE
+  # sendonly, answered recvonly), resumes, and REFERs to 1002: 202, NOTIFY SIP/2.0 200 OK, BYE; 1002
+  # answers and gets BYE when the caller hangs up. (What the caller hears on hold is checked in
+  # process: tests/agent_hold_and_blind_transfer.rs.)
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_hold_refer.xml" -i 127.0.0.1 -p 5090 -mp 6000 \
+      -timeout 40s >"$T/agent1.out" 2>&1; echo $? >"$T/agent1.rc") &
+  local a1=$!
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_transfer_target.xml" -i 127.0.0.1 -p 5092 -mp 6200 -rtp_echo \
+      -timeout 40s >"$T/agent2.out" 2>&1; echo $? >"$T/agent2.rc") &
+  local a2=$!
+  start_gateway "$HERE/gateway-transfer.toml" || return 1
+  python3 "$HERE/tools/tone_pcap.py" 440 20 "$T/tone440.pcap"
+  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="14000"\/>/' "$HERE/sipp/trunk_caller.xml" >"$T/trunk_caller.xml"
+  (cd "$T" && $SIPP -sf "$T/trunk_caller.xml" -i 127.0.0.2 -p 5062 -mp 6100 -rtp_echo \
+      -timeout 40s 127.0.0.1:5060 >"$T/trunk.out" 2>&1)
+  local trunk_rc=$?
+  wait "$a1" "$a2"
+  echo "trunk $trunk_rc, agent 1001 $(cat "$T/agent1.rc"), agent 1002 $(cat "$T/agent2.rc")"
+  local code=0
+  [ "$trunk_rc" = 0 ] || { echo "trunk caller failed"; cat "$T"/trunk_caller_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent1.rc")" = 0 ] || { echo "agent 1001: hold/transfer went wrong"; cat "$T"/agent_hold_refer_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent2.rc")" = 0 ] || { echo "agent 1002: no transferred call"; cat "$T"/agent_transfer_target_*_errors.log 2>/dev/null | head; code=1; }
+  gw_log_has '"held":true' || code=1
+  gw_log_has 'blind transfer' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
