@@ -15,7 +15,8 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_ivr_queue_agent_with_context_and_two_way_audio() {
-    let (gw, sip) = start(call_config(&["1001"], "", "")).await;
+    let rules = "headers = { \"X-Queue-Priority\" = \"gold\" }\n";
+    let (gw, sip) = start(call_config(&["1001"], rules, "")).await;
     let mut agent = AgentPhone::register(sip, "1001", "pw1001").await;
     let mut widget = Widget::connect(gw.http_addr).await;
     let context = json!({"name": "Ann Lee", "crm_id": 4711, "page": "/cart", "cart": "2 items"});
@@ -59,6 +60,11 @@ async fn browser_ivr_queue_agent_with_context_and_two_way_audio() {
     assert_eq!(header(&invite, "X-CRM-Id"), Some("4711"));
     assert_eq!(header(&invite, "X-Page"), Some("/cart"));
     assert_eq!(header(&invite, "X-Queue"), Some("support"));
+    assert_eq!(
+        header(&invite, "X-Queue-Priority"),
+        Some("gold"),
+        "per-queue header"
+    );
     assert_eq!(
         header(&invite, "Call-Info"),
         Some("<https://crm.example.com/customers/4711>;purpose=info")
