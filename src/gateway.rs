@@ -49,7 +49,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds everything and starts serving.
-    pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
+    pub async fn start(mut cfg: Config) -> Result<Gateway, StartError> {
+        let demo = if cfg.demo_agent.enabled {
+            Some(add_demo_agent(&mut cfg)?)
+        } else {
+            None
+        };
         let cfg = Arc::new(cfg);
         let lifecycle = Lifecycle::new();
         let locations: Arc<dyn LocationStore> = Arc::new(MemoryLocationStore::default());
@@ -59,6 +64,9 @@ impl Gateway {
             .ivr
             .menus(&cfg.queues)
             .map_err(|e| StartError::Calls(e.to_string()))?;
+        if let Some(socket) = demo {
+            crate::demo_agent::spawn(socket, prompts.get("demo_agent"), lifecycle.stop_token());
+        }
         let acd = build_acd(&cfg, lifecycle.stop_token());
         let sip = SipServer::start(
             cfg.clone(),
@@ -115,6 +123,31 @@ impl Gateway {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
         info!("stopped");
     }
+}
+
+/// Binds the demo agent's SIP socket and adds agent "demo" (a static URI there) to every queue.
+fn add_demo_agent(cfg: &mut Config) -> Result<std::net::UdpSocket, StartError> {
+    if cfg.agent("demo").is_some() {
+        return Err(StartError::Calls(
+            "demo_agent.enabled: an agent called \"demo\" is already configured".into(),
+        ));
+    }
+    let ip = cfg
+        .sip
+        .listen_udp
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+    let (socket, addr) = crate::demo_agent::bind(ip)
+        .map_err(|e| StartError::Calls(format!("demo_agent: cannot bind on {ip}: {e}")))?;
+    cfg.agents.push(crate::config::AgentConfig {
+        id: "demo".into(),
+        password: None,
+        uri: Some(format!("sip:demo@{addr}")),
+        queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+        display_name: Some("Demo agent (echo)".into()),
+        skills: Default::default(),
+    });
+    info!(%addr, "demo agent enabled: it answers every queue and echoes the caller");
+    Ok(socket)
 }
 
 /// The ACD for the configured queues and agents; agents with a static URI are online from the start.

@@ -19,11 +19,13 @@
 //! | [`lifecycle`] | readiness, draining and the shutdown grace period |
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |
 //! | [`widget`] | the widget's WebSocket protocol and the context-to-SIP-header mapping (sanitised) |
+//! | [`demo_agent`] | the built-in echo agent of the demo config (a tiny SIP phone on loopback) |
 //! | [`gateway`] | wires everything together and runs until shutdown |
 
 pub mod acd;
 pub mod call;
 pub mod config;
+pub mod demo_agent;
 pub mod gateway;
 pub mod http;
 pub mod ivr;

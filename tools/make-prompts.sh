@@ -55,6 +55,7 @@ say no_agents "Sorry, no agent is available right now. Please try again later. G
 say max_wait  "We are sorry to keep you waiting. Please try again later. Goodbye."
 say transfer  "Please hold while we transfer your call."
 say callback  "This is ACME returning your call. To speak to an agent, press 1."
+say demo_agent "Hello, this is the clicktocall demo agent. Everything you say now is echoed back to you."
 
 echo "  moh.wav: music on hold (synthesized)"
 python3 "$py" moh "$out/moh.wav"

@@ -23,6 +23,7 @@ pub const BUILT_IN: &[&str] = &[
     "max_wait",
     "goodbye",
     "transfer",
+    "demo_agent",
 ];
 
 /// A prompt that cannot be found or decoded, with the config key that named it.

@@ -39,6 +39,14 @@ impl Default for MediaSection {
     }
 }
 
+/// `[demo_agent]`: the built-in echo agent for trying the gateway without a phone.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoAgentSection {
+    /// Add agent "demo" to every queue: it answers, greets, and echoes the caller. Never in production.
+    pub enabled: bool,
+}
+
 /// `[api]`: the REST API.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

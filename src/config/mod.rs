@@ -10,7 +10,8 @@ mod env;
 mod net;
 
 pub use calls::{
-    parse_action, ApiSection, ContextSection, IvrSection, MediaSection, MenuSection, QueueConfig,
+    parse_action, ApiSection, ContextSection, DemoAgentSection, IvrSection, MediaSection,
+    MenuSection, QueueConfig,
 };
 pub use net::{Cidr, CidrParseError};
 
@@ -88,6 +89,8 @@ pub struct Config {
     pub context: ContextSection,
     /// REST API.
     pub api: ApiSection,
+    /// The built-in demo agent.
+    pub demo_agent: DemoAgentSection,
 }
 
 /// `[http]`
