@@ -1,5 +1,5 @@
-//! Embeds every file under `static/` into the binary, so `clicktocall` serves its demo page, widget and
-//! prompts from any working directory.
+//! Embeds every file under `static/` (and the widget, `widget/widget.js`) into the binary, so
+//! `clicktocall` serves its demo page, widget and prompts from any working directory.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,10 +24,17 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("static");
     println!("cargo:rerun-if-changed=static");
+    println!("cargo:rerun-if-changed=widget/widget.js");
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
+    // The widget's source is served as-is (plain JavaScript, no build step): /widget.js.
+    let widget = manifest.join("widget").join("widget.js");
+    if widget.exists() {
+        files.push(("widget.js".to_string(), widget));
+    }
     let mut code = String::from("/// Files embedded from `static/`: (path, bytes).\npub static ASSETS: &[(&str, &[u8])] = &[\n");
     for (rel, path) in &files {
         let _ = writeln!(

@@ -250,6 +250,28 @@ test_sipp_agent_holds_then_blind_transfers() {
   return $code
 }
 
+test_chromium_widget_on_demo_page_calls_demo_agent() {
+  # The README's first command: the binary with no config serves the demo page; the widget on it
+  # places a call through the IVR (keypad 2) to the built-in demo agent and hangs up.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  python3 - "$T/tone440_48k.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
+w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 30)))
+w.close()
+PY
+  "$BIN" --log-format json >"$T/gateway.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/widget_demo_call.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  gw_log_has 'demo agent answered' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// The demo page as a visitor uses it: real headless Chromium (fake microphone, 440 Hz) opens the
+// gateway's own demo page (embedded default config, built-in demo agent), clicks "Call us" and
+// "Call now in the browser", hears the IVR, presses 2 on the widget's keypad, is connected to the
+// demo agent, hears its own tone echoed back, and hangs up from the widget. Saves a screenshot of the
+// widget in each state to OUT. Prints a JSON report; exit 0 = pass.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const GATEWAY = process.env.GATEWAY || '127.0.0.1:8080';
+const OUT = process.env.OUT || '.';
+const WAV = process.argv[2];
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'c2c-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    ignoreDefaultArgs: ['--mute-audio'],
+    viewport: { width: 1000, height: 700 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      `--use-file-for-fake-audio-capture=${path.resolve(WAV)}`, '--autoplay-policy=no-user-gesture-required',
+      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
+  });
+  const report = { states: [], shots: [] };
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.on('pageerror', e => console.error('PAGEERROR', String(e)));
+    // Record every state the widget reports, and the RTCPeerConnection it makes (for audio stats).
+    await page.addInitScript(() => {
+      const Orig = window.RTCPeerConnection;
+      window.__pcs = [];
+      window.RTCPeerConnection = function (...a) { const pc = new Orig(...a); window.__pcs.push(pc); return pc; };
+      window.RTCPeerConnection.prototype = Orig.prototype;
+    });
+    await page.goto(`http://${GATEWAY}/`);
+    await page.waitForFunction(() => window.ClickToCall && window.ClickToCall.__loaded);
+    await page.evaluate(() => { window.__states = []; ClickToCall.on('state', s => window.__states.push(s.state)); });
+    const shot = async (name) => {
+      const f = path.join(OUT, `widget-${name}.png`);
+      await page.screenshot({ path: f });
+      report.shots.push(f);
+    };
+    const waitState = async (want, ms) => {
+      for (let t = 0; t < ms; t += 100) {
+        if ((await page.evaluate(() => window.__states)).includes(want)) return true;
+        await sleep(100);
+      }
+      return false;
+    };
+    await shot('closed');
+    await page.click('#clicktocall-widget >> text=Call us');
+    await shot('open');
+    await page.click('#clicktocall-widget >> text=Call now in the browser');
+    report.ivr = await waitState('ivr', 5000);
+    await sleep(2000);
+    await shot('ivr');
+    report.promptLevel = await page.evaluate(async () => {
+      let level = 0;
+      for (const pc of window.__pcs) (await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') level = r.audioLevel || 0; });
+      return level;
+    });
+    await page.click('#clicktocall-widget .keys >> text="2"');
+    report.queued = await waitState('queued', 5000);
+    report.connected = await waitState('connected', 8000);
+    await sleep(1500);
+    await shot('connected');
+    report.statusText = await page.evaluate(() => document.querySelector('#clicktocall-widget').shadowRoot.querySelector('.status').textContent);
+    await page.click('#clicktocall-widget >> text=Hang up');
+    report.ended = await waitState('ended', 4000);
+    await sleep(300);
+    await shot('ended');
+    report.states = await page.evaluate(() => window.__states);
+    report.endText = await page.evaluate(() => document.querySelector('#clicktocall-widget').shadowRoot.querySelector('.status').textContent);
+  } catch (e) {
+    report.error = String(e);
+  }
+  await context.close().catch(() => {});
+  fs.rmSync(profile, { recursive: true, force: true });
+  report.pass = !report.error && report.ivr && report.promptLevel > 0.01 && report.queued
+    && report.connected && report.ended;
+  console.log(JSON.stringify(report, null, 2));
+  process.exit(report.pass ? 0 : 1);
+})();
