@@ -34,6 +34,16 @@ stop_gateway() {
   if grep -q '"panicked\|panicked at' "$T/gateway.log"; then echo "gateway panicked"; return 1; fi
 }
 
+tone_wav() {  # tone_wav FILE SECONDS: a 440 Hz, 48 kHz mono WAV for Chromium's fake microphone
+  python3 - "$1" "$2" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
+n = 48000 * int(sys.argv[2])
+w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(n)))
+w.close()
+PY
+}
+
 gw_log_has() {  # gw_log_has REGEX: the gateway logged a line matching REGEX
   grep -Eq "$1" "$T/gateway.log" || { echo "gateway log lacks /$1/"; return 1; }
 }
@@ -124,12 +134,7 @@ test_chromium_browser_bridged_to_sipp_rtp_echo() {
   command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
   [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
   local bench="${BENCH_BIN:-$ROOT/target/debug/clicktocall-bench}"
-  python3 - "$T/tone440_48k.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
-w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 10)))
-w.close()
-PY
+  tone_wav "$T/tone440_48k.wav" 10
   (cd "$T" && sipp -sn uas -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo -nostdin -trace_err >"$T/sipp.out" 2>&1) &
   "$bench" gateway --control 127.0.0.1:7300 >"$T/gateway.log" 2>&1 &
   sleep 0.5
@@ -144,12 +149,7 @@ test_chromium_call_through_ivr_to_sipp_agent_with_context() {
   # "support", a SIPp agent that checks the context headers and echoes RTP, then hang-up from the page.
   command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
   [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  python3 - "$T/tone440_48k.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
-w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 30)))
-w.close()
-PY
+  tone_wav "$T/tone440_48k.wav" 30
   (cd "$T" && $SIPP -sf "$HERE/sipp/agent_context.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
       -key hdrlog "$T/uui.txt" -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
   local sipp_job=$!
@@ -255,12 +255,7 @@ test_chromium_widget_on_demo_page_calls_demo_agent() {
   # places a call through the IVR (keypad 2) to the built-in demo agent and hangs up.
   command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
   [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  python3 - "$T/tone440_48k.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(48000)
-w.writeframes(b"".join(struct.pack("<h", int(16000 * math.sin(2 * math.pi * 440 * i / 48000))) for i in range(48000 * 30)))
-w.close()
-PY
+  tone_wav "$T/tone440_48k.wav" 30
   "$BIN" --log-format json >"$T/gateway.log" 2>&1 &
   GW_PID=$!
   for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
