@@ -144,9 +144,10 @@ test_chromium_browser_bridged_to_sipp_rtp_echo() {
   return $code
 }
 
-test_chromium_call_through_ivr_to_sipp_agent_with_context() {
-  # Issue 5, acceptance 1 with real peers: Chromium through /ws, the IVR (digit 2 by RFC 4733), queue
-  # "support", a SIPp agent that checks the context headers and echoes RTP, then hang-up from the page.
+chromium_to_context_agent() {  # chromium_to_context_agent SCRIPT PYTHON_CONDITION_ON_ctx
+  # Chromium (node SCRIPT) calls through gateway-calls.toml to SIPp agent_context.xml, which checks
+  # the context headers, echoes RTP and expects BYE; the User-to-User it saw must decode to the
+  # page's context (name, crm_id, and the condition given).
   command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
   [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
   tone_wav "$T/tone440_48k.wav" 30
@@ -154,23 +155,28 @@ test_chromium_call_through_ivr_to_sipp_agent_with_context() {
       -key hdrlog "$T/uui.txt" -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
   local sipp_job=$!
   start_gateway "$HERE/gateway-calls.toml" || return 1
-  GATEWAY=127.0.0.1:8080 node "$HERE/chromium/call_through_ivr_to_sipp_agent.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/$1" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
   local code=$?
   cat "$T/report.json"
   wait "$sipp_job"
   echo "sipp exit $(cat "$T/sipp.rc")"
-  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "SIPp agent: headers missing or call failed"; cat "$T"/*_errors.log 2>/dev/null | head -20; code=1; }
-  # The User-to-User header decodes to the page's context.
-  python3 - "$T/uui.txt" <<'PY' || code=1
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "SIPp agent: context headers missing or call failed"; cat "$T"/*_errors.log 2>/dev/null | head -20; code=1; }
+  python3 - "$T/uui.txt" "$2" <<'PY' || code=1
 import json, sys
 raw = open(sys.argv[1]).read().strip().strip("[]").strip().split(";")[0]
 ctx = json.loads(bytes.fromhex(raw))
 print("User-to-User decoded:", ctx)
-assert ctx["name"] == "Ann Lee" and ctx["crm_id"] == 4711 and ctx["cart"] == "2 items", ctx
+assert ctx["name"] == "Ann Lee" and ctx["crm_id"] == 4711 and eval(sys.argv[2]), ctx
 PY
   gw_log_has 'queued' || code=1
   stop_gateway || code=1
   return $code
+}
+
+test_chromium_call_through_ivr_to_sipp_agent_with_context() {
+  # Issue 5, acceptance 1 with real peers: Chromium through /ws, the IVR (digit 2 by RFC 4733), queue
+  # "support", a SIPp agent that checks the context headers and echoes RTP, then hang-up from the page.
+  chromium_to_context_agent call_through_ivr_to_sipp_agent.js 'ctx["cart"] == "2 items"'
 }
 
 test_sipp_trunk_call_reaches_agent_with_pass_through_headers() {
@@ -265,6 +271,12 @@ test_chromium_widget_on_demo_page_calls_demo_agent() {
   gw_log_has 'demo agent answered' || code=1
   stop_gateway || code=1
   return $code
+}
+
+test_chromium_widget_context_reaches_sipp_agent_and_mic_denied() {
+  # Issue 6 scenarios 3-5: the demo page's context reaches a SIPp agent through the widget (headers
+  # checked by SIPp), the widget's Hang up BYEs the agent, and a denied microphone sends nothing.
+  chromium_to_context_agent widget_context_and_mic_denied.js 'ctx["page"] == "/"'
 }
 
 # ---- driver ---------------------------------------------------------------------------------------
