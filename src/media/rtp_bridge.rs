@@ -4,13 +4,11 @@
 //! reported once, and prompts/music played to the customer in place of the agent. Sans-IO, same
 //! outputs as [`super::session::MediaSession`]; the customer's side is [`Side::Customer`].
 
-use super::browser_leg::AudioCodec;
 use super::flow::FlowEvent;
 use super::rewrite::SourceId;
 use super::rtp_leg::{RtpIn, RtpLeg};
-use super::sdp::Format;
-use super::session::{MediaEvent, MediaOutput, Side};
-use super::source::{Player, Source, FRAME};
+use super::session::{codec_of, MediaEvent, MediaOutput, Side};
+use super::source::{Due, Playback, Source, FRAME};
 use super::transcode::Transcoder;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -19,36 +17,16 @@ use std::time::{Duration, Instant};
 const FROM_CUSTOMER: SourceId = 1;
 const FROM_AGENT: SourceId = 2;
 
-enum Feed {
-    Bridge,
-    Play {
-        player: Player,
-        id: SourceId,
-        seq: u16,
-        ts: u32,
-        next: Instant,
-    },
-}
-
 /// A customer RTP leg bridged to an agent RTP leg.
 pub struct RtpBridge {
     customer: RtpLeg,
     agent: RtpLeg,
-    feed: Feed,
+    /// What the gateway plays to the customer instead of the agent (`None`: the bridge).
+    playing: Option<Playback>,
     next_source: SourceId,
     frame: [i16; FRAME],
     transcoder: Transcoder,
     out: VecDeque<MediaOutput>,
-}
-
-fn codec_of(f: &Format) -> Option<AudioCodec> {
-    if f.name.eq_ignore_ascii_case("PCMU") {
-        Some(AudioCodec::Pcmu)
-    } else if f.name.eq_ignore_ascii_case("PCMA") {
-        Some(AudioCodec::Pcma)
-    } else {
-        None
-    }
 }
 
 impl RtpBridge {
@@ -57,7 +35,7 @@ impl RtpBridge {
         RtpBridge {
             customer,
             agent,
-            feed: Feed::Bridge,
+            playing: None,
             next_source: 10,
             frame: [0; FRAME],
             transcoder: Transcoder::new(),
@@ -73,126 +51,41 @@ impl RtpBridge {
     /// Plays `source` to the customer from `now` on instead of the agent.
     pub fn play_to_customer(&mut self, now: Instant, source: Source) {
         self.next_source += 1;
-        self.feed = Feed::Play {
-            player: Player::new(source),
-            id: self.next_source,
-            seq: 0,
-            ts: 0,
-            next: now,
-        };
+        self.playing = Some(Playback::new(now, source, self.next_source));
     }
 
     /// The customer hears the agent again.
     pub fn bridge(&mut self) {
-        self.feed = Feed::Bridge;
+        self.playing = None;
     }
 
     /// A datagram on the customer's RTP socket.
     pub fn handle_customer_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let from_codec = codec_of(&self.customer.negotiated().codec);
-        let to_codec = codec_of(&self.agent.negotiated().codec);
-        match self.customer.handle_datagram(now, from, data) {
-            RtpIn::Audio {
-                seq,
-                timestamp,
-                payload,
-            } => {
-                if let (Some(f), Some(t)) = (from_codec, to_codec) {
-                    if let Ok(frame) = self.transcoder.convert(payload, f, t) {
-                        if let Some((to, bytes)) = self.agent.audio_packet(
-                            now,
-                            FROM_CUSTOMER,
-                            seq,
-                            timestamp,
-                            false,
-                            frame,
-                        ) {
-                            self.out.push_back(MediaOutput::Transmit {
-                                side: Side::Sip,
-                                to,
-                                data: bytes.to_vec(),
-                            });
-                        }
-                    }
-                }
-            }
-            RtpIn::Dtmf {
-                digit,
-                event,
-                seq,
-                timestamp,
-                marker,
-            } => {
-                if let Some(d) = digit {
-                    self.out
-                        .push_back(MediaOutput::Event(MediaEvent::Digit(Side::Customer, d)));
-                }
-                if let Some((to, bytes)) =
-                    self.agent
-                        .dtmf_packet(now, FROM_CUSTOMER, seq, timestamp, marker, event)
-                {
-                    self.out.push_back(MediaOutput::Transmit {
-                        side: Side::Sip,
-                        to,
-                        data: bytes.to_vec(),
-                    });
-                }
-            }
-            RtpIn::Nothing => {}
-        }
+        relay(
+            now,
+            from,
+            data,
+            (&mut self.customer, Side::Customer, FROM_CUSTOMER),
+            (&mut self.agent, Side::Sip),
+            true,
+            &mut self.transcoder,
+            &mut self.out,
+        );
         self.drain_flow();
     }
 
-    /// A datagram on the agent's RTP socket.
+    /// A datagram on the agent's RTP socket; its audio reaches the customer only while bridged.
     pub fn handle_agent_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let from_codec = codec_of(&self.agent.negotiated().codec);
-        let to_codec = codec_of(&self.customer.negotiated().codec);
-        let bridged = matches!(self.feed, Feed::Bridge);
-        match self.agent.handle_datagram(now, from, data) {
-            RtpIn::Audio {
-                seq,
-                timestamp,
-                payload,
-            } if bridged => {
-                if let (Some(f), Some(t)) = (from_codec, to_codec) {
-                    if let Ok(frame) = self.transcoder.convert(payload, f, t) {
-                        if let Some((to, bytes)) = self
-                            .customer
-                            .audio_packet(now, FROM_AGENT, seq, timestamp, false, frame)
-                        {
-                            self.out.push_back(MediaOutput::Transmit {
-                                side: Side::Customer,
-                                to,
-                                data: bytes.to_vec(),
-                            });
-                        }
-                    }
-                }
-            }
-            RtpIn::Dtmf {
-                digit,
-                event,
-                seq,
-                timestamp,
-                marker,
-            } => {
-                if let Some(d) = digit {
-                    self.out
-                        .push_back(MediaOutput::Event(MediaEvent::Digit(Side::Sip, d)));
-                }
-                if let Some((to, bytes)) = self
-                    .customer
-                    .dtmf_packet(now, FROM_AGENT, seq, timestamp, marker, event)
-                {
-                    self.out.push_back(MediaOutput::Transmit {
-                        side: Side::Customer,
-                        to,
-                        data: bytes.to_vec(),
-                    });
-                }
-            }
-            _ => {}
-        }
+        relay(
+            now,
+            from,
+            data,
+            (&mut self.agent, Side::Sip, FROM_AGENT),
+            (&mut self.customer, Side::Customer),
+            self.playing.is_none(),
+            &mut self.transcoder,
+            &mut self.out,
+        );
         self.drain_flow();
     }
 
@@ -231,10 +124,7 @@ impl RtpBridge {
     /// The next thing to do, until [`MediaOutput::Timeout`].
     pub fn poll_output(&mut self) -> MediaOutput {
         self.out.pop_front().unwrap_or_else(|| {
-            let playing = match &self.feed {
-                Feed::Play { next, .. } => Some(*next),
-                Feed::Bridge => None,
-            };
+            let playing = self.playing.as_ref().map(Playback::next_due);
             let t = [
                 self.customer.poll_timeout(),
                 self.agent.poll_timeout(),
@@ -252,39 +142,28 @@ impl RtpBridge {
             return;
         };
         loop {
-            let Feed::Play {
-                player,
-                id,
-                seq,
-                ts,
-                next,
-            } = &mut self.feed
-            else {
+            let Some(playing) = self.playing.as_mut() else {
                 return;
             };
-            if *next > now {
-                return;
-            }
-            let at = *next;
-            if player.next_frame(&mut self.frame).is_none() {
-                *player = Player::new(Source::Silence);
-                self.out
-                    .push_back(MediaOutput::Event(MediaEvent::PromptDone));
-                continue;
-            }
-            let (id, s, t) = (*id, *seq, *ts);
-            *seq = seq.wrapping_add(1);
-            *ts = ts.wrapping_add(FRAME as u32);
-            *next += Duration::from_millis(20);
-            let Ok(frame) = self.transcoder.encode_pcm(&self.frame, codec) else {
-                continue;
-            };
-            if let Some((to, bytes)) = self.customer.audio_packet(at, id, s, t, false, frame) {
-                self.out.push_back(MediaOutput::Transmit {
-                    side: Side::Customer,
-                    to,
-                    data: bytes.to_vec(),
-                });
+            match playing.poll(now, &mut self.frame, FRAME as u32) {
+                Due::NotYet => return,
+                Due::Ended => self
+                    .out
+                    .push_back(MediaOutput::Event(MediaEvent::PromptDone)),
+                Due::Frame { at, id, seq, ts } => {
+                    let Ok(frame) = self.transcoder.encode_pcm(&self.frame, codec) else {
+                        continue;
+                    };
+                    if let Some((to, bytes)) =
+                        self.customer.audio_packet(at, id, seq, ts, false, frame)
+                    {
+                        self.out.push_back(MediaOutput::Transmit {
+                            side: Side::Customer,
+                            to,
+                            data: bytes.to_vec(),
+                        });
+                    }
+                }
             }
         }
     }
@@ -302,5 +181,58 @@ impl RtpBridge {
                 FlowEvent::TimedOut => MediaEvent::Lost(Side::Sip),
             }));
         }
+    }
+}
+
+/// One datagram from leg `from` (named `from_side`, feeding the other leg's stream as `source`) to
+/// leg `to` (on socket `to_side`): audio is transcoded when the codecs differ and passed only when
+/// `pass_audio`; RFC 4733 events always pass, and each key press is reported once.
+#[allow(clippy::too_many_arguments)]
+fn relay(
+    now: Instant,
+    addr: SocketAddr,
+    data: &[u8],
+    (from, from_side, source): (&mut RtpLeg, Side, SourceId),
+    (to, to_side): (&mut RtpLeg, Side),
+    pass_audio: bool,
+    transcoder: &mut Transcoder,
+    out: &mut VecDeque<MediaOutput>,
+) {
+    let from_codec = codec_of(&from.negotiated().codec);
+    let to_codec = codec_of(&to.negotiated().codec);
+    let packet = match from.handle_datagram(now, addr, data) {
+        RtpIn::Audio {
+            seq,
+            timestamp,
+            payload,
+        } if pass_audio => {
+            let (Some(f), Some(t)) = (from_codec, to_codec) else {
+                return;
+            };
+            let Ok(frame) = transcoder.convert(payload, f, t) else {
+                return;
+            };
+            to.audio_packet(now, source, seq, timestamp, false, frame)
+        }
+        RtpIn::Dtmf {
+            digit,
+            event,
+            seq,
+            timestamp,
+            marker,
+        } => {
+            if let Some(d) = digit {
+                out.push_back(MediaOutput::Event(MediaEvent::Digit(from_side, d)));
+            }
+            to.dtmf_packet(now, source, seq, timestamp, marker, event)
+        }
+        _ => None,
+    };
+    if let Some((dest, bytes)) = packet {
+        out.push_back(MediaOutput::Transmit {
+            side: to_side,
+            to: dest,
+            data: bytes.to_vec(),
+        });
     }
 }

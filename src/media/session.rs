@@ -9,7 +9,7 @@ use super::flow::FlowEvent;
 use super::rewrite::{OutboundStream, SourceId};
 use super::rtp_leg::{RtpIn, RtpLeg};
 use super::sdp::Format;
-use super::source::{Player, Source, FRAME};
+use super::source::{Due, Playback, Source, FRAME};
 use super::transcode::Transcoder;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -74,23 +74,10 @@ const FROM_BROWSER: SourceId = 1;
 /// ... and the SIP leg's audio feeds the browser.
 const FROM_SIP: SourceId = 2;
 
-/// What the browser hears.
-enum Feed {
-    /// The SIP leg's audio.
-    Bridge,
-    /// Something the gateway plays (prompt, music, tone), under its own source id.
-    Play {
-        player: Player,
-        id: SourceId,
-        seq: u16,
-        ts: u32,
-        next: Instant,
-    },
-}
-
 /// One call's bridged media.
 pub struct MediaSession {
-    feed: Feed,
+    /// What the gateway plays to the browser instead of the SIP leg's audio (`None`: the bridge).
+    playing: Option<Playback>,
     next_source: SourceId,
     frame: [i16; FRAME],
     browser: BrowserLeg,
@@ -117,7 +104,7 @@ impl MediaSession {
     pub fn new(browser: BrowserLeg, sip: RtpLeg) -> Self {
         let rate = browser.codec().map_or(8000, AudioCodec::clock_rate);
         MediaSession {
-            feed: Feed::Bridge,
+            playing: None,
             next_source: 10,
             frame: [0; FRAME],
             browser,
@@ -190,7 +177,7 @@ impl MediaSession {
                 if let Some(c) = from_codec {
                     self.tap_frame(Side::Sip, payload, c);
                 }
-                let bridged = matches!(self.feed, Feed::Bridge);
+                let bridged = self.playing.is_none();
                 if let (Some(to), Some(from_codec), true) = (to, from_codec, bridged) {
                     // In the browser's clock (48 kHz for Opus): deltas stay exact across u32 wraps.
                     let ts = timestamp.wrapping_mul(self.ratio);
@@ -249,18 +236,12 @@ impl MediaSession {
     /// stream stays one SSRC with continuous sequence numbers and timestamps across the switch.
     pub fn play_to_browser(&mut self, now: Instant, source: Source) {
         self.next_source += 1;
-        self.feed = Feed::Play {
-            player: Player::new(source),
-            id: self.next_source,
-            seq: 0,
-            ts: 0,
-            next: now,
-        };
+        self.playing = Some(Playback::new(now, source, self.next_source));
     }
 
     /// The browser hears the SIP leg again.
     pub fn bridge_to_browser(&mut self) {
-        self.feed = Feed::Bridge;
+        self.playing = None;
     }
 
     /// Sends the frames of the playing source that are due at `now` (20 ms apart).
@@ -269,39 +250,21 @@ impl MediaSession {
             return Ok(());
         };
         loop {
-            let Feed::Play {
-                player,
-                id,
-                seq,
-                ts,
-                next,
-            } = &mut self.feed
-            else {
+            let Some(playing) = self.playing.as_mut() else {
                 return Ok(());
             };
-            if *next > now {
-                return Ok(());
-            }
-            let at = *next;
-            if player.next_frame(&mut self.frame).is_none() {
-                self.feed = Feed::Play {
-                    player: Player::new(Source::Silence),
-                    id: *id,
-                    seq: *seq,
-                    ts: *ts,
-                    next: at,
-                };
-                self.event(MediaEvent::PromptDone);
-                continue;
-            }
-            let (id, s, t) = (*id, *seq, *ts);
-            *seq = seq.wrapping_add(1);
-            *ts = ts.wrapping_add(FRAME as u32 * self.ratio);
-            *next += Duration::from_millis(20);
-            if let Some(h) = self.to_browser.rewrite(at, id, s, t, false) {
-                match self.transcoder.encode_pcm(&self.frame, codec) {
-                    Ok(frame) => self.browser.send_audio(at, u64::from(h.timestamp), frame)?,
-                    Err(e) => tracing::debug!(error = %e, "prompt frame dropped"),
+            match playing.poll(now, &mut self.frame, FRAME as u32 * self.ratio) {
+                Due::NotYet => return Ok(()),
+                Due::Ended => self.event(MediaEvent::PromptDone),
+                Due::Frame { at, id, seq, ts } => {
+                    if let Some(h) = self.to_browser.rewrite(at, id, seq, ts, false) {
+                        match self.transcoder.encode_pcm(&self.frame, codec) {
+                            Ok(frame) => {
+                                self.browser.send_audio(at, u64::from(h.timestamp), frame)?
+                            }
+                            Err(e) => tracing::debug!(error = %e, "prompt frame dropped"),
+                        }
+                    }
                 }
             }
         }
@@ -331,10 +294,7 @@ impl MediaSession {
     /// The next thing to do, until [`MediaOutput::Timeout`].
     pub fn poll_output(&mut self) -> MediaOutput {
         self.out.pop_front().unwrap_or_else(|| {
-            let playing = match &self.feed {
-                Feed::Play { next, .. } => Some(*next),
-                Feed::Bridge => None,
-            };
+            let playing = self.playing.as_ref().map(Playback::next_due);
             let t = [self.browser_timeout, self.sip.poll_timeout(), playing]
                 .into_iter()
                 .flatten()
@@ -471,7 +431,7 @@ impl MediaSession {
 
 /// The browser-leg codec matching a SIP-side format.
 /// Called for every packet: compares without allocating.
-fn codec_of(f: &Format) -> Option<AudioCodec> {
+pub(super) fn codec_of(f: &Format) -> Option<AudioCodec> {
     if f.name.eq_ignore_ascii_case("PCMU") {
         Some(AudioCodec::Pcmu)
     } else if f.name.eq_ignore_ascii_case("PCMA") {

@@ -1,9 +1,11 @@
 //! Audio the gateway plays itself: prompts (WAV), music on hold (a looping WAV), tones and silence,
 //! as 20 ms frames of 8 kHz PCM. Sans-IO: the session asks for the next frame when one is due.
 
+use super::rewrite::SourceId;
 use super::tone::ToneGenerator;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;
@@ -222,5 +224,77 @@ mod tests {
         let err = Clip::from_wav_bytes(&wav(44100, 440.0, 0.1), "cd.wav").unwrap_err();
         assert!(err.to_string().contains("44100"), "{err}");
         assert!(Clip::from_wav_bytes(b"RIFF nonsense", "x.wav").is_err());
+    }
+}
+
+/// A source played in real time into an outgoing stream (a prompt or music to the customer): its
+/// own source id and sequence/timestamp numbering for the stream rewriter, one frame every 20 ms.
+/// When a prompt ends it goes on with silence, so the stream stays continuous.
+#[derive(Debug)]
+pub struct Playback {
+    player: Player,
+    id: SourceId,
+    seq: u16,
+    ts: u32,
+    next: Instant,
+}
+
+/// What [`Playback::poll`] has at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// A frame (now in the caller's buffer) due at `at`, numbered `seq`/`ts` under source `id`.
+    Frame {
+        /// When it was due.
+        at: Instant,
+        /// The playback's source id.
+        id: SourceId,
+        /// Its sequence number.
+        seq: u16,
+        /// Its timestamp.
+        ts: u32,
+    },
+    /// The prompt ended (reported once; silence follows): poll again.
+    Ended,
+    /// Nothing is due before [`Playback::next_due`].
+    NotYet,
+}
+
+impl Playback {
+    /// Plays `source` from `now` on, under source id `id`.
+    pub fn new(now: Instant, source: Source, id: SourceId) -> Self {
+        Playback {
+            player: Player::new(source),
+            id,
+            seq: 0,
+            ts: 0,
+            next: now,
+        }
+    }
+
+    /// When the next frame is due.
+    pub fn next_due(&self) -> Instant {
+        self.next
+    }
+
+    /// The next frame due at `now`, written into `frame`; timestamps advance by `ticks` per frame
+    /// (the stream's clock: 160 at 8 kHz, 960 at 48 kHz).
+    pub fn poll(&mut self, now: Instant, frame: &mut [i16; FRAME], ticks: u32) -> Due {
+        if self.next > now {
+            return Due::NotYet;
+        }
+        if self.player.next_frame(frame).is_none() {
+            self.player = Player::new(Source::Silence);
+            return Due::Ended;
+        }
+        let due = Due::Frame {
+            at: self.next,
+            id: self.id,
+            seq: self.seq,
+            ts: self.ts,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(ticks);
+        self.next += Duration::from_millis(20);
+        due
     }
 }
