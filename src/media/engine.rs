@@ -220,30 +220,15 @@ async fn run(
     let mut web_buf = vec![0u8; 2048];
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
+    let socks = Sockets {
+        customer: &web.socket,
+        customer_rtcp: None,
+        sip: &rtp.socket,
+        sip_rtcp: rtp.rtcp.as_ref(),
+    };
     loop {
-        let deadline = loop {
-            match session.poll_output() {
-                MediaOutput::Transmit { side, to, data } => {
-                    let sock = match side {
-                        // A browser session has no customer RTP leg; nothing sends there.
-                        Side::Browser | Side::Customer | Side::CustomerRtcp => &web.socket,
-                        Side::SipRtcp => rtp.rtcp.as_ref().unwrap_or(&rtp.socket),
-                        Side::Sip => &rtp.socket,
-                    };
-                    if let Err(e) = sock.send_to(&data, to).await {
-                        debug!(%to, error = %e, "media send failed");
-                    }
-                }
-                MediaOutput::Event(e) => {
-                    let lost = matches!(e, MediaEvent::Lost(_));
-                    if events.send(e).await.is_err() || lost {
-                        return;
-                    }
-                }
-                // The tap is off unless a recorder enables it; recording to files lands with records.
-                MediaOutput::Tap { .. } => {}
-                MediaOutput::Timeout(t) => break t,
-            }
+        let Some(deadline) = flush(|| session.poll_output(), &socks, &events).await else {
+            return;
         };
         let result = tokio::select! {
             r = web.socket.recv_from(&mut web_buf) => match r {
@@ -321,29 +306,15 @@ async fn run_rtp(
         vec![0u8; 1500],
         vec![0u8; 1500],
     );
+    let socks = Sockets {
+        customer: &cust.socket,
+        customer_rtcp: cust.rtcp.as_ref(),
+        sip: &agent.socket,
+        sip_rtcp: agent.rtcp.as_ref(),
+    };
     loop {
-        let deadline = loop {
-            match bridge.poll_output() {
-                MediaOutput::Transmit { side, to, data } => {
-                    let sock = match side {
-                        Side::Customer | Side::Browser => &cust.socket,
-                        Side::CustomerRtcp => cust.rtcp.as_ref().unwrap_or(&cust.socket),
-                        Side::Sip => &agent.socket,
-                        Side::SipRtcp => agent.rtcp.as_ref().unwrap_or(&agent.socket),
-                    };
-                    if let Err(e) = sock.send_to(&data, to).await {
-                        debug!(%to, error = %e, "media send failed");
-                    }
-                }
-                MediaOutput::Event(e) => {
-                    let lost = matches!(e, MediaEvent::Lost(_));
-                    if events.send(e).await.is_err() || lost {
-                        return;
-                    }
-                }
-                MediaOutput::Tap { .. } => {}
-                MediaOutput::Timeout(t) => break t,
-            }
+        let Some(deadline) = flush(|| bridge.poll_output(), &socks, &events).await else {
+            return;
         };
         tokio::select! {
             r = cust.socket.recv_from(&mut b1) => if let Ok((n, from)) = r {
@@ -366,6 +337,53 @@ async fn run_rtp(
                 Some(MediaCommand::AddCandidate(_) | MediaCommand::SipDigit(..)) => {}
                 Some(MediaCommand::Stop) | None => return,
             },
+        }
+    }
+}
+
+/// A call's sockets by [`Side`]: the customer's (the browser's, or the caller's RTP) and the agent's.
+/// An RTCP side without its own socket uses the RTP one.
+struct Sockets<'a> {
+    customer: &'a UdpSocket,
+    customer_rtcp: Option<&'a UdpSocket>,
+    sip: &'a UdpSocket,
+    sip_rtcp: Option<&'a UdpSocket>,
+}
+
+impl Sockets<'_> {
+    fn for_side(&self, side: Side) -> &UdpSocket {
+        match side {
+            Side::Browser | Side::Customer => self.customer,
+            Side::CustomerRtcp => self.customer_rtcp.unwrap_or(self.customer),
+            Side::Sip => self.sip,
+            Side::SipRtcp => self.sip_rtcp.unwrap_or(self.sip),
+        }
+    }
+}
+
+/// Carries out a session's outputs until it asks to wait: sends datagrams, forwards events. Returns
+/// the instant to wake at, or `None` when the task must end (the call is gone, or a leg was lost).
+async fn flush(
+    mut poll: impl FnMut() -> MediaOutput,
+    socks: &Sockets<'_>,
+    events: &mpsc::Sender<MediaEvent>,
+) -> Option<Instant> {
+    loop {
+        match poll() {
+            MediaOutput::Transmit { side, to, data } => {
+                if let Err(e) = socks.for_side(side).send_to(&data, to).await {
+                    debug!(%to, error = %e, "media send failed");
+                }
+            }
+            MediaOutput::Event(e) => {
+                let lost = matches!(e, MediaEvent::Lost(_));
+                if events.send(e).await.is_err() || lost {
+                    return None;
+                }
+            }
+            // The tap is off unless a recorder enables it; recording to files lands with records.
+            MediaOutput::Tap { .. } => {}
+            MediaOutput::Timeout(t) => return Some(t),
         }
     }
 }
