@@ -3,11 +3,8 @@
 //! browser customer, and reaches an agent with the configured pass-through headers copied from the
 //! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
 
-use super::controller::CallController;
 use super::task::{offered_formats, parked, CallTask, CustomerInput};
 use super::{CallManager, CustomerKind};
-use crate::ivr::IvrRunner;
-use crate::media::rtp_leg::RtpLegTimers;
 use crate::media::sdp::SdpSession;
 use crate::sip::server::InboundCalls;
 use crate::widget::context::sanitize;
@@ -17,7 +14,6 @@ use rsipstack::rsip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, Instrument};
 
@@ -116,27 +112,12 @@ impl Inbound {
         }
         context.insert("called".into(), Value::String(number.clone()));
 
-        let timers = RtpLegTimers {
-            media_timeout: Duration::from_secs(mgr.cfg.media.media_timeout_secs),
-            ..RtpLegTimers::default()
-        };
         let sip_local = agent.advertised;
         let media = mgr
             .engine
-            .spawn_rtp((negotiated, cust), (parked(), agent), timers);
-        let start = cfg
-            .menu
-            .clone()
-            .unwrap_or_else(|| mgr.cfg.ivr.start.clone());
-        let mut ctl = CallController::new(IvrRunner::new(mgr.menus.clone(), &start), None);
-        ctl.set_external_ivrs(
-            mgr.cfg
-                .queues
-                .iter()
-                .filter(|q| q.external_ivr.is_some())
-                .map(|q| q.name.clone())
-                .collect(),
-        );
+            .spawn_rtp((negotiated, cust), (parked(), agent), mgr.media_timers());
+        let start = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
+        let ctl = mgr.controller(start, None);
         let id = mgr.next_id();
         mgr.register(id, CustomerKind::Sip);
         // Nobody reads widget messages for a phone customer.

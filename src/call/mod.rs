@@ -103,6 +103,8 @@ pub struct CallManager {
     pub mapping: ContextMapping,
     /// Draining and stop.
     pub lifecycle: Lifecycle,
+    /// Queues whose callers first go to an external IVR.
+    external_ivr_queues: Vec<String>,
     calls: Mutex<BTreeMap<CallId, CallSummary>>,
     next_id: AtomicU64,
 }
@@ -130,7 +132,14 @@ impl CallManager {
             screen_pop: cfg.context.screen_pop.clone(),
             display_name: cfg.context.display_name.clone(),
         };
+        let external_ivr_queues = cfg
+            .queues
+            .iter()
+            .filter(|q| q.external_ivr.is_some())
+            .map(|q| q.name.clone())
+            .collect();
         Arc::new(CallManager {
+            external_ivr_queues,
             cfg,
             engine,
             acd,
@@ -143,6 +152,26 @@ impl CallManager {
             calls: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// The state machine of a new call: the IVR from menu `start`, or straight to `direct`.
+    fn controller(
+        &self,
+        start: &str,
+        direct: Option<(String, Option<String>)>,
+    ) -> controller::CallController {
+        let ivr = crate::ivr::IvrRunner::new(self.menus.clone(), start);
+        let mut ctl = controller::CallController::new(ivr, direct);
+        ctl.set_external_ivrs(self.external_ivr_queues.clone());
+        ctl
+    }
+
+    /// Media timing rules from the config.
+    fn media_timers(&self) -> crate::media::rtp_leg::RtpLegTimers {
+        crate::media::rtp_leg::RtpLegTimers {
+            media_timeout: std::time::Duration::from_secs(self.cfg.media.media_timeout_secs),
+            ..Default::default()
+        }
     }
 
     fn next_id(&self) -> CallId {

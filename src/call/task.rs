@@ -7,10 +7,8 @@ use super::controller::{Audio, CallController, CallOutput, CallState, EndReason,
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
 use super::{CallId, CallManager, CustomerKind, StartCallError};
 use crate::acd::service::AcdEvent;
-use crate::ivr::IvrRunner;
 use crate::lifecycle::CallGuard;
 use crate::media::engine::{MediaCommand, MediaHandle};
-use crate::media::rtp_leg::RtpLegTimers;
 use crate::media::sdp::{read_answer, Direction, Format, Negotiated, SdpSession};
 use crate::media::session::{MediaEvent, Side};
 use crate::media::source::Source;
@@ -96,28 +94,15 @@ pub async fn start_browser_call(
     let sip_lease = mgr.engine.lease_with_rtcp().await?;
     let sip_local = sip_lease.advertised;
     let placeholder = parked();
-    let timers = RtpLegTimers {
-        media_timeout: Duration::from_secs(mgr.cfg.media.media_timeout_secs),
-        ..RtpLegTimers::default()
-    };
-    let media = mgr
-        .engine
-        .spawn((leg, web_lease), (placeholder, sip_lease), timers);
+    let media = mgr.engine.spawn(
+        (leg, web_lease),
+        (placeholder, sip_lease),
+        mgr.media_timers(),
+    );
     let id = mgr.next_id();
-    let start = mgr
-        .menus
-        .get(&mgr.cfg.ivr.start)
-        .map(|_| mgr.cfg.ivr.start.clone())
-        .unwrap_or_default();
-    let ivr = IvrRunner::new(mgr.menus.clone(), &start);
-    let mut ctl = CallController::new(ivr, req.queue.clone().map(|q| (q, req.skill.clone())));
-    ctl.set_external_ivrs(
-        mgr.cfg
-            .queues
-            .iter()
-            .filter(|q| q.external_ivr.is_some())
-            .map(|q| q.name.clone())
-            .collect(),
+    let ctl = mgr.controller(
+        &mgr.cfg.ivr.start,
+        req.queue.clone().map(|q| (q, req.skill.clone())),
     );
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     mgr.register(id, CustomerKind::Browser);
@@ -629,23 +614,14 @@ impl CallTask {
     }
 
     async fn resolve(&self, party: &str) -> Option<LegTarget> {
-        if let Some(queue) = party.strip_prefix("ivr:") {
+        let tcp_fallback = self.mgr.cfg.sip.listen_tcp.is_some();
+        let static_uri = if let Some(queue) = party.strip_prefix("ivr:") {
             let q = self.mgr.cfg.queues.iter().find(|q| q.name == queue)?;
-            let uri = crate::sip::uri::parse_sip_uri(q.external_ivr.as_deref()?).ok()?;
-            let transport = uri
-                .transport()
-                .map(|t| t.to_string().to_ascii_lowercase())
-                .unwrap_or_else(|| "udp".into());
-            return Some(LegTarget {
-                party: party.into(),
-                uri,
-                destination: None,
-                transport,
-                tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
-            });
-        }
-        let agent = self.mgr.cfg.agent(party)?;
-        if let Some(uri) = &agent.uri {
+            q.external_ivr.as_deref()
+        } else {
+            self.mgr.cfg.agent(party)?.uri.as_deref()
+        };
+        if let Some(uri) = static_uri {
             let uri = crate::sip::uri::parse_sip_uri(uri).ok()?;
             let transport = uri
                 .transport()
@@ -656,9 +632,10 @@ impl CallTask {
                 uri,
                 destination: None,
                 transport,
-                tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
+                tcp_fallback,
             });
         }
+        // A registered agent: its first contact, reached at the address it registered from.
         let contact = self
             .mgr
             .locations
@@ -671,7 +648,7 @@ impl CallTask {
             uri: crate::sip::uri::parse_sip_uri(&contact.uri).ok()?,
             destination: Some(contact.source),
             transport: contact.transport,
-            tcp_fallback: self.mgr.cfg.sip.listen_tcp.is_some(),
+            tcp_fallback,
         })
     }
 
