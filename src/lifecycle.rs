@@ -114,6 +114,15 @@ impl Lifecycle {
     }
 }
 
+/// Sleeps until a sans-IO core's next deadline (`poll_timeout`), or forever when it has none: the
+/// one timer of a task's `select!`.
+pub async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

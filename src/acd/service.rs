@@ -196,13 +196,7 @@ async fn run(
         average_handle,
     };
     loop {
-        let deadline = s.acd.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::lifecycle::sleep_until(s.acd.poll_timeout());
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(cmd) => s.handle(Instant::now(), cmd),
@@ -211,7 +205,7 @@ async fn run(
             _ = sleep => s.acd.handle_timeout(Instant::now()),
             _ = stop.cancelled() => break,
         }
-        s.drain(Instant::now());
+        s.drain();
     }
 }
 
@@ -340,7 +334,7 @@ impl Service {
         }
     }
 
-    fn drain(&mut self, now: Instant) {
+    fn drain(&mut self) {
         while let Some(out) = self.acd.poll_output() {
             match out {
                 AcdOutput::Offer { call, agents } => self.send(call, AcdEvent::Offer(agents)),
@@ -361,28 +355,32 @@ impl Service {
                 }
             }
         }
-        self.send_positions(now);
+        self.send_positions();
     }
 
     /// Tells every waiting call whose position (or estimate) changed.
-    fn send_positions(&mut self, _now: Instant) {
-        let mut per_queue: HashMap<&str, usize> = HashMap::new();
+    fn send_positions(&mut self) {
+        // Per queue: callers counted so far, agents logged in, average handling time; the agents
+        // are counted once per queue, not once per waiting call.
+        let mut per_queue: HashMap<&str, (usize, u64, u64)> = HashMap::new();
         let mut updates = Vec::new();
         for (call, queue, _, _) in self.acd.waiting() {
-            let n = per_queue.entry(queue).or_insert(0);
+            let (n, logged_in, avg) = per_queue.entry(queue).or_insert_with(|| {
+                let logged_in = self
+                    .acd
+                    .agents()
+                    .filter(|(_, s, qs)| *s != AgentState::Offline && qs.iter().any(|q| q == queue))
+                    .count()
+                    .max(1);
+                let avg = self
+                    .average_handle
+                    .get(queue)
+                    .copied()
+                    .unwrap_or(Duration::from_secs(180));
+                (0, logged_in as u64, avg.as_secs())
+            });
             *n += 1;
-            let logged_in = self
-                .acd
-                .agents()
-                .filter(|(_, s, qs)| *s != AgentState::Offline && qs.iter().any(|q| q == queue))
-                .count()
-                .max(1);
-            let avg = self
-                .average_handle
-                .get(queue)
-                .copied()
-                .unwrap_or(Duration::from_secs(180));
-            let estimate = (avg.as_secs() * *n as u64).div_ceil(logged_in as u64);
+            let estimate = (*avg * *n as u64).div_ceil(*logged_in);
             if self.positions.get(&call) != Some(&(*n, estimate)) {
                 updates.push((call, *n, estimate));
             }

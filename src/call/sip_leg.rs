@@ -11,7 +11,7 @@ use rsipstack::rsip::{self, Header, Method, StatusCode, StatusCodeKind};
 use rsipstack::transport::SipAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -182,19 +182,14 @@ impl SipLeg {
             let mut invite = Some(invite);
             let mut answered = false;
             let mut timer: Option<SessionTimer> = None;
-            let mut next_refresh: Option<tokio::time::Instant> = None;
+            let mut next_refresh: Option<Instant> = None;
             loop {
-                let refresh_due = async {
-                    match next_refresh {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
+                let refresh_due = crate::lifecycle::sleep_until(next_refresh);
                 tokio::select! {
                     _ = refresh_due => {
                         let t = timer.expect("a refresh is scheduled only with a timer");
                         if refresh(&refresher, t, offer.as_deref()).await {
-                            next_refresh = Some(tokio::time::Instant::now() + Duration::from_secs(t.secs) / 2);
+                            next_refresh = Some(Instant::now() + Duration::from_secs(t.secs) / 2);
                         } else {
                             // RFC 4028 §10: a session that cannot be refreshed is over.
                             debug!(%party, "session refresh failed; ending the leg");
@@ -217,7 +212,7 @@ impl SipLeg {
                             answered = true;
                             if let Some(t) = timer.filter(|t| t.we_refresh) {
                                 debug!(%party, secs = t.secs, "session timer: we refresh");
-                                next_refresh = Some(tokio::time::Instant::now() + Duration::from_secs(t.secs) / 2);
+                                next_refresh = Some(Instant::now() + Duration::from_secs(t.secs) / 2);
                             }
                             if events.send(LegEvent::Answered { party: party.clone(), sdp }).is_err() {
                                 break;

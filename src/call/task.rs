@@ -214,13 +214,7 @@ impl CallTask {
             if self.ended.is_some() {
                 break;
             }
-            let deadline = self.ctl.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::lifecycle::sleep_until(self.ctl.poll_timeout());
             tokio::select! {
                 ev = self.media.events.recv() => self.on_media(ev),
                 msg = input.recv(), if input_open => match msg {

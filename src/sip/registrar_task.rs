@@ -79,13 +79,7 @@ async fn run(
     stop: CancellationToken,
 ) {
     loop {
-        let deadline = core.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::lifecycle::sleep_until(core.poll_timeout());
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(Command::Register(req, reply)) => {
