@@ -7,10 +7,7 @@
 'use strict';
 const http = require('http');
 const net = require('net');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch } = require('./launch');
 
 const CONTROL = (process.env.CONTROL || '127.0.0.1:7300').split(':');
 const ECHO_PORT = process.env.ECHO_PORT || '6000';
@@ -66,21 +63,9 @@ function control(line) {
 (async () => {
   const server = http.createServer((_, res) => { res.setHeader('content-type', 'text/html'); res.end(PAGE); });
   await new Promise(r => server.listen(0, '127.0.0.1', r));
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'c2c-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    ignoreDefaultArgs: ['--mute-audio'],
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      `--use-file-for-fake-audio-capture=${path.resolve(WAV)}`, '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const { page, close } = await launch(WAV);
   const report = {};
   try {
-    const page = context.pages()[0] || await context.newPage();
-    page.on('pageerror', e => console.error('PAGEERROR', String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     const offer = await page.evaluate(() => offer());
     const reply = await control(`CALL ${ECHO_PORT} ${offer.replace(/\r\n/g, '\\n')}`);
@@ -93,9 +78,8 @@ function control(line) {
   } catch (e) {
     report.error = String(e);
   }
-  await context.close().catch(() => {});
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
   const b = report.browser || {};
   report.pass = !report.error && b.connection === 'connected'
     && b.inbound && b.inbound.packetsReceived > 150 && b.inbound.audioLevel > 0.01

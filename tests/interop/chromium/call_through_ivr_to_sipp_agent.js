@@ -6,10 +6,7 @@
 // up from the page and waits for `ended`. Prints a JSON report; exit 0 = pass.
 'use strict';
 const http = require('http');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch } = require('./launch');
 
 const GATEWAY = process.env.GATEWAY || '127.0.0.1:8080';
 const WAV = process.argv[2];
@@ -71,17 +68,7 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 (async () => {
   const server = http.createServer((_, res) => { res.setHeader('content-type', 'text/html'); res.end(PAGE); });
   await new Promise(r => server.listen(0, '127.0.0.1', r));
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'c2c-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    ignoreDefaultArgs: ['--mute-audio'],
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      `--use-file-for-fake-audio-capture=${path.resolve(WAV)}`, '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const { page, close } = await launch(WAV);
   const report = {};
   const states = async (page) => (await page.evaluate(() => states)).map(s => s.state);
   const waitState = async (page, want, ms) => {
@@ -89,8 +76,6 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
     return false;
   };
   try {
-    const page = context.pages()[0] || await context.newPage();
-    page.on('pageerror', e => console.error('PAGEERROR', String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     await page.evaluate(([url, ctx]) => call(url, ctx), [`ws://${GATEWAY}/ws`,
       { name: 'Ann Lee', crm_id: 4711, page: '/cart', cart: '2 items' }]);
@@ -114,9 +99,8 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
   } catch (e) {
     report.error = String(e);
   }
-  await context.close().catch(() => {});
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
   report.pass = !report.error && report.ivr && report.promptLevel > 0.01 && report.queued
     && report.connected && Math.abs((report.echo || {}).peakHz - 440) <= 25 && report.ended;
   console.log(JSON.stringify(report, null, 2));

@@ -5,27 +5,14 @@
 //  B. with the microphone denied, the widget shows its message and opens no WebSocket.
 // Prints a JSON report; exit 0 = pass (the SIPp agent's own checks are judged by run.sh).
 'use strict';
-const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch } = require('./launch');
 
 const GATEWAY = process.env.GATEWAY || '127.0.0.1:8080';
 const WAV = process.argv[2];
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${path.resolve(WAV)}`,
-  '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns'];
-
-async function browser(extra) {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'c2c-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium', headless: true, ignoreDefaultArgs: ['--mute-audio'],
-    args: BASE_ARGS.concat(extra),
-  });
-  const page = context.pages()[0] || await context.newPage();
+async function browser(fakeUi) {
+  const { page, close } = await launch(WAV, { fakeUi });
   await page.addInitScript(() => {
     window.__ws = 0;
     const W = window.WebSocket;
@@ -36,7 +23,7 @@ async function browser(extra) {
   await page.goto(`http://${GATEWAY}/`);
   await page.waitForFunction(() => window.ClickToCall && window.ClickToCall.__loaded);
   await page.evaluate(() => { window.__states = []; ClickToCall.on('state', s => window.__states.push(s.state)); });
-  return { context, page, profile };
+  return { page, close };
 }
 
 async function waitState(page, want, ms) {
@@ -50,7 +37,7 @@ async function waitState(page, want, ms) {
 (async () => {
   const report = {};
   try {
-    const a = await browser(['--use-fake-ui-for-media-stream']);
+    const a = await browser(true);
     await a.page.click('#clicktocall-widget >> text=Call us');
     await a.page.click('#clicktocall-widget >> text=Call now in the browser');
     report.ivr = await waitState(a.page, 'ivr', 5000);
@@ -61,19 +48,17 @@ async function waitState(page, want, ms) {
     await a.page.click('#clicktocall-widget >> text=Hang up');
     report.ended = await waitState(a.page, 'ended', 4000);
     report.statesA = await a.page.evaluate(() => window.__states);
-    await a.context.close();
-    fs.rmSync(a.profile, { recursive: true, force: true });
+    await a.close();
 
     // B: no fake-UI flag: headless Chromium denies the microphone prompt.
-    const b = await browser([]);
+    const b = await browser(false);
     await b.page.click('#clicktocall-widget >> text=Call us');
     await b.page.click('#clicktocall-widget >> text=Call now in the browser');
     await sleep(1500);
     report.deniedMessage = await b.page.evaluate(() => document.querySelector('#clicktocall-widget').shadowRoot.querySelector('.msg').textContent);
     report.webSocketsOpened = await b.page.evaluate(() => window.__ws);
     await b.page.screenshot({ path: path.join(process.env.OUT || '.', 'widget-mic-denied.png') });
-    await b.context.close();
-    fs.rmSync(b.profile, { recursive: true, force: true });
+    await b.close();
   } catch (e) {
     report.error = String(e);
   }

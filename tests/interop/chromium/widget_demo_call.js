@@ -5,10 +5,8 @@
 // demo agent, hears its own tone echoed back, and hangs up from the widget. Saves a screenshot of the
 // widget in each state to OUT. Prints a JSON report; exit 0 = pass.
 'use strict';
-const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch } = require('./launch');
 
 const GATEWAY = process.env.GATEWAY || '127.0.0.1:8080';
 const OUT = process.env.OUT || '.';
@@ -16,22 +14,9 @@ const WAV = process.argv[2];
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 
 (async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'c2c-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    ignoreDefaultArgs: ['--mute-audio'],
-    viewport: { width: 1000, height: 700 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      `--use-file-for-fake-audio-capture=${path.resolve(WAV)}`, '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const { page, close } = await launch(WAV, { viewport: { width: 1000, height: 700 } });
   const report = { states: [], shots: [] };
   try {
-    const page = context.pages()[0] || await context.newPage();
-    page.on('pageerror', e => console.error('PAGEERROR', String(e)));
     // Record every state the widget reports, and the RTCPeerConnection it makes (for audio stats).
     await page.addInitScript(() => {
       const Orig = window.RTCPeerConnection;
@@ -81,8 +66,7 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
   } catch (e) {
     report.error = String(e);
   }
-  await context.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
   report.pass = !report.error && report.ivr && report.promptLevel > 0.01 && report.queued
     && report.connected && report.ended;
   console.log(JSON.stringify(report, null, 2));
