@@ -6,10 +6,9 @@
 mod common;
 
 use clicktocall::media::dtmf::DtmfEvent;
-use clicktocall::media::g711;
-use clicktocall::media::rtp::{self, RtpView};
+use clicktocall::media::rtp;
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
-use common::call::{call_config, rms, sdp_addr, AgentPhone};
+use common::call::{call_config, pcmu_packet, receive_pcmu, rms, sdp_addr, AgentPhone};
 use common::{header, start, status, Peer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -75,19 +74,11 @@ async fn trunk_caller_goes_through_ivr_to_agent_with_pass_through_headers() {
                     Some((code, start, n + 1))
                 };
             } else {
-                let mut payload = Vec::new();
-                g711::encode_ulaw(&tone.samples(160), &mut payload);
-                rtp::write(&mut pkt, false, 0, seq, ts, 0x5eed, &payload);
+                pkt = pcmu_packet(&tone.samples(160), seq, ts, 0x5eed);
             }
             let _ = rtp.send_to(&pkt, gw_media).await;
             seq = seq.wrapping_add(1);
-            while let Ok((n, _)) = rtp.try_recv_from(&mut buf) {
-                if let Ok(p) = RtpView::parse(&buf[..n]) {
-                    if p.pt == 0 {
-                        g711::decode_ulaw(p.payload, &mut h.lock().unwrap());
-                    }
-                }
-            }
+            receive_pcmu(&rtp, &mut buf, &h);
         }
     });
 

@@ -299,27 +299,10 @@ impl AgentPhone {
                     _ = tick.tick() => {}
                     _ = stop_rx.recv() => break,
                 }
-                let mut payload = Vec::new();
-                g711::encode_ulaw(&tone.samples(160), &mut payload);
-                let mut pkt = Vec::new();
-                rtp::write(
-                    &mut pkt,
-                    false,
-                    0,
-                    seq,
-                    u32::from(seq) * 160,
-                    0xa9e47,
-                    &payload,
-                );
+                let pkt = pcmu_packet(&tone.samples(160), seq, u32::from(seq) * 160, 0xa9e47);
                 let _ = rtp.send_to(&pkt, target).await;
                 seq = seq.wrapping_add(1);
-                while let Ok((n, _)) = rtp.try_recv_from(&mut buf) {
-                    if let Ok(p) = RtpView::parse(&buf[..n]) {
-                        if p.pt == 0 {
-                            g711::decode_ulaw(p.payload, &mut heard.lock().unwrap());
-                        }
-                    }
-                }
+                receive_pcmu(&rtp, &mut buf, &heard);
             }
         });
     }
@@ -388,6 +371,26 @@ impl AgentPhone {
     /// Heard samples so far.
     pub fn heard_len(&self) -> usize {
         self.heard.lock().unwrap().len()
+    }
+}
+
+/// One RTP packet of PCMU (payload type 0) carrying `samples`.
+pub fn pcmu_packet(samples: &[i16], seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut payload = Vec::new();
+    g711::encode_ulaw(samples, &mut payload);
+    let mut pkt = Vec::new();
+    rtp::write(&mut pkt, false, 0, seq, ts, ssrc, &payload);
+    pkt
+}
+
+/// Decodes every PCMU packet waiting on `sock` into `heard`.
+pub fn receive_pcmu(sock: &UdpSocket, buf: &mut [u8], heard: &Mutex<Vec<i16>>) {
+    while let Ok((n, _)) = sock.try_recv_from(buf) {
+        if let Ok(p) = RtpView::parse(&buf[..n]) {
+            if p.pt == 0 {
+                g711::decode_ulaw(p.payload, &mut heard.lock().unwrap());
+            }
+        }
     }
 }
 
