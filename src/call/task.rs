@@ -396,13 +396,7 @@ impl CallTask {
         };
         if sdp.trim().is_empty() {
             // An offerless re-INVITE: we offer; the answer in the ACK changes nothing we rely on.
-            let offer = self.sdp.offer(
-                self.sip_local,
-                &offered_formats(),
-                true,
-                20,
-                Direction::SendRecv,
-            );
+            let offer = self.local_offer();
             let _ = reply
                 .respond(StatusCode::OK, Some(sdp_ct()), Some(offer.into_bytes()))
                 .await;
@@ -607,6 +601,17 @@ impl CallTask {
         }
     }
 
+    /// Our SDP offer toward an agent: G.711 with telephone-event from the call's SIP-side port.
+    fn local_offer(&mut self) -> String {
+        self.sdp.offer(
+            self.sip_local,
+            &offered_formats(),
+            true,
+            20,
+            Direction::SendRecv,
+        )
+    }
+
     async fn resolve(&self, party: &str) -> Option<LegTarget> {
         let tcp_fallback = self.mgr.cfg.sip.listen_tcp.is_some();
         let static_uri = if let Some(queue) = party.strip_prefix("ivr:") {
@@ -677,13 +682,7 @@ impl CallTask {
             params: vec![],
             ..contact.clone()
         };
-        let offer = self.sdp.offer(
-            self.sip_local,
-            &offered_formats(),
-            true,
-            20,
-            Direction::SendRecv,
-        );
+        let offer = self.local_offer();
         Ok(InviteOption {
             caller_display_name: display,
             caller,
