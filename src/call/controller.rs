@@ -177,7 +177,8 @@ enum Phase {
     },
     /// Playing a last prompt, then ending.
     Closing(EndReason),
-    Ended,
+    /// Over, for this reason.
+    Ended(EndReason),
 }
 
 /// One call. See the module docs for the drive contract.
@@ -257,7 +258,7 @@ impl CallController {
             Phase::Connected { held: true, .. } => CallState::OnHold,
             Phase::Transferring { .. } => CallState::Transferring,
             Phase::Closing(r) => CallState::Ended(*r),
-            Phase::Ended => CallState::Ended(EndReason::Error),
+            Phase::Ended(r) => CallState::Ended(*r),
         }
     }
 
@@ -282,7 +283,7 @@ impl CallController {
 
     /// True once the call has ended.
     pub fn is_ended(&self) -> bool {
-        self.phase == Phase::Ended
+        matches!(self.phase, Phase::Ended(_))
     }
 
     /// The queue's music and announcements (the shell knows the config).
@@ -647,7 +648,7 @@ impl CallController {
                     .push_back(CallOutput::AgentReleased { agent: from });
                 self.finish(reason);
             }
-            Phase::Ended => {}
+            Phase::Ended(_) => {}
         }
     }
 
@@ -677,7 +678,7 @@ impl CallController {
             }
             _ => {}
         }
-        if self.phase != Phase::Ended {
+        if !self.is_ended() {
             self.finish(reason);
         }
     }
@@ -770,7 +771,7 @@ impl CallController {
     }
 
     fn finish(&mut self, reason: EndReason) {
-        self.phase = Phase::Ended;
+        self.phase = Phase::Ended(reason);
         self.out
             .push_back(CallOutput::State(CallState::Ended(reason)));
         self.out.push_back(CallOutput::End(reason));

@@ -54,7 +54,7 @@ pub struct CallSummary {
     /// Seconds since the call started.
     pub age_secs: u64,
     #[serde(skip)]
-    started: Option<std::time::Instant>,
+    started: std::time::Instant,
 }
 
 /// Why a call could not start.
@@ -185,9 +185,7 @@ impl CallManager {
             .values()
             .map(|c| {
                 let mut c = c.clone();
-                c.age_secs = c
-                    .started
-                    .map_or(0, |s| now.saturating_duration_since(s).as_secs());
+                c.age_secs = now.saturating_duration_since(c.started).as_secs();
                 c
             })
             .collect()
@@ -208,7 +206,7 @@ impl CallManager {
                 queue: None,
                 agent: None,
                 age_secs: 0,
-                started: Some(std::time::Instant::now()),
+                started: std::time::Instant::now(),
             },
         );
     }
