@@ -112,3 +112,44 @@ async fn browser_ivr_queue_agent_with_context_and_two_way_audio() {
     browser.stop();
     gw.shutdown().await;
 }
+
+/// The widget's first message gives its browser STUN and TURN servers from `[ice]`; the TURN
+/// credentials are per session, time-limited, and check out against the shared secret the way
+/// coturn checks them (`use-auth-secret`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_gives_stun_and_time_limited_turn_credentials() {
+    let extra = "[ice]\nstun = [\"stun:stun.example.com:3478\"]\n\
+                 turn = [\"turn:turn.example.com:3478?transport=udp\"]\n\
+                 turn_secret = \"north-secret\"\nturn_ttl_secs = 600\n";
+    let (gw, _sip) = start(call_config(&[], "", extra)).await;
+    let a = Widget::connect(gw.http_addr).await;
+    let b = Widget::connect(gw.http_addr).await;
+    let servers = a.hello["ice_servers"].as_array().expect("ice_servers");
+    assert_eq!(a.hello["v"], 1);
+    assert_eq!(servers.len(), 2);
+    assert_eq!(servers[0], json!({"urls": ["stun:stun.example.com:3478"]}));
+    assert_eq!(
+        servers[1]["urls"],
+        json!(["turn:turn.example.com:3478?transport=udp"])
+    );
+    let user = servers[1]["username"].as_str().unwrap();
+    let (expiry, label) = user.split_once(':').unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (now + 590..=now + 610).contains(&expiry),
+        "expiry {expiry}, now {now}"
+    );
+    let (_, expected) =
+        clicktocall::widget::ice::turn_credentials("north-secret", label, expiry - 600, 600);
+    assert_eq!(servers[1]["credential"], expected.as_str());
+    // Each session has its own username.
+    assert_ne!(
+        b.hello["ice_servers"][1]["username"],
+        servers[1]["username"]
+    );
+    gw.shutdown().await;
+}

@@ -169,45 +169,57 @@
     });
   }
 
+  // The socket opens first: its `hello` names the ICE servers (STUN, TURN with per-session
+  // credentials) the peer connection needs before it gathers candidates.
   function connect() {
-    pc = new RTCPeerConnection({ iceServers: [] });
+    ws = new WebSocket(wsUrl);
+    var opened = false;
+    ws.onopen = function () { opened = true; };
+    ws.onmessage = function (ev) {
+      var m; try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m.type === 'hello') offer(m.ice_servers || []);
+      else if (m.type === 'answer') pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+      else if (m.type === 'state') setState(m);
+      else if (m.type === 'error') {
+        message(m.code === 'unavailable' || m.code === 'busy' ? S.noAgents : m.message);
+        emit('error', m);
+        if (!t0 && active && ['bad_offer', 'unavailable', 'busy', 'unknown_queue'].indexOf(m.code) >= 0) teardown();
+      }
+    };
+    ws.onclose = function () {
+      if (active) { message(opened ? S.lost : S.unreachable); emit('error', { code: opened ? 'lost' : 'unreachable' }); teardown(); }
+    };
+  }
+
+  function offer(iceServers) {
+    if (!ws || pc) return;
+    pc = new RTCPeerConnection({ iceServers: iceServers });
     mic.getTracks().forEach(function (t) { pc.addTrack(t, mic); });
     pc.ontrack = function (e) {
       var a = ui.root.querySelector('audio') || document.createElement('audio');
       a.autoplay = true; a.srcObject = e.streams[0] || new MediaStream([e.track]);
       ui.root.appendChild(a);
     };
-    return pc.createOffer().then(function (o) { return pc.setLocalDescription(o); }).then(function () {
+    var p = pc, sent = false;
+    // Candidates found after the offer went (slow TURN allocations) are trickled.
+    p.onicecandidate = function (e) {
+      if (sent && e.candidate && ws && ws.readyState === 1) ws.send(JSON.stringify({ type: 'ice', candidate: e.candidate.candidate }));
+    };
+    p.createOffer().then(function (o) { return p.setLocalDescription(o); }).then(function () {
       return new Promise(function (done) {
-        if (pc.iceGatheringState === 'complete') return done();
+        if (p.iceGatheringState === 'complete') return done();
         var t = setTimeout(done, 2000);
-        pc.addEventListener('icegatheringstatechange', function () {
-          if (pc.iceGatheringState === 'complete') { clearTimeout(t); done(); }
+        p.addEventListener('icegatheringstatechange', function () {
+          if (p.iceGatheringState === 'complete') { clearTimeout(t); done(); }
         });
       });
     }).then(function () {
-      ws = new WebSocket(wsUrl);
-      var opened = false;
-      ws.onopen = function () {
-        opened = true;
-        var msg = { type: 'call', v: 1, sdp: pc.localDescription.sdp, context: context };
-        if (cfg.queue) msg.queue = cfg.queue;
-        if (cfg.skill) msg.skill = cfg.skill;
-        ws.send(JSON.stringify(msg));
-      };
-      ws.onmessage = function (ev) {
-        var m; try { m = JSON.parse(ev.data); } catch (e) { return; }
-        if (m.type === 'answer') pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
-        else if (m.type === 'state') setState(m);
-        else if (m.type === 'error') {
-          message(m.code === 'unavailable' || m.code === 'busy' ? S.noAgents : m.message);
-          emit('error', m);
-          if (!t0 && active && ['bad_offer', 'unavailable', 'busy', 'unknown_queue'].indexOf(m.code) >= 0) teardown();
-        }
-      };
-      ws.onclose = function () {
-        if (active) { message(opened ? S.lost : S.unreachable); emit('error', { code: opened ? 'lost' : 'unreachable' }); teardown(); }
-      };
+      if (p !== pc || !ws || ws.readyState !== 1) return;
+      var msg = { type: 'call', v: 1, sdp: p.localDescription.sdp, context: context };
+      if (cfg.queue) msg.queue = cfg.queue;
+      if (cfg.skill) msg.skill = cfg.skill;
+      ws.send(JSON.stringify(msg));
+      sent = true;
     });
   }
 

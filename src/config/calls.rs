@@ -47,6 +47,33 @@ pub struct DemoAgentSection {
     pub enabled: bool,
 }
 
+/// `[ice]`: the ICE servers the widget's browser uses (STUN, and TURN for visitors whose networks
+/// block direct UDP). The gateway itself is ICE-lite and needs neither.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IceSection {
+    /// STUN URLs (`stun:stun.example.com:3478`).
+    pub stun: Vec<String>,
+    /// TURN URLs (`turn:turn.example.com:3478?transport=udp`, `turns:turn.example.com:5349`).
+    pub turn: Vec<String>,
+    /// The TURN server's shared secret (coturn `static-auth-secret` with `use-auth-secret`), or
+    /// `CLICKTOCALL_TURN_SECRET`. Each widget session gets its own time-limited credentials.
+    pub turn_secret: String,
+    /// How long those credentials stay valid.
+    pub turn_ttl_secs: u64,
+}
+
+impl Default for IceSection {
+    fn default() -> Self {
+        Self {
+            stun: Vec::new(),
+            turn: Vec::new(),
+            turn_secret: String::new(),
+            turn_ttl_secs: 3600,
+        }
+    }
+}
+
 /// `[api]`: the REST API.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -342,6 +369,41 @@ impl IvrSection {
 }
 
 impl super::Config {
+    fn validate_ice(&self) -> Result<(), ConfigError> {
+        let ice = &self.ice;
+        let check = |key: &str, urls: &[String], schemes: &[&str]| {
+            for (i, u) in urls.iter().enumerate() {
+                let ok = schemes.iter().any(|s| {
+                    u.strip_prefix(s)
+                        .and_then(|r| r.strip_prefix(':'))
+                        .is_some_and(|host| !host.is_empty())
+                }) && !u.contains(|c: char| c.is_whitespace() || c.is_control());
+                if !ok {
+                    return Err(ConfigError::invalid(
+                        format!("ice.{key}[{i}]"),
+                        format!("{u:?} is not a {} URL", schemes.join("/")),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        check("stun", &ice.stun, &["stun", "stuns"])?;
+        check("turn", &ice.turn, &["turn", "turns"])?;
+        if !ice.turn.is_empty() && ice.turn_secret.is_empty() {
+            return Err(ConfigError::invalid(
+                "ice.turn_secret",
+                "TURN URLs need the TURN server's shared secret (or CLICKTOCALL_TURN_SECRET)",
+            ));
+        }
+        if !(60..=86_400).contains(&ice.turn_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "ice.turn_ttl_secs",
+                "must be between 60 and 86400",
+            ));
+        }
+        Ok(())
+    }
+
     /// Call-control rules: ports, menus, queues, actions and prompts refer to things that exist.
     pub(super) fn validate_calls(&self) -> Result<(), ConfigError> {
         let m = &self.media;
@@ -406,6 +468,7 @@ impl super::Config {
                     .map_err(|e| ConfigError::invalid(format!("queues[{i}].external_ivr"), e))?;
             }
         }
+        self.validate_ice()?;
         for (field, header) in &self.context.headers {
             if !super::is_token(header) {
                 return Err(ConfigError::invalid(

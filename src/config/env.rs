@@ -8,6 +8,7 @@
 //! | `CLICKTOCALL_HTTP_LISTEN` | `http.listen` |
 //! | `CLICKTOCALL_SIP_ADVERTISED_HOST` | `sip.advertised_host` |
 //! | `CLICKTOCALL_API_KEY` | `api.key` |
+//! | `CLICKTOCALL_TURN_SECRET` | `ice.turn_secret` |
 //!
 //! `<ID>` and `<NAME>` are upper-cased with every character other than a letter or digit turned into `_`.
 
@@ -44,6 +45,7 @@ pub(super) fn apply(
             }
             "SIP_ADVERTISED_HOST" => cfg.sip.advertised_host = Some(value),
             "API_KEY" => cfg.api.key = value,
+            "TURN_SECRET" => cfg.ice.turn_secret = value,
             _ => apply_secret(cfg, &name, rest, value)?,
         }
     }

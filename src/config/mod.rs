@@ -10,8 +10,8 @@ mod env;
 mod net;
 
 pub use calls::{
-    parse_action, ApiSection, ContextSection, DemoAgentSection, IvrSection, MediaSection,
-    MenuSection, QueueConfig,
+    parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
+    MediaSection, MenuSection, QueueConfig,
 };
 pub use net::{Cidr, CidrParseError};
 
@@ -91,6 +91,8 @@ pub struct Config {
     pub api: ApiSection,
     /// The built-in demo agent.
     pub demo_agent: DemoAgentSection,
+    /// STUN/TURN servers for the widget's browser.
+    pub ice: IceSection,
 }
 
 /// `[http]`

@@ -107,6 +107,16 @@ fn cross_field_rules_name_the_key() {
             "[context]\nheaders = { name = \"Bad Header\" }\n",
             "context.headers.name",
         ),
+        ("[ice]\nstun = [\"stun.example.com\"]\n", "ice.stun[0]"),
+        (
+            "[ice]\nturn = [\"turn:turn.example.com\"]\n",
+            "ice.turn_secret",
+        ),
+        (
+            "[ice]\nturn = [\"stun:x\"]\nturn_secret = \"s\"\n",
+            "ice.turn[0]",
+        ),
+        ("[ice]\nturn_ttl_secs = 5\n", "ice.turn_ttl_secs"),
     ];
     for (text, key) in cases {
         let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -137,6 +147,7 @@ fn env_overrides_secrets() {
         ("CLICKTOCALL_AGENT_AGENT_7_PASSWORD", "a-secret"),
         ("CLICKTOCALL_TRUNK_MY_CARRIER_PASSWORD", "t-secret"),
         ("CLICKTOCALL_NONCE_SECRET", "n"),
+        ("CLICKTOCALL_TURN_SECRET", "turn-s"),
         ("PATH", "/bin"),
     ];
     cfg.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -145,6 +156,7 @@ fn env_overrides_secrets() {
     assert_eq!(cfg.agents[0].password.as_deref(), Some("a-secret"));
     assert_eq!(cfg.trunks[0].password.as_deref(), Some("t-secret"));
     assert_eq!(cfg.registrar.nonce_secret, "n");
+    assert_eq!(cfg.ice.turn_secret, "turn-s");
 
     let typo = [(
         "CLICKTOCALL_AGENT_NOBODY_PASSWORD".to_string(),

@@ -6,6 +6,7 @@
 use super::HttpState;
 use crate::call::task::{start_browser_call, BrowserCall, CustomerInput};
 use crate::call::CallManager;
+use crate::widget::ice;
 use crate::widget::protocol::{self, ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -41,8 +42,26 @@ fn error(code: &str, message: impl Into<String>) -> ServerMessage {
     }
 }
 
+/// The first message of every session: ICE servers (with TURN credentials of its own) and what
+/// the gateway offers.
+fn hello(mgr: &CallManager) -> ServerMessage {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let label = format!("web-{:08x}", rand::random::<u32>());
+    ServerMessage::Hello {
+        v: protocol::VERSION,
+        ice_servers: ice::ice_servers(&mgr.cfg.ice, &label, now),
+        callback: false,
+    }
+}
+
 async fn session(mut socket: WebSocket, mgr: Arc<CallManager>) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    if !send(&mut socket, &hello(&mgr)).await {
+        return;
+    }
     let mut call: Option<mpsc::UnboundedSender<CustomerInput>> = None;
     loop {
         tokio::select! {

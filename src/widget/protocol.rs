@@ -51,6 +51,15 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
+    /// Sent once when the socket opens: what the widget needs before it makes its offer.
+    Hello {
+        /// Protocol version.
+        v: u32,
+        /// For `RTCConfiguration.iceServers` (STUN, and TURN with time-limited credentials).
+        ice_servers: Vec<super::ice::IceServer>,
+        /// Whether `callback` requests are served.
+        callback: bool,
+    },
     /// The WebRTC answer.
     Answer {
         /// Protocol version.

@@ -22,6 +22,8 @@ pub struct Widget {
     rx: mpsc::UnboundedReceiver<Value>,
     /// Every message received so far.
     pub log: Vec<Value>,
+    /// The session's first message (`hello`: ICE servers, what the gateway offers).
+    pub hello: Value,
 }
 
 impl Widget {
@@ -50,11 +52,14 @@ impl Widget {
                 }
             }
         });
-        Widget {
+        let mut w = Widget {
             tx,
             rx,
             log: Vec::new(),
-        }
+            hello: Value::Null,
+        };
+        w.hello = w.wait_for("hello", None, Duration::from_secs(5)).await;
+        w
     }
 
     pub fn send(&self, v: Value) {
