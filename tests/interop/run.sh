@@ -44,6 +44,16 @@ w.close()
 PY
 }
 
+tone8k_wav() {  # tone8k_wav FILE HZ SECONDS: an 8 kHz mono WAV (baresip's microphone for PCMU)
+  python3 - "$1" "$2" "$3" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+hz, n = float(sys.argv[2]), 8000 * int(sys.argv[3])
+w.writeframes(b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * i / 8000))) for i in range(n)))
+w.close()
+PY
+}
+
 gw_log_has() {  # gw_log_has REGEX: the gateway logged a line matching REGEX
   grep -Eq "$1" "$T/gateway.log" || { echo "gateway log lacks /$1/"; return 1; }
 }
@@ -277,6 +287,50 @@ test_chromium_widget_context_reaches_sipp_agent_and_mic_denied() {
   # Issue 6 scenarios 3-5: the demo page's context reaches a SIPp agent through the widget (headers
   # checked by SIPp), the widget's Hang up BYEs the agent, and a denied microphone sends nothing.
   chromium_to_context_agent widget_context_and_mic_denied.js 'ctx["page"] == "/"'
+}
+
+test_chromium_widget_to_baresip_agent_tones_hold_and_agent_hangup() {
+  # Issue 6 scenarios 1, 2 and 4: the widget on the demo page (real Chromium) through the IVR and the
+  # queue to baresip, a real registered desk phone that sends 1000 Hz and records what it hears; the
+  # agent answers, holds, resumes and hangs up (baresip's ctrl_tcp); its recording must hold 440 Hz.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  command -v baresip >/dev/null || { echo "baresip not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 40
+  tone8k_wav "$T/tone1000_8k.wav" 1000 40
+  mkdir -p "$T/baresip" "$T/rec"
+  for f in config accounts; do sed "s|@T@|$T|g" "$HERE/baresip_agent/$f" >"$T/baresip/$f"; done
+  start_gateway "$HERE/gateway-baresip.toml" || return 1
+  baresip -f "$T/baresip" >"$T/baresip.log" 2>&1 &
+  local phone=$!
+  for _ in $(seq 1 50); do grep -q '"message":"agent online".*"agent":"1002"' "$T/gateway.log" && break; sleep 0.1; done
+  gw_log_has '"message":"agent online".*"agent":"1002"' || { tail -n 20 "$T/baresip.log"; return 1; }
+  OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/widget_baresip_agent.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  sleep 0.5
+  kill -TERM "$phone" 2>/dev/null; wait "$phone" 2>/dev/null
+  # What the agent heard: baresip's sndfile module writes dump-...-dec.wav per call.
+  python3 - "$T/rec" <<'PY' || code=1
+import glob, math, struct, sys, wave
+files = sorted(glob.glob(sys.argv[1] + "/*dec.wav"))
+assert files, "baresip recorded nothing"
+w = wave.open(files[-1]); rate = w.getframerate()
+x = struct.unpack("<%dh" % w.getnframes(), w.readframes(w.getnframes()))
+assert len(x) > rate * 2, "recording is %d samples" % len(x)
+seg = x[len(x) // 4: len(x) // 4 + rate]          # one second from the connected part
+rms = math.sqrt(sum(v * v for v in seg) / len(seg))
+def power(hz):
+    re = sum(v * math.cos(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    im = sum(v * math.sin(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    return re * re + im * im
+best = max(range(100, 3400, 10), key=power)
+print("agent recording %s: %d Hz, %.0f samples, rms %.0f, dominant %d Hz" % (files[-1].split("/")[-1], rate, len(x), rms, best))
+assert rms > 300 and abs(best - 440) <= 10, "the agent did not hear the browser's 440 Hz"
+PY
+  gw_log_has 'queued' || code=1
+  stop_gateway || code=1
+  return $code
 }
 
 # ---- driver ---------------------------------------------------------------------------------------
