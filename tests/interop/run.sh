@@ -333,6 +333,31 @@ PY
   return $code
 }
 
+test_chromium_widget_relays_through_coturn_with_gateway_credentials() {
+  # [ice] TURN: the gateway's hello gives the widget coturn with per-session REST credentials
+  # (use-auth-secret); Chromium is held to relay candidates only, so the call connects through
+  # coturn only if coturn accepted those credentials.
+  command -v turnserver >/dev/null || { echo "coturn not installed"; return 1; }
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 30
+  turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port=3478 \
+    --min-port=49160 --max-port=49260 --use-auth-secret --static-auth-secret=interop-turn-secret \
+    --realm=clicktocall.test --allow-loopback-peers --no-tls --no-dtls --no-cli --fingerprint \
+    --log-file=stdout --simple-log --verbose >"$T/coturn.log" 2>&1 &
+  local turn=$!
+  start_gateway "$HERE/gateway-turn.toml" || return 1
+  RELAY=1 OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/widget_demo_call.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  kill "$turn" 2>/dev/null; wait "$turn" 2>/dev/null
+  # coturn authenticated a user of the gateway's form (expiry:web-<hex>) and relayed for it.
+  grep -Eq "user <[0-9]+:web-[0-9a-f]{8}>: incoming packet ALLOCATE processed, success" "$T/coturn.log" \
+    || { echo "coturn allocated for no gateway-issued user"; tail -n 30 "$T/coturn.log"; code=1; }
+  gw_log_has 'demo agent answered' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
