@@ -95,6 +95,20 @@ impl Gateway {
         let _ = sip
             .inbound
             .set(Arc::new(crate::call::inbound::Inbound(calls.clone())));
+        if cfg.callback.enabled {
+            let store = crate::callback::store::Store::open(&cfg.callback.database)
+                .map_err(|e| StartError::Calls(format!("callback.database: {e}")))?;
+            let dialer = Arc::new(crate::call::callback::TrunkDialer { mgr: calls.clone() });
+            let handle = crate::callback::service::start(
+                cfg.callback.clone(),
+                cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                Arc::new(store),
+                dialer,
+                lifecycle.end_calls_token(),
+            )
+            .map_err(|e| StartError::Calls(format!("callback.database: {e}")))?;
+            let _ = calls.callbacks.set(handle);
+        }
         let (http_addr, http_task) =
             crate::http::serve(cfg.clone(), lifecycle.clone(), Some(calls.clone())).await?;
         lifecycle.set_ready();

@@ -24,6 +24,7 @@
 
 pub mod acd;
 pub mod call;
+pub mod callback;
 pub mod config;
 pub mod demo_agent;
 pub mod gateway;

@@ -5,6 +5,7 @@
 //! holds the node's shared services (media engine, ACD handle, dialog layer, prompts) and a small
 //! read-only registry of running calls for the REST API. Each call's own state lives in its task.
 
+pub mod callback;
 pub mod controller;
 pub mod inbound;
 pub mod prompts;
@@ -36,6 +37,8 @@ pub enum CustomerKind {
     Browser,
     /// An INVITE from a trunk.
     Sip,
+    /// A callback: the gateway called the customer over a trunk.
+    Callback,
 }
 
 /// A running call as the REST API shows it.
@@ -103,6 +106,8 @@ pub struct CallManager {
     pub mapping: ContextMapping,
     /// Draining and stop.
     pub lifecycle: Lifecycle,
+    /// The callback service, when `[callback] enabled`.
+    pub callbacks: std::sync::OnceLock<crate::callback::service::CallbackHandle>,
     /// Queues whose callers first go to an external IVR.
     external_ivr_queues: Vec<String>,
     calls: Mutex<BTreeMap<CallId, CallSummary>>,
@@ -149,6 +154,7 @@ impl CallManager {
             menus,
             mapping,
             lifecycle,
+            callbacks: std::sync::OnceLock::new(),
             calls: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         })

@@ -54,6 +54,9 @@ impl PromptLibrary {
         for (i, q) in cfg.queues.iter().enumerate() {
             wanted.push((format!("queues[{i}].music"), q.music.clone()));
         }
+        if cfg.callback.enabled {
+            wanted.push(("callback.greeting".into(), cfg.callback.greeting.clone()));
+        }
         for name in BUILT_IN {
             wanted.push(("ivr.prompts_dir".into(), name.to_string()));
         }

@@ -238,6 +238,11 @@ impl SipLeg {
         })
     }
 
+    /// The leg's dialog (a callback's customer leg becomes the call's customer).
+    pub fn dialog(&self) -> InviteDialog {
+        self.dialog.clone()
+    }
+
     /// CANCEL (ringing) or BYE (answered).
     pub async fn hang_up(&self) {
         if let Err(e) = self.dialog.hangup().await {

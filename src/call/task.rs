@@ -48,6 +48,8 @@ pub struct BrowserCall {
     pub queue: Option<String>,
     /// Skill hint.
     pub skill: Option<String>,
+    /// Whether the context's signature checked out (`X-Context-Verified` toward agents).
+    pub verified: bool,
 }
 
 /// The handle the WebSocket keeps on its call.
@@ -106,7 +108,7 @@ pub async fn start_browser_call(
     );
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     mgr.register(id, CustomerKind::Browser);
-    let task = CallTask::new(
+    let mut task = CallTask::new(
         mgr.clone(),
         id,
         ctl,
@@ -116,7 +118,11 @@ pub async fn start_browser_call(
         guard,
         widget,
     );
-    info!(call = id, "browser call started");
+    task.extra_headers.push((
+        "X-Context-Verified".into(),
+        if req.verified { "yes" } else { "no" }.into(),
+    ));
+    info!(call = id, verified = req.verified, "browser call started");
     tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
     Ok(StartedCall {
         id,

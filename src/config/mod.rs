@@ -5,10 +5,12 @@
 //! types and unknown keys, reported with the dotted key path), [`Config::apply_env`] (secrets from the
 //! environment) and [`Config::validate`] (cross-field rules and files that must be readable).
 
+mod callback;
 mod calls;
 mod env;
 mod net;
 
+pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy};
 pub use calls::{
     parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
     MediaSection, MenuSection, QueueConfig,
@@ -93,6 +95,10 @@ pub struct Config {
     pub demo_agent: DemoAgentSection,
     /// STUN/TURN servers for the widget's browser.
     pub ice: IceSection,
+    /// Call me back.
+    pub callback: CallbackSection,
+    /// Websites allowed to embed the widget (none: any origin, unsigned context).
+    pub sites: Vec<SiteConfig>,
 }
 
 /// `[http]`
@@ -246,6 +252,14 @@ pub struct TrunkConfig {
     /// The IVR menu this trunk's callers start in (`ivr.start` when unset).
     #[serde(default)]
     pub menu: Option<String>,
+    /// Offer reliable provisional responses (RFC 3262 `Supported: 100rel`) on calls we place, and
+    /// PRACK them when the trunk requires it.
+    #[serde(default = "yes")]
+    pub prack: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_trunk_expires() -> u32 {
@@ -368,16 +382,14 @@ impl Config {
         self.validate_trunks()?;
         self.validate_queues_and_agents()?;
         self.validate_calls()?;
+        self.validate_callback()?;
         Ok(())
     }
 
     fn validate_http(&self) -> Result<(), ConfigError> {
         check_pair("http", &self.http.tls_cert, &self.http.tls_key)?;
         for (i, origin) in self.http.cors_origins.iter().enumerate() {
-            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
-                && !origin.trim_end_matches('/').contains(['?', '#', ' '])
-                && origin.split("://").nth(1).is_some_and(|h| !h.is_empty());
-            if !ok {
+            if !is_origin(origin) {
                 return Err(ConfigError::invalid(
                     format!("http.cors_origins[{i}]"),
                     format!("{origin:?} is not an origin like https://shop.example.com"),
@@ -607,6 +619,13 @@ fn is_name(s: &str) -> bool {
 }
 
 /// RFC 3261 user-unreserved token subset we accept for agent ids and realms.
+/// `scheme://host[:port]` with an http(s) scheme.
+fn is_origin(origin: &str) -> bool {
+    (origin.starts_with("http://") || origin.starts_with("https://"))
+        && !origin.trim_end_matches('/').contains(['?', '#', ' '])
+        && origin.split("://").nth(1).is_some_and(|h| !h.is_empty())
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64

@@ -6,6 +6,10 @@
 //! | `PUT /api/agents/{id}/state` | `{"state":"away"}` or `{"state":"available"}` |
 //! | `GET /api/queues` | waiting calls, longest wait, agents available and logged in, per queue |
 //! | `GET /api/calls` | running calls with state, queue, agent, age |
+//! | `POST /api/callbacks` | `{"number", "context"?, "queue"?, "not_before"?}`: schedule a callback |
+//! | `GET /api/callbacks` | the latest callbacks (`?state=scheduled|failed|...`) |
+//! | `GET /api/callbacks/{id}` | one callback |
+//! | `DELETE /api/callbacks/{id}` | cancel a scheduled callback |
 
 use super::HttpState;
 use crate::acd::service::SetStateError;
@@ -137,4 +141,140 @@ pub async fn set_agent_state(
             Err(ApiError(StatusCode::CONFLICT, "not_now", e.to_string()))
         }
     }
+}
+
+/// `POST /api/callbacks` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackBody {
+    /// The customer's number (E.164, or national in the home country).
+    number: String,
+    /// Context for the agent (flat), as in the widget.
+    #[serde(default)]
+    context: serde_json::Map<String, serde_json::Value>,
+    /// Queue after the customer confirms (the `[callback] queue` when absent).
+    #[serde(default)]
+    queue: Option<String>,
+    /// Not before this time (unix seconds).
+    #[serde(default)]
+    not_before: Option<u64>,
+}
+
+fn callbacks(state: &HttpState) -> Result<&crate::callback::service::CallbackHandle, ApiError> {
+    calls(state)?.callbacks.get().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "callback_unavailable",
+            "call-back is off: set [callback] enabled = true".into(),
+        )
+    })
+}
+
+fn callback_error(e: crate::callback::service::CallbackError) -> ApiError {
+    use crate::callback::service::CallbackError as E;
+    let status = match &e {
+        E::Number(_) | E::UnknownQueue(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Refused(r) if r.code() == "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        E::Refused(r) if r.code() == "callback_full" => StatusCode::SERVICE_UNAVAILABLE,
+        E::Refused(_) => StatusCode::FORBIDDEN,
+        E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, e.code(), e.to_string())
+}
+
+/// `POST /api/callbacks`: a site's backend asks for a callback (trusted: its context counts as
+/// verified). 201 with the callback; 200 with `duplicate: true` when one is already open for the
+/// number.
+pub async fn create_callback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let handle = callbacks(&state)?;
+    let b: CallbackBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("expected {{\"number\", \"context\"?, \"queue\"?, \"not_before\"?}}: {e}"),
+        )
+    })?;
+    if let Some((k, _)) = b
+        .context
+        .iter()
+        .find(|(_, v)| v.is_object() || v.is_array())
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "context_not_flat",
+            format!("context field {k:?} is an object or array"),
+        ));
+    }
+    let req = crate::callback::service::NewCallback {
+        number: b.number,
+        context: b.context,
+        verified: true,
+        queue: b.queue,
+        site: None,
+        ip: None,
+        not_before: b.not_before,
+    };
+    let a = handle.request(req, None).await.map_err(callback_error)?;
+    let status = if a.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut v = serde_json::to_value(&a.callback).unwrap_or_default();
+    v["duplicate"] = json!(a.duplicate);
+    Ok((status, Json(v)).into_response())
+}
+
+/// `GET /api/callbacks?state=...`: the latest 200 callbacks, newest first.
+pub async fn list_callbacks(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let list = callbacks(&state)?
+        .store
+        .list(q.get("state").map(String::as_str), 200)
+        .map_err(|e| callback_error(e.into()))?;
+    Ok(Json(list).into_response())
+}
+
+/// `GET /api/callbacks/{id}`
+pub async fn get_callback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    match callbacks(&state)?
+        .store
+        .get(&id)
+        .map_err(|e| callback_error(e.into()))?
+    {
+        Some(cb) => Ok(Json(cb).into_response()),
+        None => Err(callback_error(
+            crate::callback::service::CallbackError::NotFound(id),
+        )),
+    }
+}
+
+/// `DELETE /api/callbacks/{id}`: cancels a callback still waiting for its time.
+pub async fn cancel_callback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let cb = callbacks(&state)?
+        .cancel(&id)
+        .await
+        .map_err(callback_error)?;
+    Ok(Json(cb).into_response())
 }

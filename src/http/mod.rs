@@ -61,6 +61,14 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/api/queues", get(api::queues))
         .route("/api/calls", get(api::list_calls))
+        .route(
+            "/api/callbacks",
+            get(api::list_callbacks).post(api::create_callback),
+        )
+        .route(
+            "/api/callbacks/{id}",
+            get(api::get_callback).delete(api::cancel_callback),
+        )
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(max_body))

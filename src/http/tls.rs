@@ -65,6 +65,8 @@ pub async fn serve(
                 Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return debug!(%peer, "TLS handshake timed out"),
             };
+            // The peer's address, as `into_make_service_with_connect_info` gives it over plain HTTP.
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = TowerToHyperService::new(app);
             let builder = auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder

@@ -4,3 +4,4 @@
 pub mod context;
 pub mod ice;
 pub mod protocol;
+pub mod signing;

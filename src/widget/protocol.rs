@@ -33,6 +33,19 @@ pub enum ClientMessage {
         #[serde(default)]
         skill: Option<String>,
     },
+    /// Call me back: the gateway calls this number over its trunk.
+    Callback {
+        /// Protocol version the widget speaks.
+        v: u32,
+        /// The visitor's phone number as typed.
+        number: String,
+        /// Page context, as in `call`.
+        #[serde(default)]
+        context: Map<String, Value>,
+        /// Queue to enter after the customer confirms.
+        #[serde(default)]
+        queue: Option<String>,
+    },
     /// A trickled ICE candidate (`candidate:...`), or `null` at the end of gathering.
     Ice {
         /// The candidate line.
@@ -80,6 +93,21 @@ pub enum ServerMessage {
         /// Why the call ended (ended only): `customer_hangup`, `agent_hangup`, `no_agents`, ...
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// A callback's progress: `scheduled` (with `not_before`, and `reason` when retrying),
+    /// `dialing`, `ringing`, `in_call`, `completed`, `unconfirmed`, `failed` (with `reason`),
+    /// `cancelled`.
+    Callback {
+        /// The callback's id.
+        id: String,
+        /// Where it is.
+        state: String,
+        /// Why (retries and failures): `busy`, `no_answer`, `rejected`, `invalid_number`, ...
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When it will be dialled (unix seconds), while scheduled.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_before: Option<u64>,
     },
     /// Something went wrong with the last message or the call.
     Error {
@@ -145,7 +173,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     let msg: ClientMessage =
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     match &msg {
-        ClientMessage::Call { v, context, .. } => {
+        ClientMessage::Call { v, context, .. } | ClientMessage::Callback { v, context, .. } => {
             if *v != VERSION {
                 return Err(ProtocolError::Version(*v));
             }

@@ -28,9 +28,31 @@ pub struct Widget {
 
 impl Widget {
     pub async fn connect(http: SocketAddr) -> Widget {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        Self::connect_as(http, "", None)
             .await
-            .expect("WebSocket upgrade");
+            .expect("WebSocket upgrade")
+    }
+
+    /// Connects to `/ws{query}` with an `Origin` header; the HTTP status when the upgrade is refused.
+    pub async fn connect_as(
+        http: SocketAddr,
+        query: &str,
+        origin: Option<&str>,
+    ) -> Result<Widget, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{http}/ws{query}")
+            .into_client_request()
+            .unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        let ws = match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                return Err(resp.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket: {e}"),
+        };
         let (mut sink, mut stream) = ws.split();
         let (tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (in_tx, rx) = mpsc::unbounded_channel();
@@ -59,7 +81,7 @@ impl Widget {
             hello: Value::Null,
         };
         w.hello = w.wait_for("hello", None, Duration::from_secs(5)).await;
-        w
+        Ok(w)
     }
 
     pub fn send(&self, v: Value) {
