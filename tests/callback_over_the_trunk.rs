@@ -350,3 +350,390 @@ async fn callback_authenticates_ignores_early_media_greets_after_answer_and_reac
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let cfg = config(
+        trunk.peer.addr,
+        &db,
+        "per_number_per_hour = 10\nper_ip_per_hour = 10\n",
+    );
+    let mut cfg = cfg;
+    cfg.callback.ring_timeout_secs = 1;
+    cfg.callback.confirm_timeout_secs = 1;
+    let (gw, _sip) = start(cfg).await;
+    let mut w = site_widget(gw.http_addr).await;
+
+    // Busy: 486 → failed/busy (no retries configured).
+    w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3001"}));
+    let (inv, to) = trunk.challenge().await;
+    trunk.reply(to, &inv, 486, "", None).await;
+    let failed = w.wait_for("callback", Some("failed"), WAIT).await;
+    assert_eq!(failed["reason"], "busy");
+
+    // No answer: it rings past ring_timeout_secs → CANCEL → failed/no_answer.
+    w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3002"}));
+    let (inv, to) = trunk.challenge().await;
+    trunk.reply(to, &inv, 180, "", None).await;
+    w.wait_for("callback", Some("ringing"), WAIT).await;
+    let (cancel, _) = trunk
+        .expect("CANCEL", WAIT)
+        .await
+        .expect("CANCEL after the ring timeout");
+    trunk.reply(to, &cancel, 200, "", None).await;
+    trunk.reply(to, &inv, 487, "", None).await;
+    let failed = w.wait_for("callback", Some("failed"), WAIT).await;
+    assert_eq!(failed["reason"], "no_answer");
+
+    // Unconfirmed: answered (a voicemail), nobody presses 1 → greeting twice, then BYE.
+    w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3003"}));
+    let (inv, to) = trunk.challenge().await;
+    let rtp = UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    let sdp = trunk_sdp(rtp.local_addr().unwrap().port());
+    trunk.reply(to, &inv, 200, "", Some(&sdp)).await;
+    let voicemail = phone(rtp, 440.0);
+    voicemail.go.send(sdp_addr(&inv).unwrap()).unwrap();
+    let (bye, _) = trunk
+        .expect("BYE", Duration::from_secs(30))
+        .await
+        .expect("the gateway hangs up an unconfirmed callback");
+    trunk.reply(to, &bye, 200, "", None).await;
+    w.wait_for("callback", Some("unconfirmed"), WAIT).await;
+    assert!(
+        rms(&voicemail.heard.lock().unwrap()) > 300.0,
+        "the greeting played"
+    );
+    gw.shutdown().await;
+
+    // Retries: busy twice with retries = 1 → two INVITEs about retry_delay_secs apart, then failed.
+    let trunk = Trunk::bind().await;
+    let mut cfg = config(trunk.peer.addr, &db, "");
+    cfg.callback.retries = 1;
+    cfg.callback.retry_delay_secs = 1;
+    let (gw, _sip) = start(cfg).await;
+    let mut w = site_widget(gw.http_addr).await;
+    w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3004"}));
+    let (inv, to) = trunk.challenge().await;
+    let first = std::time::Instant::now();
+    trunk.reply(to, &inv, 486, "", None).await;
+    let retry = w.wait_for("callback", Some("scheduled"), WAIT).await;
+    let retry = if retry["reason"].is_null() {
+        w.wait_for("callback", Some("scheduled"), WAIT).await
+    } else {
+        retry
+    };
+    assert_eq!(retry["reason"], "busy");
+    let (inv, to) = trunk.challenge().await;
+    assert!(
+        first.elapsed() >= Duration::from_millis(900),
+        "retried after the delay"
+    );
+    trunk.reply(to, &inv, 486, "", None).await;
+    let failed = w.wait_for("callback", Some("failed"), WAIT).await;
+    let rec = gw
+        .calls
+        .callbacks
+        .get()
+        .unwrap()
+        .store
+        .get(failed["id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((rec.attempts, rec.reason.as_deref()), (2, Some("busy")));
+    assert!(
+        trunk
+            .expect("INVITE", Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "no third attempt"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toll_fraud_guard_refuses_before_anything_reaches_the_trunk() {
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let cfg = config(
+        trunk.peer.addr,
+        &db,
+        "per_ip_per_hour = 3\nper_number_per_hour = 2\n",
+    );
+    let (gw, _sip) = start(cfg).await;
+    let mut w = site_widget(gw.http_addr).await;
+
+    // 1,000 requests to premium, satellite and foreign numbers (the home country is +1).
+    let bad = [
+        "+1 900 555 0100",
+        "+881 6 555 0101",
+        "+44 20 7946 0018",
+        "011 870 555 0102",
+        "+1 976 555 0103",
+    ];
+    for i in 0..1000 {
+        w.send(json!({"type": "callback", "v": 1, "number": bad[i % bad.len()]}));
+    }
+    let mut refused = 0;
+    while refused < 1000 {
+        let m = w.recv(WAIT).await.expect("every request is answered");
+        assert_eq!(m["type"], "error", "{m}");
+        assert_eq!(m["code"], "number_not_allowed", "{m}");
+        refused += 1;
+    }
+    // Junk is an error too.
+    w.send(json!({"type": "callback", "v": 1, "number": "call me now"}));
+    assert_eq!(
+        w.wait_for("error", None, WAIT).await["code"],
+        "invalid_number"
+    );
+
+    // Per IP: 3 accepted an hour (scheduled far ahead over the socket is not possible, so these
+    // are dialled: the trunk answers busy).
+    for n in ["+15550104001", "+15550104002", "+15550104003"] {
+        w.send(json!({"type": "callback", "v": 1, "number": n}));
+        w.wait_for("callback", Some("scheduled"), WAIT).await;
+    }
+    w.send(json!({"type": "callback", "v": 1, "number": "+15550104004"}));
+    let e = w.wait_for("error", None, WAIT).await;
+    assert_eq!(e["code"], "rate_limited");
+    assert!(e["message"].as_str().unwrap().contains("ip"), "{e}");
+
+    // Per number (over the API: no IP limit): 2 an hour. A duplicate while open is collapsed.
+    let later = clicktocall::callback::service::unix_now() + 3600;
+    let body = json!({"number": "+15550105000", "not_before": later}).to_string();
+    let (code, first) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        &body,
+    )
+    .await;
+    assert_eq!(code, 201, "{first}");
+    let (code, dup) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (code, &dup["id"], &dup["duplicate"]),
+        (200, &first["id"], &json!(true))
+    );
+    let path = format!("/api/callbacks/{}", first["id"].as_str().unwrap());
+    let (code, cancelled) = common::http(gw.http_addr, "DELETE", &path, Some("test-key"), "").await;
+    assert_eq!(
+        (code, cancelled["state"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let (code, _) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        &body,
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, _) = common::http(
+        gw.http_addr,
+        "DELETE",
+        "/api/callbacks/nope",
+        Some("test-key"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = common::http(
+        gw.http_addr,
+        "DELETE",
+        &path.replace(
+            first["id"].as_str().unwrap(),
+            &dup["id"].as_str().unwrap().replace("cb-", "cb-0"),
+        ),
+        Some("test-key"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let second = common::http(
+        gw.http_addr,
+        "GET",
+        "/api/callbacks?state=scheduled",
+        Some("test-key"),
+        "",
+    )
+    .await
+    .1;
+    let second_id = second[0]["id"].as_str().unwrap().to_string();
+    common::http(
+        gw.http_addr,
+        "DELETE",
+        &format!("/api/callbacks/{second_id}"),
+        Some("test-key"),
+        "",
+    )
+    .await;
+    let (code, limited) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (code, limited["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{limited}"
+    );
+    let (code, bad) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        r#"{"number": "+1 900 555 0100"}"#,
+    )
+    .await;
+    assert_eq!(
+        (code, bad["error"].as_str()),
+        (403, Some("number_not_allowed"))
+    );
+
+    // Only the three accepted visitor requests ever reached the trunk (each INVITE once, then its
+    // authenticated retry).
+    let mut invites = 0;
+    while let Some((inv, to)) = trunk.expect("INVITE", Duration::from_millis(1500)).await {
+        assert!(
+            !inv.contains("+1900") && !inv.contains("+881") && !inv.contains("+44"),
+            "{inv}"
+        );
+        trunk.reply(to, &inv, 486, "", None).await;
+        invites += 1;
+    }
+    assert_eq!(invites, 3, "only the three accepted callbacks were dialled");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_origins_and_signed_context() {
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let extra = "[[sites]]\nkey = \"strict\"\norigins = [\"https://bank.example.com\"]\nsecret = \"bank-secret\"\nunsigned = \"refuse\"\n";
+    let mut cfg = config(trunk.peer.addr, &db, "");
+    let more = clicktocall::config::Config::from_toml(extra).unwrap();
+    cfg.sites.extend(more.sites);
+    let (gw, sip) = start(cfg).await;
+    let http = gw.http_addr;
+
+    // The upgrade: the site's origin only; an unknown key, a foreign origin, no key at all → 403.
+    assert_eq!(
+        Widget::connect_as(http, "?site=acme", Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        Widget::connect_as(http, "?site=acme", None).await.err(),
+        Some(403)
+    );
+    assert_eq!(
+        Widget::connect_as(http, "?site=nope", Some(ORIGIN))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        Widget::connect_as(http, "", Some(ORIGIN)).await.err(),
+        Some(403)
+    );
+    // The gateway's own pages (the demo) need no key.
+    let own = format!("http://{http}");
+    assert!(Widget::connect_as(http, "", Some(&own)).await.is_ok());
+
+    // A forged CRM id under a valid signature reaches the agent marked unverified.
+    let agent = AgentPhone::register(sip, "8101", "pw8101").await;
+    let mut w = site_widget(http).await;
+    let mut ctx = signed_context();
+    ctx["crm_id"] = json!(9999);
+    let browser = common::call::place_call(&mut w, ctx, Some("support")).await;
+    let inv = agent
+        .recv_request("INVITE", WAIT)
+        .await
+        .expect("the agent rings");
+    assert_eq!(header(&inv, "X-Context-Verified"), Some("no"));
+    assert_eq!(header(&inv, "X-CRM-Id"), Some("9999"));
+    agent.reply(&inv, 486, None).await;
+    w.send(json!({"type": "hangup"}));
+    browser.stop();
+
+    // An expired signature on a site that refuses unsigned context: refused, nothing rings.
+    let mut strict = Widget::connect_as(http, "?site=strict", Some("https://bank.example.com"))
+        .await
+        .unwrap();
+    let mut old = json!({"name": "Ann Lee", "c2c_exp": 1000})
+        .as_object()
+        .unwrap()
+        .clone();
+    let sig = signing::sign(&old, "bank-secret");
+    old.insert("c2c_sig".into(), Value::String(sig));
+    strict.send(json!({"type": "callback", "v": 1, "number": "+15550106000", "context": old}));
+    let e = strict.wait_for("error", None, WAIT).await;
+    assert_eq!(e["code"], "context_unverified");
+    assert!(e["message"].as_str().unwrap().contains("expired"), "{e}");
+    assert!(trunk
+        .expect("INVITE", Duration::from_millis(500))
+        .await
+        .is_none());
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_callback_survives_a_restart_and_is_placed_at_its_time() {
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let (gw, _sip) = start(config(trunk.peer.addr, &db, "")).await;
+    let at = clicktocall::callback::service::unix_now() + 4;
+    let body = json!({"number": "+15550107000", "context": {"name": "Bo Park"}, "not_before": at})
+        .to_string();
+    let (code, cb) = common::http(
+        gw.http_addr,
+        "POST",
+        "/api/callbacks",
+        Some("test-key"),
+        &body,
+    )
+    .await;
+    assert_eq!(code, 201, "{cb}");
+    gw.shutdown().await;
+
+    // A new process on the same database (the same trunk address).
+    let (gw, _sip) = start(config(trunk.peer.addr, &db, "")).await;
+    let (inv, to) = trunk.challenge().await;
+    let now = clicktocall::callback::service::unix_now();
+    assert!(now >= at, "placed at its time ({now} >= {at})");
+    assert!(inv.starts_with("INVITE sip:+15550107000@"), "{inv}");
+    trunk.reply(to, &inv, 486, "", None).await;
+    let path = format!("/api/callbacks/{}", cb["id"].as_str().unwrap());
+    let mut rec = Value::Null;
+    for _ in 0..20 {
+        rec = common::http(gw.http_addr, "GET", &path, Some("test-key"), "")
+            .await
+            .1;
+        if rec["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (rec["state"].as_str(), rec["reason"].as_str()),
+        (Some("failed"), Some("busy")),
+        "{rec}"
+    );
+    assert_eq!(rec["context"]["name"], "Bo Park");
+    gw.shutdown().await;
+}

@@ -87,7 +87,20 @@ async fn place(
         Outcome::TrunkError
     })?;
     let proxy_uri = crate::sip::uri::parse_proxy(&trunk.proxy).map_err(|_| Outcome::TrunkError)?;
-    let domain = trunk.domain.clone().unwrap_or(proxy_uri.host.clone());
+    // Without a configured domain the proxy itself (with its port) is the URIs' host, so every
+    // request of the dialog, CANCEL included, goes to it.
+    let domain = trunk.domain.clone().unwrap_or_else(|| {
+        let default = if proxy_uri.transport == rsip::Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        if proxy_uri.port == default {
+            proxy_uri.host.clone()
+        } else {
+            format!("{}:{}", proxy_uri.host, proxy_uri.port)
+        }
+    });
     let caller_id = cfg
         .caller_id
         .clone()

@@ -404,6 +404,20 @@ fn forward(
             debug!(%party, ?reason, "leg terminated");
             if answered {
                 let _ = events.send(LegEvent::Ended { party });
+            } else {
+                // The dialog died before the INVITE's outcome was read: report it from the reason,
+                // since this task stops here.
+                use rsipstack::dialog::dialog::TerminatedReason as R;
+                let status = match reason {
+                    R::UacBusy | R::UasBusy => 486,
+                    R::UasDecline => 603,
+                    R::Timeout => 408,
+                    R::UacCancel => 487,
+                    R::ProxyAuthRequired => 407,
+                    R::ProxyError(c) | R::UacOther(c) | R::UasOther(c) => u16::from(c),
+                    R::UacBye | R::UasBye => 487,
+                };
+                let _ = events.send(LegEvent::Failed { party, status });
             }
             return false;
         }
