@@ -14,12 +14,22 @@
   var cfg = (script && script.dataset) || {};
   var base = script ? new URL(script.src, location.href) : new URL(location.href);
   var wsUrl = cfg.gateway || ((base.protocol === 'https:' ? 'wss://' : 'ws://') + base.host + '/ws');
+  if (cfg.site) wsUrl += (wsUrl.indexOf('?') < 0 ? '?' : '&') + 'site=' + encodeURIComponent(cfg.site);
 
   // Every user-visible string, for translation: ClickToCall.strings.xx = '...'.
   var S = {
     button: 'Call us', title: 'Talk to us', callBrowser: 'Call now in the browser',
     callBack: 'Call me back', phone: 'Your phone number', callBackGo: 'Call me',
-    callBackNA: 'Call-back is not available yet. Please call in the browser.',
+    callBackNA: 'Call-back is not available here. Please call in the browser.',
+    cb_scheduled: 'Thanks! We will call you shortly.', cb_later: 'Thanks! We will call you at {t}.',
+    cb_retry: 'We could not reach you; we will try again at {t}.',
+    cb_dialing: 'Calling your phone…', cb_ringing: 'Your phone is ringing: please answer.',
+    cb_in_call: 'Please answer your phone and press 1.', cb_completed: 'You are in line: please stay on your phone.',
+    cb_unconfirmed: 'We called but nobody pressed 1. Please try again.', cb_cancelled: 'Call-back cancelled.',
+    cb_failed: 'We could not reach you ({r}).', cbReason_busy: 'busy', cbReason_no_answer: 'no answer',
+    cbReason_rejected: 'declined', cbReason_invalid_number: 'not a valid number', cbReason_trunk_error: 'network error',
+    badNumber: 'Please enter a valid phone number.', numberRefused: 'We cannot call this number.',
+    tooMany: 'Too many requests. Please try again later.',
     connecting: 'Connecting…', ivr: 'In the menu: use the keypad', queued: 'Waiting for an agent',
     position: 'You are number {n} in line', wait: 'about {m} min', ringing: 'Calling an agent…',
     connected: 'Connected', on_hold: 'On hold', transferring: 'Transferring…', ended: 'Call ended',
@@ -96,7 +106,8 @@
     q('.x').addEventListener('click', close);
     q('.go').addEventListener('click', call);
     q('.cb').addEventListener('click', function () { q('.cbform').classList.toggle('hidden'); q('input').focus(); });
-    q('.cbgo').addEventListener('click', function () { message(S.callBackNA); });
+    q('.cbgo').addEventListener('click', callback);
+    q('input').addEventListener('keydown', function (e) { if (e.key === 'Enter') callback(); });
     q('.hang').addEventListener('click', hangup);
     q('.mute').addEventListener('click', toggleMute);
     q('.kp').addEventListener('click', function () {
@@ -221,6 +232,46 @@
       ws.send(JSON.stringify(msg));
       sent = true;
     });
+  }
+
+  // Call me back: a socket of its own that stays open for the callback's progress.
+  var cbws = null;
+  function callback() {
+    var number = ui.q('input').value.trim();
+    message('');
+    if (!/^[+0-9 ().\/-]{6,32}$/.test(number)) { message(S.badNumber); return; }
+    if (cbws) cbws.close();
+    var w = cbws = new WebSocket(wsUrl), opened = false;
+    status(S.connecting);
+    w.onopen = function () { opened = true; };
+    w.onmessage = function (ev) {
+      var m; try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m.type === 'hello') {
+        if (!m.callback) { status(''); message(S.callBackNA); w.close(); return; }
+        var msg = { type: 'callback', v: 1, number: number, context: context };
+        if (cfg.queue) msg.queue = cfg.queue;
+        w.send(JSON.stringify(msg));
+      } else if (m.type === 'callback') {
+        var at = m.not_before ? new Date(m.not_before * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+        var t = m.state === 'scheduled' ? (m.reason ? fmt(S.cb_retry, { t: at }) : (m.not_before * 1000 > Date.now() + 60000 ? fmt(S.cb_later, { t: at }) : S.cb_scheduled))
+          : m.state === 'failed' ? fmt(S.cb_failed, { r: S['cbReason_' + m.reason] || m.reason }) : (S['cb_' + m.state] || m.state);
+        status(t);
+        ui.host.setAttribute('data-callback', m.state);
+        emit('callback', m);
+        if (['failed', 'unconfirmed', 'cancelled'].indexOf(m.state) >= 0) w.close();
+      } else if (m.type === 'state') {
+        // The call on the visitor's phone: same words as a browser call.
+        status(m.state === 'ended' ? S.ended : m.state === 'queued' ? S.cb_completed : (S[m.state] || m.state));
+        emit('state', m);
+      } else if (m.type === 'error') {
+        status('');
+        message(m.code === 'invalid_number' ? S.badNumber : m.code === 'number_not_allowed' ? S.numberRefused
+          : m.code === 'rate_limited' || m.code === 'callback_full' ? S.tooMany
+          : m.code === 'callback_unavailable' ? S.callBackNA : m.message);
+        emit('error', m);
+      }
+    };
+    w.onclose = function () { if (cbws === w) cbws = null; if (!opened) { status(''); message(S.unreachable); } };
   }
 
   function dtmf(d) {

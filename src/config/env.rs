@@ -9,8 +9,9 @@
 //! | `CLICKTOCALL_SIP_ADVERTISED_HOST` | `sip.advertised_host` |
 //! | `CLICKTOCALL_API_KEY` | `api.key` |
 //! | `CLICKTOCALL_TURN_SECRET` | `ice.turn_secret` |
+//! | `CLICKTOCALL_SITE_<KEY>_SECRET` | `sites[key=<KEY>].secret` |
 //!
-//! `<ID>` and `<NAME>` are upper-cased with every character other than a letter or digit turned into `_`.
+//! `<ID>`, `<NAME>` and `<KEY>` are upper-cased with every character other than a letter or digit turned into `_`.
 
 use super::{Config, ConfigError};
 
@@ -82,6 +83,19 @@ fn apply_secret(
                 Ok(())
             }
             None => Err(unknown(name, "trunk")),
+        };
+    }
+    if let Some(key) = rest
+        .strip_prefix("SITE_")
+        .and_then(|r| r.strip_suffix("_SECRET"))
+    {
+        let site = cfg.sites.iter_mut().find(|s| var_part(&s.key) == key);
+        return match site {
+            Some(s) => {
+                s.secret = Some(value);
+                Ok(())
+            }
+            None => Err(unknown(name, "site")),
         };
     }
     // Other CLICKTOCALL_ variables (CLICKTOCALL_CONFIG used by scripts, say) are not ours to judge.

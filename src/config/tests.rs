@@ -117,6 +117,17 @@ fn cross_field_rules_name_the_key() {
             "ice.turn[0]",
         ),
         ("[ice]\nturn_ttl_secs = 5\n", "ice.turn_ttl_secs"),
+        ("[callback]\nenabled = true\n", "callback.trunk"),
+        ("[callback]\nallow = [\"44\"]\n", "callback.allow[0]"),
+        ("[callback]\ncountry_code = \"+1\"\n", "callback.country_code"),
+        (
+            "[[sites]]\nkey = \"a\"\norigins = [\"shop.example.com\"]\n",
+            "sites[0].origins[0]",
+        ),
+        (
+            "[[sites]]\nkey = \"a\"\norigins = []\nunsigned = \"refuse\"\n",
+            "sites[0].secret",
+        ),
     ];
     for (text, key) in cases {
         let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -136,7 +147,7 @@ fn syntax_error_reports_the_line() {
 #[test]
 fn env_overrides_secrets() {
     let mut cfg = Config::from_toml(
-        "[[queues]]\nname = \"q\"\n[[agents]]\nid = \"agent.7\"\nqueues = [\"q\"]\n[[trunks]]\nname = \"my-carrier\"\nproxy = \"sip:127.0.0.9\"\nusername = \"u\"\n",
+        "[[queues]]\nname = \"q\"\n[[agents]]\nid = \"agent.7\"\nqueues = [\"q\"]\n[[trunks]]\nname = \"my-carrier\"\nproxy = \"sip:127.0.0.9\"\nusername = \"u\"\n[[sites]]\nkey = \"acme-web\"\norigins = [\"https://shop.example.com\"]\n",
     )
     .unwrap();
     assert!(
@@ -148,6 +159,7 @@ fn env_overrides_secrets() {
         ("CLICKTOCALL_TRUNK_MY_CARRIER_PASSWORD", "t-secret"),
         ("CLICKTOCALL_NONCE_SECRET", "n"),
         ("CLICKTOCALL_TURN_SECRET", "turn-s"),
+        ("CLICKTOCALL_SITE_ACME_WEB_SECRET", "site-s"),
         ("PATH", "/bin"),
     ];
     cfg.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -157,6 +169,7 @@ fn env_overrides_secrets() {
     assert_eq!(cfg.trunks[0].password.as_deref(), Some("t-secret"));
     assert_eq!(cfg.registrar.nonce_secret, "n");
     assert_eq!(cfg.ice.turn_secret, "turn-s");
+    assert_eq!(cfg.sites[0].secret.as_deref(), Some("site-s"));
 
     let typo = [(
         "CLICKTOCALL_AGENT_NOBODY_PASSWORD".to_string(),

@@ -358,6 +358,49 @@ test_chromium_widget_relays_through_coturn_with_gateway_credentials() {
   return $code
 }
 
+test_chromium_callback_through_sipp_carrier_to_sipp_agent() {
+  # Issue 7, acceptance 1 with real peers: a shop page (its own origin, site key, signed context)
+  # asks for a callback in real Chromium; the gateway dials SIPp as the carrier: 401 → INVITE with
+  # credentials (verified by SIPp), reliable 183 (PRACKed) with early media from the customer's
+  # phone, 200; the phone hears the greeting only after the answer and presses 1 (RFC 4733); a SIPp
+  # agent gets the context headers marked verified; the carrier hangs up, the agent gets BYE.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 5
+  mkdir -p "$T/site"
+  sed 's|<ereg regexp="^ \*support\$"|<ereg regexp="^ *yes$" search_in="hdr" header="X-Context-Verified:" check_it="true" assign_to="verified"/>\n      &|; s|queue=\[\$queue\]|queue=[$queue] verified=[$verified]|' \
+    "$HERE/sipp/agent_context.xml" >"$T/agent_verified.xml"
+  (cd "$T" && $SIPP -sf "$T/agent_verified.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -key hdrlog "$T/uui.txt" -timeout 60s >"$T/agent.out" 2>&1; echo $? >"$T/agent.rc") &
+  local agent_job=$!
+  (cd "$T" && $SIPP -sf "$HERE/sipp/trunk_callback.xml" -i 127.0.0.1 -p 5070 -mp 6200 -set phoneport 7000 \
+      -timeout 60s >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc") &
+  local trunk_job=$!
+  (cd "$T" && python3 "$HERE/tools/callback_phone.py" 7000 32 5 "$T/phone.json" >"$T/phone.out" 2>&1) &
+  local phone_job=$!
+  (cd "$T/site" && python3 -m http.server 8081 --bind 127.0.0.1 >"$T/site.log" 2>&1) &
+  cd "$T" || return 1
+  start_gateway "$HERE/gateway-callback.toml" || return 1
+  OUT="$T" SITE_DIR="$T/site" node "$HERE/chromium/widget_callback.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  wait "$trunk_job" "$agent_job" "$phone_job"
+  echo "carrier sipp exit $(cat "$T/trunk.rc"), agent sipp exit $(cat "$T/agent.rc")"
+  cat "$T/phone.json"; echo
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "carrier: credentials, PRACK or the call went wrong"; cat "$T"/trunk_callback_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent.rc")" = 0 ] || { echo "agent: context headers missing or not verified"; cat "$T"/agent_verified_*_errors.log 2>/dev/null | head; code=1; }
+  python3 - "$T/phone.json" <<'PY' || code=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["answered"] and r["pressed"], r
+assert r["packets_before_answer"] == 0, "the gateway sent audio before the answer: %s" % r
+assert r["greeting_rms"] > 300, "no greeting after the answer: %s" % r
+assert abs(r["last_hz"] - 440) <= 10, "the customer did not hear the agent's side (echo of 440 Hz): %s" % r
+PY
+  gw_log_has 'callback confirmed' || code=1
+  stop_gateway || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
