@@ -7,21 +7,15 @@
 
 mod common;
 
-use clicktocall::media::dtmf::DtmfEvent;
-use clicktocall::media::rtp;
-use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
+use clicktocall::media::tone::dominant_frequency;
 use clicktocall::widget::signing;
-use common::call::{
-    call_config, pcmu_packet, receive_pcmu, response, rms, sdp_addr, AgentPhone, Widget,
-};
+use common::call::{call_config, response, rms, rtp_phone, sdp_addr, AgentPhone, Widget};
 use common::{header, start, Peer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(5);
 const ORIGIN: &str = "https://shop.example.com";
@@ -97,20 +91,31 @@ impl Trunk {
             .await;
     }
 
-    /// Answers the first INVITE with a digest challenge and returns the authenticated one,
-    /// checking its credentials.
-    async fn challenge(&self) -> (String, SocketAddr) {
-        let (inv, gw) = self
-            .expect("INVITE", WAIT)
-            .await
-            .expect("the callback INVITE");
+    /// The next INVITE to `number` (stale retransmissions of earlier calls are skipped).
+    async fn invite_to(&self, number: &str) -> (String, SocketAddr) {
+        loop {
+            let (m, from) = self.expect("INVITE", WAIT).await.expect("an INVITE");
+            if m.starts_with(&format!("INVITE sip:{number}@")) {
+                return (m, from);
+            }
+        }
+    }
+
+    /// Answers the first INVITE to `number` with a digest challenge and returns the authenticated
+    /// one, checking its credentials.
+    async fn challenge(&self, number: &str) -> (String, SocketAddr) {
+        let (inv, gw) = self.invite_to(number).await;
         let challenge =
             "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n0nce1\", qop=\"auth\", algorithm=MD5\r\n";
         self.reply(gw, &inv, 401, challenge, None).await;
-        let (inv2, gw) = self
-            .expect("INVITE", WAIT)
-            .await
-            .expect("INVITE with credentials");
+        // Retransmissions of the first INVITE (sent before our 401 arrived) are skipped.
+        let (inv2, gw) = loop {
+            let (m, from) = self.invite_to(number).await;
+            if header(&m, "Authorization").is_some() {
+                break (m, from);
+            }
+            self.reply(from, &m, 401, challenge, None).await;
+        };
         let auth = header(&inv2, "Authorization").expect("Authorization after 401");
         check_digest(auth, "acme", "trunkpw");
         (inv2, gw)
@@ -154,62 +159,6 @@ fn trunk_sdp(port: u16) -> String {
     )
 }
 
-/// The customer's phone behind the trunk: sends `hz` (after `go`), records what arrives, presses
-/// keys on request.
-struct Phone {
-    heard: Arc<Mutex<Vec<i16>>>,
-    keys: mpsc::UnboundedSender<u8>,
-    go: mpsc::UnboundedSender<SocketAddr>,
-}
-
-fn phone(rtp: UdpSocket, hz: f64) -> Phone {
-    let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
-    let (keys, mut key_rx) = mpsc::unbounded_channel::<u8>();
-    let (go, mut go_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let h = heard.clone();
-    tokio::spawn(async move {
-        let mut tone = ToneGenerator::new(hz, 8000, 0.4);
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let (mut seq, mut buf) = (1u16, vec![0u8; 2048]);
-        let mut press: Option<(u8, u32, u16)> = None;
-        let mut to: Option<SocketAddr> = None;
-        loop {
-            tick.tick().await;
-            receive_pcmu(&rtp, &mut buf, &h);
-            if let Ok(a) = go_rx.try_recv() {
-                to = Some(a);
-            }
-            let Some(dest) = to else { continue };
-            let ts = u32::from(seq) * 160;
-            let mut pkt = Vec::new();
-            if press.is_none() {
-                if let Ok(code) = key_rx.try_recv() {
-                    press = Some((code, ts, 0));
-                }
-            }
-            if let Some((code, start, n)) = press {
-                let ev = DtmfEvent {
-                    code,
-                    end: n >= 5,
-                    volume: 10,
-                    duration: (n + 1) * 160,
-                };
-                rtp::write(&mut pkt, n == 0, 101, seq, start, 0x7eed, &ev.to_bytes());
-                press = if n >= 7 {
-                    None
-                } else {
-                    Some((code, start, n + 1))
-                };
-            } else {
-                pkt = pcmu_packet(&tone.samples(160), seq, ts, 0x7eed);
-            }
-            let _ = rtp.send_to(&pkt, dest).await;
-            seq = seq.wrapping_add(1);
-        }
-    });
-    Phone { heard, keys, go }
-}
-
 fn signed_context() -> Value {
     let mut ctx = json!({"name": "Ann Lee", "crm_id": 4711, "page": "/cart", "c2c_exp": clicktocall::callback::service::unix_now() + 600})
         .as_object()
@@ -242,7 +191,7 @@ async fn callback_authenticates_ignores_early_media_greets_after_answer_and_reac
 
     // 401 → INVITE with credentials; to the E.164 number, from our caller-ID, 100rel offered;
     // nothing of the visitor's context goes to the carrier.
-    let (inv, gw_sip) = trunk.challenge().await;
+    let (inv, gw_sip) = trunk.challenge("+15550102000").await;
     assert!(
         inv.starts_with("INVITE sip:+15550102000@127.0.0.3"),
         "{inv}"
@@ -282,7 +231,7 @@ async fn callback_authenticates_ignores_early_media_greets_after_answer_and_reac
     assert_eq!(header(&prack, "RAck"), Some(format!("1 {cseq}").as_str()));
     trunk.reply(gw_sip, &prack, 200, "", None).await;
     widget.wait_for("callback", Some("ringing"), WAIT).await;
-    let customer = phone(rtp, 440.0);
+    let customer = rtp_phone(rtp, 440.0);
     customer.go.send(gw_media).unwrap(); // the carrier's ringback/announcement as early media
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -368,14 +317,14 @@ async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
 
     // Busy: 486 → failed/busy (no retries configured).
     w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3001"}));
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550103001").await;
     trunk.reply(to, &inv, 486, "", None).await;
     let failed = w.wait_for("callback", Some("failed"), WAIT).await;
     assert_eq!(failed["reason"], "busy");
 
     // No answer: it rings past ring_timeout_secs → CANCEL → failed/no_answer.
     w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3002"}));
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550103002").await;
     trunk.reply(to, &inv, 180, "", None).await;
     w.wait_for("callback", Some("ringing"), WAIT).await;
     let (cancel, _) = trunk
@@ -389,11 +338,11 @@ async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
 
     // Unconfirmed: answered (a voicemail), nobody presses 1 → greeting twice, then BYE.
     w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3003"}));
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550103003").await;
     let rtp = UdpSocket::bind("127.0.0.3:0").await.unwrap();
     let sdp = trunk_sdp(rtp.local_addr().unwrap().port());
     trunk.reply(to, &inv, 200, "", Some(&sdp)).await;
-    let voicemail = phone(rtp, 440.0);
+    let voicemail = rtp_phone(rtp, 440.0);
     voicemail.go.send(sdp_addr(&inv).unwrap()).unwrap();
     let (bye, _) = trunk
         .expect("BYE", Duration::from_secs(30))
@@ -415,7 +364,7 @@ async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
     let (gw, _sip) = start(cfg).await;
     let mut w = site_widget(gw.http_addr).await;
     w.send(json!({"type": "callback", "v": 1, "number": "+1 555 010 3004"}));
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550103004").await;
     let first = std::time::Instant::now();
     trunk.reply(to, &inv, 486, "", None).await;
     let retry = w.wait_for("callback", Some("scheduled"), WAIT).await;
@@ -425,7 +374,7 @@ async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
         retry
     };
     assert_eq!(retry["reason"], "busy");
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550103004").await;
     assert!(
         first.elapsed() >= Duration::from_millis(900),
         "retried after the delay"
@@ -604,17 +553,18 @@ async fn toll_fraud_guard_refuses_before_anything_reaches_the_trunk() {
         (403, Some("number_not_allowed"))
     );
 
-    // Only the three accepted visitor requests ever reached the trunk (each INVITE once, then its
-    // authenticated retry).
-    let mut invites = 0;
+    // Only the three accepted visitor requests ever reached the trunk (counted by Call-ID: an
+    // INVITE nobody answered yet is retransmitted).
+    let mut calls = std::collections::BTreeSet::new();
     while let Some((inv, to)) = trunk.expect("INVITE", Duration::from_millis(1500)).await {
         assert!(
             !inv.contains("+1900") && !inv.contains("+881") && !inv.contains("+44"),
             "{inv}"
         );
         trunk.reply(to, &inv, 486, "", None).await;
-        invites += 1;
+        calls.insert(header(&inv, "Call-ID").unwrap().to_string());
     }
+    let invites = calls.len();
     assert_eq!(invites, 3, "only the three accepted callbacks were dialled");
     gw.shutdown().await;
 }
@@ -713,7 +663,7 @@ async fn a_scheduled_callback_survives_a_restart_and_is_placed_at_its_time() {
 
     // A new process on the same database (the same trunk address).
     let (gw, _sip) = start(config(trunk.peer.addr, &db, "")).await;
-    let (inv, to) = trunk.challenge().await;
+    let (inv, to) = trunk.challenge("+15550107000").await;
     let now = clicktocall::callback::service::unix_now();
     assert!(now >= at, "placed at its time ({now} >= {at})");
     assert!(inv.starts_with("INVITE sip:+15550107000@"), "{inv}");

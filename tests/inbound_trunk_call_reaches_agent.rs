@@ -5,15 +5,11 @@
 
 mod common;
 
-use clicktocall::media::dtmf::DtmfEvent;
-use clicktocall::media::rtp;
-use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
-use common::call::{call_config, pcmu_packet, receive_pcmu, rms, sdp_addr, AgentPhone};
+use clicktocall::media::tone::dominant_frequency;
+use common::call::{call_config, rms, rtp_phone, sdp_addr, AgentPhone};
 use common::{header, start, status, Peer};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -43,44 +39,9 @@ async fn trunk_caller_goes_through_ivr_to_agent_with_pass_through_headers() {
     trunk.send(sip, ack.as_bytes()).await;
 
     // The customer's phone: 440 Hz out, records what it hears, presses a key on request.
-    let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
-    let (keys, mut key_rx) = mpsc::unbounded_channel::<u8>();
-    let h = heard.clone();
-    tokio::spawn(async move {
-        let mut tone = ToneGenerator::new(440.0, 8000, 0.4);
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let (mut seq, mut buf) = (1u16, vec![0u8; 2048]);
-        let mut press: Option<(u8, u32, u16)> = None; // (code, timestamp, packets sent)
-        loop {
-            tick.tick().await;
-            let ts = u32::from(seq) * 160;
-            let mut pkt = Vec::new();
-            if press.is_none() {
-                if let Ok(code) = key_rx.try_recv() {
-                    press = Some((code, ts, 0));
-                }
-            }
-            if let Some((code, start, n)) = press {
-                let ev = DtmfEvent {
-                    code,
-                    end: n >= 5,
-                    volume: 10,
-                    duration: (n + 1) * 160,
-                };
-                rtp::write(&mut pkt, n == 0, 101, seq, start, 0x5eed, &ev.to_bytes());
-                press = if n >= 7 {
-                    None
-                } else {
-                    Some((code, start, n + 1))
-                };
-            } else {
-                pkt = pcmu_packet(&tone.samples(160), seq, ts, 0x5eed);
-            }
-            let _ = rtp.send_to(&pkt, gw_media).await;
-            seq = seq.wrapping_add(1);
-            receive_pcmu(&rtp, &mut buf, &h);
-        }
-    });
+    let phone = rtp_phone(rtp, 440.0);
+    phone.go.send(gw_media).unwrap();
+    let (heard, keys) = (phone.heard.clone(), phone.keys.clone());
 
     // The IVR prompt plays once media flows.
     tokio::time::sleep(Duration::from_millis(1500)).await;

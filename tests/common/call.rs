@@ -4,6 +4,7 @@
 
 use super::browser::TestBrowser;
 use super::{header, register_agent, Peer};
+use clicktocall::media::dtmf::DtmfEvent;
 use clicktocall::media::g711;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::tone::ToneGenerator;
@@ -544,4 +545,60 @@ announce_position_secs = 0
     let cfg = clicktocall::config::Config::from_toml(&text).expect("test config parses");
     cfg.validate().expect("test config is valid");
     cfg
+}
+
+/// A customer's phone behind a trunk: plain RTP from `rtp`, sends `hz` once told where (`go`),
+/// records what arrives (PCMU), presses keys (RFC 4733, payload type 101) on request.
+pub struct RtpPhone {
+    pub heard: Arc<Mutex<Vec<i16>>>,
+    pub keys: mpsc::UnboundedSender<u8>,
+    pub go: mpsc::UnboundedSender<SocketAddr>,
+}
+
+pub fn rtp_phone(rtp: UdpSocket, hz: f64) -> RtpPhone {
+    let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
+    let (keys, mut key_rx) = mpsc::unbounded_channel::<u8>();
+    let (go, mut go_rx) = mpsc::unbounded_channel::<SocketAddr>();
+    let h = heard.clone();
+    tokio::spawn(async move {
+        let mut tone = ToneGenerator::new(hz, 8000, 0.4);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let (mut seq, mut buf) = (1u16, vec![0u8; 2048]);
+        let mut press: Option<(u8, u32, u16)> = None;
+        let mut to: Option<SocketAddr> = None;
+        loop {
+            tick.tick().await;
+            receive_pcmu(&rtp, &mut buf, &h);
+            if let Ok(a) = go_rx.try_recv() {
+                to = Some(a);
+            }
+            let Some(dest) = to else { continue };
+            let ts = u32::from(seq) * 160;
+            let mut pkt = Vec::new();
+            if press.is_none() {
+                if let Ok(code) = key_rx.try_recv() {
+                    press = Some((code, ts, 0));
+                }
+            }
+            if let Some((code, start, n)) = press {
+                let ev = DtmfEvent {
+                    code,
+                    end: n >= 5,
+                    volume: 10,
+                    duration: (n + 1) * 160,
+                };
+                rtp::write(&mut pkt, n == 0, 101, seq, start, 0x7eed, &ev.to_bytes());
+                press = if n >= 7 {
+                    None
+                } else {
+                    Some((code, start, n + 1))
+                };
+            } else {
+                pkt = pcmu_packet(&tone.samples(160), seq, ts, 0x7eed);
+            }
+            let _ = rtp.send_to(&pkt, dest).await;
+            seq = seq.wrapping_add(1);
+        }
+    });
+    RtpPhone { heard, keys, go }
 }
