@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+/// How long the first NOTIFY of a transfer waits after the 202.
+const REFER_NOTIFY_GAP: Duration = Duration::from_millis(30);
+
 /// What the customer's side sends the call (the WebSocket reader, for browser calls).
 #[derive(Debug)]
 pub enum CustomerInput {
@@ -444,6 +447,7 @@ impl CallTask {
                 info!(%party, %queue, "external IVR handed the call back");
                 self.park_sip().await;
                 let _ = reply.reply(StatusCode::Accepted).await;
+                self.notify_after_202(&party);
             } else {
                 let _ = reply.reply(StatusCode::from(491)).await;
             }
@@ -462,9 +466,20 @@ impl CallTask {
         info!(%party, %target, "blind transfer");
         let _ = reply.reply(StatusCode::Accepted).await;
         if let Some(leg) = self.legs.get(&party).cloned() {
-            let h = tokio::spawn(async move { leg.notify_transfer(100).await });
+            let h = tokio::spawn(async move {
+                tokio::time::sleep(REFER_NOTIFY_GAP).await;
+                leg.notify_transfer(100).await
+            });
             self.notifies.insert(party, h);
         }
+    }
+
+    /// The 202 to a REFER goes out through its transaction's task and the NOTIFYs through others:
+    /// the first NOTIFY waits a moment so the transferor sees the 202 first (strict UAs, SIPp among
+    /// them, refuse a NOTIFY before the 202).
+    fn notify_after_202(&mut self, party: &str) {
+        let h = tokio::spawn(tokio::time::sleep(REFER_NOTIFY_GAP));
+        self.notifies.insert(party.to_string(), h);
     }
 
     /// Carries out everything the controller wants, until it wants nothing.

@@ -298,8 +298,10 @@ test_chromium_widget_to_baresip_agent_tones_hold_and_agent_hangup() {
   [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
   tone_wav "$T/tone440_48k.wav" 40
   tone8k_wav "$T/tone1000_8k.wav" 1000 40
-  mkdir -p "$T/baresip" "$T/rec"
-  for f in config accounts; do sed "s|@T@|$T|g" "$HERE/baresip_agent/$f" >"$T/baresip/$f"; done
+  # baresip cuts its recording's file name at 128 characters: record into a short path.
+  local rec; rec=$(mktemp -d /tmp/c2c-rec.XXXXXX)
+  mkdir -p "$T/baresip"
+  for f in config accounts; do sed "s|@T@|$T|g; s|@REC@|$rec|g" "$HERE/baresip_agent/$f" >"$T/baresip/$f"; done
   start_gateway "$HERE/gateway-baresip.toml" || return 1
   baresip -f "$T/baresip" >"$T/baresip.log" 2>&1 &
   local phone=$!
@@ -311,9 +313,10 @@ test_chromium_widget_to_baresip_agent_tones_hold_and_agent_hangup() {
   sleep 0.5
   kill -TERM "$phone" 2>/dev/null; wait "$phone" 2>/dev/null
   # What the agent heard: baresip's sndfile module writes dump-...-dec.wav per call.
+  mv "$rec" "$T/rec"
   python3 - "$T/rec" <<'PY' || code=1
 import glob, math, struct, sys, wave
-files = sorted(glob.glob(sys.argv[1] + "/*dec.wav"))
+files = sorted(glob.glob(sys.argv[1] + "/*-dec.wav"))
 assert files, "baresip recorded nothing"
 w = wave.open(files[-1]); rate = w.getframerate()
 x = struct.unpack("<%dh" % w.getnframes(), w.readframes(w.getnframes()))
