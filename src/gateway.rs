@@ -81,6 +81,8 @@ impl Gateway {
             port_min: cfg.media.port_min,
             port_max: cfg.media.port_max,
         });
+        let records = crate::records::writer::Records::open(&cfg.records.database)
+            .map_err(|e| StartError::Calls(format!("records.database: {e}")))?;
         let calls = CallManager::new(
             cfg.clone(),
             engine,
@@ -90,6 +92,7 @@ impl Gateway {
             prompts,
             menus,
             lifecycle.clone(),
+            records,
         );
         // INVITEs from trunks now enter the IVR and queues.
         let _ = sip
@@ -135,6 +138,8 @@ impl Gateway {
             info!(left, "grace period over; ending remaining calls");
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+        // Every call record is on disk before the process goes.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.calls.records.flush()).await;
         info!("stopped");
     }
 }

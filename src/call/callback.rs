@@ -232,7 +232,8 @@ async fn place(
     .with_sip_customer(
         leg.dialog(),
         vec![("X-Context-Verified".into(), verified.into())],
-    );
+    )
+    .with_kind("callback");
     let call = tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
 
     // The customer's side of the dialog after the answer: BYE ends the call, a re-INVITE gets

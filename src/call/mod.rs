@@ -106,6 +106,8 @@ pub struct CallManager {
     pub mapping: ContextMapping,
     /// Draining and stop.
     pub lifecycle: Lifecycle,
+    /// Call detail records.
+    pub records: crate::records::writer::Records,
     /// The callback service, when `[callback] enabled`.
     pub callbacks: std::sync::OnceLock<crate::callback::service::CallbackHandle>,
     /// Queues whose callers first go to an external IVR.
@@ -126,6 +128,7 @@ impl CallManager {
         prompts: PromptLibrary,
         menus: HashMap<String, Menu>,
         lifecycle: Lifecycle,
+        records: crate::records::writer::Records,
     ) -> Arc<CallManager> {
         let mapping = ContextMapping {
             headers: cfg
@@ -154,6 +157,7 @@ impl CallManager {
             menus,
             mapping,
             lifecycle,
+            records,
             callbacks: std::sync::OnceLock::new(),
             calls: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),

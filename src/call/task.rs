@@ -12,6 +12,7 @@ use crate::media::engine::{MediaCommand, MediaHandle};
 use crate::media::sdp::{read_answer, Direction, Format, Negotiated, SdpSession};
 use crate::media::session::{MediaEvent, Side};
 use crate::media::source::Source;
+use crate::records::cdr::CallRecord;
 use crate::widget::protocol::ServerMessage;
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invitation::InviteOption;
@@ -163,7 +164,17 @@ pub(super) struct CallTask {
     notifies: HashMap<String, tokio::task::JoinHandle<()>>,
     connected_at: Option<Instant>,
     ended: Option<EndReason>,
+    /// The call detail record, written at each milestone.
+    record: CallRecord,
     _guard: CallGuard,
+}
+
+/// Unix time in milliseconds.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl CallTask {
@@ -180,6 +191,7 @@ impl CallTask {
     ) -> Self {
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
         let (acd_tx, acd_rx) = mpsc::unbounded_channel();
+        let record = CallRecord::new(id, "browser", context.clone(), unix_ms());
         CallTask {
             mgr,
             customer: CustomerLeg::Browser,
@@ -199,6 +211,7 @@ impl CallTask {
             notifies: HashMap::new(),
             connected_at: None,
             ended: None,
+            record,
             _guard: guard,
         }
     }
@@ -211,11 +224,19 @@ impl CallTask {
     ) -> Self {
         self.customer = CustomerLeg::Sip(dialog);
         self.extra_headers = extra_headers;
+        self.record.kind = "sip".into();
+        self
+    }
+
+    /// The customer's kind in the call record (`callback`).
+    pub(super) fn with_kind(mut self, kind: &str) -> Self {
+        self.record.kind = kind.into();
         self
     }
 
     pub(super) async fn run(mut self, mut input: mpsc::UnboundedReceiver<CustomerInput>) {
         let stop = self.mgr.lifecycle.end_calls_token();
+        self.mgr.records.write(&self.record);
         self.send_state(&CallState::Ivr);
         let mut input_open = true;
         loop {
@@ -247,14 +268,20 @@ impl CallTask {
         for (_, n) in self.notifies.drain() {
             let _ = tokio::time::timeout(Duration::from_secs(2), n).await;
         }
+        let reason = self.ended.map_or("error", EndReason::as_str);
+        self.record.ended(reason, self.ctl.ivr_path(), unix_ms());
+        self.mgr.records.write(&self.record);
         self.mgr.unregister(self.id);
-        info!(call = self.id, reason = ?self.ended.map(EndReason::as_str), "call ended");
+        info!(call = self.id, reason, record = %self.record.id, "call ended");
     }
 
     fn on_media(&mut self, ev: Option<MediaEvent>) {
         let now = Instant::now();
         match ev {
             Some(MediaEvent::Flowing(Side::Browser | Side::Customer)) => {
+                if self.record.media_flowing(unix_ms()) {
+                    self.mgr.records.write(&self.record);
+                }
                 self.ctl.handle_media_flowing(now)
             }
             Some(MediaEvent::Flowing(_)) => {}
@@ -366,6 +393,10 @@ impl CallTask {
                 if self.ctl.agent() == Some(party.as_str()) || self.ctl.in_external_ivr() {
                     info!(%party, remote = ?n.remote, codec = %n.codec.name, "agent answered");
                     self.connected_at = Some(Instant::now());
+                    if !party.starts_with("ivr:") {
+                        self.record.agent_answered(&party, unix_ms());
+                        self.mgr.records.write(&self.record);
+                    }
                     let _ = self.media.commands.send(MediaCommand::UpdateSip(n)).await;
                 }
             }
@@ -497,19 +528,33 @@ impl CallTask {
                         });
                     }
                     info!(call = self.id, %queue, ?skill, "queued");
+                    if self.record.queued(&queue, unix_ms()) {
+                        self.mgr.records.write(&self.record);
+                    }
                     self.mgr
                         .acd
                         .enqueue(self.id, &queue, skill.as_deref(), self.acd_tx.clone());
                 }
                 CallOutput::Abandon => self.mgr.acd.abandon(self.id),
                 CallOutput::OfferResult { agent, result } => {
+                    if let crate::acd::OfferResult::Rejected(status) = result {
+                        let outcome = match status {
+                            486 | 600 => "busy",
+                            408 | 480 | 487 => "no_answer",
+                            _ => "rejected",
+                        };
+                        self.record.offer_outcome(&agent, outcome);
+                    }
                     self.mgr.acd.offer_result(self.id, &agent, result)
                 }
                 CallOutput::AgentReleased { agent } => {
                     let talk = self.connected_at.map_or(Duration::ZERO, |t| t.elapsed());
                     self.mgr.acd.released(&agent, talk);
                 }
-                CallOutput::Invite { agent } => self.invite(&agent).await,
+                CallOutput::Invite { agent } => {
+                    self.record.offered(&agent, unix_ms());
+                    self.invite(&agent).await
+                }
                 CallOutput::Cancel { agent } | CallOutput::Bye { agent } => self.hang_up(&agent),
                 CallOutput::TransferProgress { agent, status } => {
                     if let Some(leg) = self.legs.get(&agent).cloned() {

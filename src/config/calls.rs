@@ -74,6 +74,22 @@ impl Default for IceSection {
     }
 }
 
+/// `[records]`: call detail records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsSection {
+    /// SQLite file of the call detail records (`:memory:` keeps them only while running).
+    pub database: std::path::PathBuf,
+}
+
+impl Default for RecordsSection {
+    fn default() -> Self {
+        Self {
+            database: "clicktocall.db".into(),
+        }
+    }
+}
+
 /// `[api]`: the REST API.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

@@ -13,7 +13,7 @@ mod net;
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy};
 pub use calls::{
     parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
-    MediaSection, MenuSection, QueueConfig,
+    MediaSection, MenuSection, QueueConfig, RecordsSection,
 };
 pub use net::{Cidr, CidrParseError};
 
@@ -99,6 +99,8 @@ pub struct Config {
     pub callback: CallbackSection,
     /// Websites allowed to embed the widget (none: any origin, unsigned context).
     pub sites: Vec<SiteConfig>,
+    /// Call detail records.
+    pub records: RecordsSection,
 }
 
 /// `[http]`

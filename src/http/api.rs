@@ -10,6 +10,7 @@
 //! | `GET /api/callbacks` | the latest callbacks (`?state=scheduled|failed|...`) |
 //! | `GET /api/callbacks/{id}` | one callback |
 //! | `DELETE /api/callbacks/{id}` | cancel a scheduled callback |
+//! | `GET /api/cdrs` | call detail records (filters: `since_ms`, `until_ms`, `queue`, `kind`, `reason`, `agent`, `ended`, `limit`; `format=csv`) |
 
 use super::HttpState;
 use crate::acd::service::SetStateError;
@@ -277,4 +278,52 @@ pub async fn cancel_callback(
         .await
         .map_err(callback_error)?;
     Ok(Json(cb).into_response())
+}
+
+/// `GET /api/cdrs?since_ms=&until_ms=&queue=&kind=&reason=&agent=&ended=&limit=&format=csv`: call
+/// detail records, oldest first; `format=csv` (or `Accept: text/csv`) for a spreadsheet.
+pub async fn cdrs(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    q: Result<
+        axum::extract::Query<crate::records::store::Filter>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let axum::extract::Query(filter) =
+        q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let csv = filter.format.as_deref() == Some("csv")
+        || headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"));
+    if let Some(f) = filter
+        .format
+        .as_deref()
+        .filter(|f| !["csv", "json"].contains(f))
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("format {f:?}: use json or csv"),
+        ));
+    }
+    let rows = calls(&state)?
+        .records
+        .query(filter)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    if csv {
+        let body = crate::records::store::to_csv(&rows);
+        return Ok((
+            [
+                ("content-type", "text/csv; charset=utf-8"),
+                ("content-disposition", "attachment; filename=\"cdrs.csv\""),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(rows).into_response())
 }

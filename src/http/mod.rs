@@ -61,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/api/queues", get(api::queues))
         .route("/api/calls", get(api::list_calls))
+        .route("/api/cdrs", get(api::cdrs))
         .route(
             "/api/callbacks",
             get(api::list_callbacks).post(api::create_callback),

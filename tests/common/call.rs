@@ -516,6 +516,8 @@ port_min = 32000
 port_max = 33999
 [api]
 key = "test-key"
+[records]
+database = ":memory:"
 [shutdown]
 grace_secs = 1
 [context]

@@ -24,6 +24,8 @@ listen_tcp = ""
 [registrar]
 keepalive_interval_secs = 0
 nonce_secret = "test-secret"
+[records]
+database = ":memory:"
 [[trunks]]
 name = "carrier"
 proxy = "sip:127.0.0.2:5060"

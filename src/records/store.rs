@@ -1,0 +1,293 @@
+//! The `cdrs` table: one row per call, written at each milestone (`INSERT ... ON CONFLICT DO
+//! UPDATE`), queried with filters, exported as CSV.
+
+use super::cdr::CallRecord;
+use rusqlite::{params, Connection, Row};
+use std::path::Path;
+
+/// A database error, with what we were doing.
+#[derive(Debug, thiserror::Error)]
+#[error("call records: {0}")]
+pub struct RecordError(pub String);
+
+impl From<rusqlite::Error> for RecordError {
+    fn from(e: rusqlite::Error) -> Self {
+        RecordError(e.to_string())
+    }
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Created at or after (unix ms).
+    pub since_ms: Option<i64>,
+    /// Created before (unix ms).
+    pub until_ms: Option<i64>,
+    /// Queue name.
+    pub queue: Option<String>,
+    /// `browser`, `sip`, `callback`.
+    pub kind: Option<String>,
+    /// End reason.
+    pub reason: Option<String>,
+    /// Agent who talked.
+    pub agent: Option<String>,
+    /// Only ended calls (`true`) or only calls in progress (`false`).
+    pub ended: Option<bool>,
+    /// At most this many (default 1000, at most 100000).
+    pub limit: Option<usize>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The table.
+pub struct RecordStore {
+    conn: Connection,
+}
+
+const COLUMNS: &str = "id, call, kind, context, queue, ivr_path, offers, agent, created_ms, \
+    ivr_answered_ms, queued_ms, agent_answered_ms, ended_ms, wait_secs, talk_secs, end_reason, \
+    hung_up_by, customer_quality, agent_quality";
+
+impl RecordStore {
+    /// Opens (creating) the database at `path` (`:memory:` for a throwaway one).
+    pub fn open(path: &Path) -> Result<RecordStore, RecordError> {
+        let conn = Connection::open(path)
+            .map_err(|e| RecordError(format!("cannot open {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS cdrs (
+                id TEXT PRIMARY KEY, call INTEGER NOT NULL, kind TEXT NOT NULL, context TEXT NOT NULL,
+                queue TEXT, ivr_path TEXT NOT NULL, offers TEXT NOT NULL, agent TEXT,
+                created_ms INTEGER NOT NULL, ivr_answered_ms INTEGER, queued_ms INTEGER,
+                agent_answered_ms INTEGER, ended_ms INTEGER, wait_secs REAL, talk_secs REAL,
+                end_reason TEXT, hung_up_by TEXT, customer_quality TEXT, agent_quality TEXT
+            );
+            CREATE INDEX IF NOT EXISTS cdrs_created ON cdrs(created_ms);",
+        )?;
+        Ok(RecordStore { conn })
+    }
+
+    /// Writes (inserts or replaces) a record.
+    pub fn upsert(&self, r: &CallRecord) -> Result<(), RecordError> {
+        let json = |v: &dyn erased::Json| v.json();
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO cdrs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                 ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, ivr_path = excluded.ivr_path,
+                 offers = excluded.offers, agent = excluded.agent, ivr_answered_ms = excluded.ivr_answered_ms,
+                 queued_ms = excluded.queued_ms, agent_answered_ms = excluded.agent_answered_ms,
+                 ended_ms = excluded.ended_ms, wait_secs = excluded.wait_secs, talk_secs = excluded.talk_secs,
+                 end_reason = excluded.end_reason, hung_up_by = excluded.hung_up_by,
+                 customer_quality = excluded.customer_quality, agent_quality = excluded.agent_quality"
+            ))?
+            .execute(params![
+                r.id,
+                r.call as i64,
+                r.kind,
+                json(&r.context),
+                r.queue,
+                json(&r.ivr_path),
+                json(&r.offers),
+                r.agent,
+                r.created_ms,
+                r.ivr_answered_ms,
+                r.queued_ms,
+                r.agent_answered_ms,
+                r.ended_ms,
+                r.wait_secs,
+                r.talk_secs,
+                r.end_reason,
+                r.hung_up_by,
+                r.customer_quality.map(|q| json(&q)),
+                r.agent_quality.map(|q| json(&q)),
+            ])?;
+        Ok(())
+    }
+
+    /// Records matching `f`, oldest first.
+    pub fn query(&self, f: &Filter) -> Result<Vec<serde_json::Value>, RecordError> {
+        let limit = f.limit.unwrap_or(1000).min(100_000) as i64;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM cdrs WHERE (?1 IS NULL OR created_ms >= ?1) AND (?2 IS NULL OR created_ms < ?2)
+             AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR end_reason = ?5)
+             AND (?6 IS NULL OR agent = ?6) AND (?7 IS NULL OR (ended_ms IS NOT NULL) = ?7)
+             ORDER BY created_ms, id LIMIT ?8"
+        ))?;
+        let rows = st.query_map(
+            params![f.since_ms, f.until_ms, f.queue, f.kind, f.reason, f.agent, f.ended, limit],
+            row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The CSV columns, in order (nested values as JSON text).
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "call",
+    "kind",
+    "context",
+    "queue",
+    "ivr_path",
+    "offers",
+    "agent",
+    "created_ms",
+    "ivr_answered_ms",
+    "queued_ms",
+    "agent_answered_ms",
+    "ended_ms",
+    "wait_secs",
+    "talk_secs",
+    "end_reason",
+    "hung_up_by",
+    "customer_quality",
+    "agent_quality",
+];
+
+/// RFC 4180 CSV of `rows` (as `query` returns them), with a header line.
+pub fn to_csv(rows: &[serde_json::Value]) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push_str("\r\n");
+    for r in rows {
+        let cells: Vec<String> = CSV_COLUMNS
+            .iter()
+            .map(|c| {
+                let text = match &r[*c] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                // Formula-looking cells are prefixed so spreadsheets do not run them.
+                let text = if text.starts_with(['=', '+', '-', '@'])
+                    && !c.ends_with("_ms")
+                    && !c.ends_with("_secs")
+                {
+                    format!("'{text}")
+                } else {
+                    text
+                };
+                if text.contains([',', '"', '\r', '\n']) {
+                    format!("\"{}\"", text.replace('"', "\"\""))
+                } else {
+                    text
+                }
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<serde_json::Value> {
+    let parse = |s: Option<String>| -> serde_json::Value {
+        s.and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    Ok(serde_json::json!({
+        "id": r.get::<_, String>(0)?,
+        "call": r.get::<_, i64>(1)?,
+        "kind": r.get::<_, String>(2)?,
+        "context": parse(r.get(3)?),
+        "queue": r.get::<_, Option<String>>(4)?,
+        "ivr_path": parse(r.get(5)?),
+        "offers": parse(r.get(6)?),
+        "agent": r.get::<_, Option<String>>(7)?,
+        "created_ms": r.get::<_, i64>(8)?,
+        "ivr_answered_ms": r.get::<_, Option<i64>>(9)?,
+        "queued_ms": r.get::<_, Option<i64>>(10)?,
+        "agent_answered_ms": r.get::<_, Option<i64>>(11)?,
+        "ended_ms": r.get::<_, Option<i64>>(12)?,
+        "wait_secs": r.get::<_, Option<f64>>(13)?,
+        "talk_secs": r.get::<_, Option<f64>>(14)?,
+        "end_reason": r.get::<_, Option<String>>(15)?,
+        "hung_up_by": r.get::<_, Option<String>>(16)?,
+        "customer_quality": parse(r.get(17)?),
+        "agent_quality": parse(r.get(18)?),
+    }))
+}
+
+mod erased {
+    /// Anything serialisable, as JSON text (for the TEXT columns).
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    #[test]
+    fn milestones_update_one_row_filters_and_csv() {
+        let s = RecordStore::open(Path::new(":memory:")).unwrap();
+        let mut ctx = Map::new();
+        ctx.insert("name".into(), json!("Lee, \"Ann\""));
+        let mut a = CallRecord::new(1, "browser", ctx, 1_000);
+        s.upsert(&a).unwrap();
+        a.queued("support", 2_000);
+        a.offered("2001", 2_100);
+        a.agent_answered("2001", 3_000);
+        a.ended("agent_hangup", &["main".into()], 10_000);
+        s.upsert(&a).unwrap();
+        let mut b = CallRecord::new(2, "sip", Map::new(), 5_000);
+        b.ended("=cmd|' /C calc'!A0", &[], 6_000);
+        s.upsert(&b).unwrap();
+
+        let all = s.query(&Filter::default()).unwrap();
+        assert_eq!(all.len(), 2, "one row per call");
+        assert_eq!(all[0]["talk_secs"], 7.0);
+        assert_eq!(all[0]["offers"][0]["outcome"], "answered");
+        assert_eq!(
+            s.query(&Filter {
+                queue: Some("support".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+        assert_eq!(
+            s.query(&Filter {
+                since_ms: Some(4_000),
+                ..Default::default()
+            })
+            .unwrap()[0]["call"],
+            2
+        );
+        assert_eq!(
+            s.query(&Filter {
+                kind: Some("sip".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+        assert_eq!(
+            s.query(&Filter {
+                reason: Some("agent_hangup".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+
+        let csv = to_csv(&all);
+        let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("id,call,kind,context,"));
+        assert!(csv.contains(r#""{""name"":""Lee, \""Ann\""""}""#), "{csv}");
+        assert!(csv.contains(",'=cmd|"), "a formula is defused: {csv}");
+    }
+}
