@@ -57,6 +57,7 @@ impl Gateway {
         };
         let cfg = Arc::new(cfg);
         let lifecycle = Lifecycle::new();
+        lifecycle.set_max_calls(cfg.limits.max_calls);
         let locations: Arc<dyn LocationStore> = Arc::new(MemoryLocationStore::default());
         let prompts = PromptLibrary::load(&cfg)
             .map_err(|e| StartError::Calls(format!("{}: {}", e.key, e.reason)))?;

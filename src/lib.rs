@@ -32,6 +32,7 @@ pub mod http;
 pub mod ivr;
 pub mod lifecycle;
 pub mod media;
+pub mod metrics;
 pub mod records;
 pub mod registrar;
 pub mod sip;

@@ -19,9 +19,32 @@ struct Inner {
     ready: AtomicBool,
     draining: AtomicBool,
     calls: AtomicUsize,
+    /// The most calls at once (0: no limit).
+    max_calls: AtomicUsize,
     idle: tokio::sync::Notify,
     end_calls: CancellationToken,
     stop: CancellationToken,
+}
+
+/// Why a new call was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallRefused {
+    /// The gateway is shutting down.
+    #[error("the gateway is draining")]
+    Draining,
+    /// At the configured limit of calls at once.
+    #[error("at the limit of {0} calls at once")]
+    Full(usize),
+}
+
+impl CallRefused {
+    /// Stable reason (metrics, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallRefused::Draining => "draining",
+            CallRefused::Full(_) => "overload",
+        }
+    }
 }
 
 /// Held by every call in progress; dropping it ends the call's claim on the grace period.
@@ -59,15 +82,37 @@ impl Lifecycle {
         self.inner.draining.load(Ordering::Acquire)
     }
 
-    /// Registers a new call, or `None` while draining (the caller answers 503 / `busy`).
+    /// Registers a new call, or `None` while draining or at the call limit (the caller answers
+    /// 503 / `busy`); [`Lifecycle::try_start_call`] says which.
     pub fn start_call(&self) -> Option<CallGuard> {
+        self.try_start_call().ok()
+    }
+
+    /// Registers a new call, or says why not.
+    pub fn try_start_call(&self) -> Result<CallGuard, CallRefused> {
         if self.is_draining() {
-            return None;
+            return Err(CallRefused::Draining);
         }
-        self.inner.calls.fetch_add(1, Ordering::AcqRel);
-        Some(CallGuard {
+        let max = self.inner.max_calls.load(Ordering::Acquire);
+        let before = self.inner.calls.fetch_add(1, Ordering::AcqRel);
+        let guard = CallGuard {
             inner: self.inner.clone(),
-        })
+        };
+        if max > 0 && before >= max {
+            drop(guard);
+            return Err(CallRefused::Full(max));
+        }
+        Ok(guard)
+    }
+
+    /// Sets the most calls at once (0: no limit). Calls in progress are never touched.
+    pub fn set_max_calls(&self, max: usize) {
+        self.inner.max_calls.store(max, Ordering::Release);
+    }
+
+    /// The call limit (0: none).
+    pub fn max_calls(&self) -> usize {
+        self.inner.max_calls.load(Ordering::Acquire)
     }
 
     /// Calls in progress.
@@ -153,5 +198,17 @@ mod tests {
         let left = life.drain(Duration::from_secs(30)).await;
         assert_eq!(left, 1);
         assert!(life.stop_token().is_cancelled());
+    }
+
+    #[test]
+    fn the_call_limit_refuses_new_calls_and_frees_with_them() {
+        let life = Lifecycle::new();
+        life.set_max_calls(2);
+        let a = life.try_start_call().unwrap();
+        let _b = life.try_start_call().unwrap();
+        assert_eq!(life.try_start_call().unwrap_err(), CallRefused::Full(2));
+        assert_eq!(life.active_calls(), 2, "a refused call leaves no trace");
+        drop(a);
+        assert!(life.try_start_call().is_ok());
     }
 }

@@ -64,10 +64,10 @@ impl Inbound {
         if offer.trim().is_empty() {
             return Err((488, "INVITE without an SDP offer".into()));
         }
-        let guard = mgr
-            .lifecycle
-            .start_call()
-            .ok_or((503, "draining".to_string()))?;
+        let guard = mgr.lifecycle.try_start_call().map_err(|r| {
+            crate::metrics::rejected(r.as_str());
+            (503, r.to_string())
+        })?;
         let cust = mgr
             .engine
             .lease_with_rtcp()

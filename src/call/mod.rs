@@ -66,6 +66,9 @@ pub enum StartCallError {
     /// The gateway is draining.
     #[error("the gateway is shutting down; try again shortly")]
     Draining,
+    /// At the configured limit of calls at once.
+    #[error("the gateway is at its limit of {0} calls; try again shortly")]
+    Full(usize),
     /// The widget named a queue that does not exist.
     #[error("no queue named {0:?}")]
     UnknownQueue(String),
@@ -79,6 +82,7 @@ impl StartCallError {
     pub fn code(&self) -> &'static str {
         match self {
             StartCallError::Draining => "unavailable",
+            StartCallError::Full(_) => "busy",
             StartCallError::UnknownQueue(_) => "unknown_queue",
             StartCallError::Media(EngineError::NoPort(..)) => "busy",
             StartCallError::Media(EngineError::Browser(_)) => "bad_offer",

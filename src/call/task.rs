@@ -94,7 +94,13 @@ pub async fn start_browser_call(
             return Err(StartCallError::UnknownQueue(q.clone()));
         }
     }
-    let guard = mgr.lifecycle.start_call().ok_or(StartCallError::Draining)?;
+    let guard = mgr.lifecycle.try_start_call().map_err(|r| {
+        crate::metrics::rejected(r.as_str());
+        match r {
+            crate::lifecycle::CallRefused::Draining => StartCallError::Draining,
+            crate::lifecycle::CallRefused::Full(n) => StartCallError::Full(n),
+        }
+    })?;
     let now = Instant::now();
     let (leg, web_lease, answer) = mgr.engine.answer_browser(now, &req.offer).await?;
     let sip_lease = mgr.engine.lease_with_rtcp().await?;
@@ -166,6 +172,8 @@ pub(super) struct CallTask {
     ended: Option<EndReason>,
     /// The call detail record, written at each milestone.
     record: CallRecord,
+    /// When the task was made (the call's request), for the setup-time histogram.
+    created: Instant,
     _guard: CallGuard,
 }
 
@@ -212,6 +220,7 @@ impl CallTask {
             connected_at: None,
             ended: None,
             record,
+            created: Instant::now(),
             _guard: guard,
         }
     }
@@ -237,6 +246,7 @@ impl CallTask {
     pub(super) async fn run(mut self, mut input: mpsc::UnboundedReceiver<CustomerInput>) {
         let stop = self.mgr.lifecycle.end_calls_token();
         self.mgr.records.write(&self.record);
+        crate::metrics::call_started(&self.record.kind);
         self.send_state(&CallState::Ivr);
         let mut input_open = true;
         loop {
@@ -269,6 +279,7 @@ impl CallTask {
             let _ = tokio::time::timeout(Duration::from_secs(2), n).await;
         }
         let reason = self.ended.map_or("error", EndReason::as_str);
+        crate::metrics::call_ended(reason);
         self.record.ended(reason, self.ctl.ivr_path(), unix_ms());
         self.mgr.records.write(&self.record);
         self.mgr.unregister(self.id);
@@ -281,6 +292,7 @@ impl CallTask {
             Some(MediaEvent::Flowing(Side::Browser | Side::Customer)) => {
                 if self.record.media_flowing(unix_ms()) {
                     self.mgr.records.write(&self.record);
+                    crate::metrics::call_setup(now.saturating_duration_since(self.created));
                 }
                 self.ctl.handle_media_flowing(now)
             }

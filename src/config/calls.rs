@@ -74,6 +74,26 @@ impl Default for IceSection {
     }
 }
 
+/// `[limits]`: overload protection. Beyond them new calls and sessions are refused cleanly (503 to
+/// SIP, `busy` to the widget) while calls in progress are untouched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Calls at once, all kinds (0: no limit).
+    pub max_calls: usize,
+    /// Widget WebSocket sessions at once (0: no limit).
+    pub max_ws_sessions: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_calls: 2000,
+            max_ws_sessions: 10_000,
+        }
+    }
+}
+
 /// `[records]`: call detail records.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -13,7 +13,7 @@ mod net;
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy};
 pub use calls::{
     parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
-    MediaSection, MenuSection, QueueConfig, RecordsSection,
+    LimitsSection, MediaSection, MenuSection, QueueConfig, RecordsSection,
 };
 pub use net::{Cidr, CidrParseError};
 
@@ -101,6 +101,8 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// Call detail records.
     pub records: RecordsSection,
+    /// Overload protection.
+    pub limits: LimitsSection,
 }
 
 /// `[http]`

@@ -173,6 +173,7 @@ fn callbacks(state: &HttpState) -> Result<&crate::callback::service::CallbackHan
 
 fn callback_error(e: crate::callback::service::CallbackError) -> ApiError {
     use crate::callback::service::CallbackError as E;
+    crate::metrics::rejected(e.code());
     let status = match &e {
         E::Number(_) | E::UnknownQueue(_) => StatusCode::UNPROCESSABLE_ENTITY,
         E::Refused(r) if r.code() == "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
@@ -326,4 +327,31 @@ pub async fn cdrs(
             .into_response());
     }
     Ok(Json(rows).into_response())
+}
+
+/// `GET /metrics`: Prometheus text format. Not behind the API key (scrapers rarely carry one):
+/// expose it only where your Prometheus can reach it.
+pub async fn metrics(State(state): State<HttpState>) -> Response {
+    let mut snap = crate::metrics::Snapshot {
+        calls_active: state.lifecycle.active_calls() as u64,
+        calls_limit: state.lifecycle.max_calls() as u64,
+        ..Default::default()
+    };
+    if let Some(mgr) = &state.calls {
+        for c in mgr.calls() {
+            *snap.calls_by_state.entry(c.state).or_default() += 1;
+        }
+        for q in mgr.acd.queues().await {
+            snap.queues
+                .push((q.name, q.waiting as u64, q.longest_wait_secs));
+        }
+        for a in mgr.acd.agents().await {
+            *snap.agents_by_state.entry(a.state.to_string()).or_default() += 1;
+        }
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(&snap),
+    )
+        .into_response()
 }

@@ -53,6 +53,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(api::metrics))
         .route("/ws", get(ws::upgrade))
         .route("/api/agents", get(api::agents))
         .route(

@@ -99,16 +99,33 @@ pub async fn upgrade(
     let site = match admit(&state.cfg, q.site.as_deref(), &headers) {
         Ok(s) => s,
         Err(reason) => {
+            crate::metrics::rejected("origin");
             warn!(site = ?q.site, ?ip, %reason, "widget socket refused");
             return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
         }
+    };
+    let max = state.cfg.limits.max_ws_sessions;
+    let Some(session_guard) =
+        crate::metrics::WsSession::open(if max == 0 { usize::MAX } else { max })
+    else {
+        crate::metrics::rejected("ws_sessions");
+        warn!(?ip, max, "widget socket refused: too many sessions");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "5")],
+            "too many sessions; try again shortly\n",
+        )
+            .into_response();
     };
     let peer = Peer { ip, site };
     // Twice the protocol limit, so an oversized message still gets a clear `too_large` error;
     // beyond that the socket is closed by the WebSocket layer itself.
     ws.max_message_size(2 * MAX_MESSAGE_BYTES)
         .max_frame_size(2 * MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session(socket, mgr, peer))
+        .on_upgrade(move |socket| async move {
+            let _counted = session_guard;
+            session(socket, mgr, peer).await
+        })
 }
 
 /// Checks the context's signature for `peer`'s site; refuses it when the site says so.
@@ -132,6 +149,9 @@ fn verify_context(peer: &Peer, context: &mut Map<String, Value>) -> Result<bool,
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
+    if let ServerMessage::Error { code, .. } = msg {
+        crate::metrics::rejected(code);
+    }
     socket
         .send(Message::Text(msg.to_text().into()))
         .await

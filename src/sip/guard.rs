@@ -72,6 +72,7 @@ impl StackUdpSocket for GuardedUdpSocket {
                 } => {
                     self.stats.answered.fetch_add(1, Ordering::Relaxed);
                     warn!(%src, status, %reason, len, "malformed SIP request answered");
+                    count_response(&response);
                     if let Err(e) = self.socket.send_to(&response, src).await {
                         debug!(%src, error = %e, "could not send error response");
                     }
@@ -85,10 +86,23 @@ impl StackUdpSocket for GuardedUdpSocket {
     }
 
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        count_response(buf);
         Ok(self.socket.send_to(buf, addr).await?)
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
         Ok(self.socket.local_addr()?)
+    }
+}
+
+/// Counts a SIP response we send (`SIP/2.0 NNN ...`) in the metrics.
+fn count_response(buf: &[u8]) {
+    if let Some(code) = buf
+        .strip_prefix(b"SIP/2.0 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse::<u16>().ok())
+    {
+        crate::metrics::sip_response(code);
     }
 }

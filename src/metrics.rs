@@ -1,0 +1,260 @@
+//! Prometheus metrics. Counters and the setup-time histogram are process-wide atomics bumped where
+//! things happen; gauges (calls by state, queues, agents, WebSocket sessions) are read at scrape
+//! time from their owners. `render` writes the text exposition format for `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the call setup histogram.
+pub const SETUP_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+/// Labelled counters: `name{label="value"}` → count.
+#[derive(Default)]
+struct Counters(Mutex<BTreeMap<(&'static str, &'static str, String), u64>>);
+
+impl Counters {
+    fn add(&self, name: &'static str, label: &'static str, value: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: label values come from fixed code lists, SIP status codes or call kinds.
+        if m.len() < 10_000 {
+            *m.entry((name, label, value.to_string())).or_default() += 1;
+        }
+    }
+}
+
+struct Histogram {
+    buckets: [AtomicU64; SETUP_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
+static SETUP: Histogram = Histogram {
+    buckets: [const { AtomicU64::new(0) }; SETUP_BUCKETS.len()],
+    count: AtomicU64::new(0),
+    sum_micros: AtomicU64::new(0),
+};
+static WS_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// A call started (`browser`, `sip`, `callback`).
+pub fn call_started(kind: &str) {
+    COUNTERS.add("clicktocall_calls_started_total", "kind", kind);
+}
+
+/// A call ended with `reason`.
+pub fn call_ended(reason: &str) {
+    COUNTERS.add("clicktocall_calls_ended_total", "reason", reason);
+}
+
+/// A request refused, by stable reason code (widget/API error codes, `overload`, `origin`, ...).
+pub fn rejected(reason: &str) {
+    COUNTERS.add("clicktocall_rejected_total", "reason", reason);
+}
+
+/// A SIP response the gateway sent.
+pub fn sip_response(code: u16) {
+    COUNTERS.add("clicktocall_sip_responses_total", "code", &code.to_string());
+}
+
+/// Time from a call's request to its customer's media flowing.
+pub fn call_setup(d: Duration) {
+    let secs = d.as_secs_f64();
+    for (i, le) in SETUP_BUCKETS.iter().enumerate() {
+        if secs <= *le {
+            SETUP.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    SETUP.count.fetch_add(1, Ordering::Relaxed);
+    SETUP.sum_micros.fetch_add(
+        d.as_micros().min(u128::from(u64::MAX)) as u64,
+        Ordering::Relaxed,
+    );
+}
+
+/// A widget WebSocket session; the count drops when the guard does.
+pub struct WsSession(());
+
+impl WsSession {
+    /// Counts a session in, unless `max` are open (then `None`).
+    pub fn open(max: usize) -> Option<WsSession> {
+        let n = WS_SESSIONS.fetch_add(1, Ordering::AcqRel);
+        if n as usize >= max {
+            WS_SESSIONS.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(WsSession(()))
+    }
+}
+
+impl Drop for WsSession {
+    fn drop(&mut self) {
+        WS_SESSIONS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sessions open now.
+pub fn ws_sessions() -> u64 {
+    WS_SESSIONS.load(Ordering::Acquire)
+}
+
+/// Gauges read from their owners at scrape time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Calls by state (`ivr`, `queued`, `connected`, ...).
+    pub calls_by_state: BTreeMap<String, u64>,
+    /// Per queue: (waiting, longest wait seconds).
+    pub queues: Vec<(String, u64, u64)>,
+    /// Agents by state.
+    pub agents_by_state: BTreeMap<String, u64>,
+    /// Calls in progress / the configured limit.
+    pub calls_active: u64,
+    /// The call limit.
+    pub calls_limit: u64,
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The text exposition (format 0.0.4).
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    gauge(
+        "clicktocall_calls",
+        "Calls in progress by state.",
+        s.calls_by_state
+            .iter()
+            .map(|(k, v)| (format!("{{state=\"{}\"}}", esc(k)), *v as f64))
+            .collect(),
+    );
+    gauge(
+        "clicktocall_calls_active",
+        "Calls in progress.",
+        vec![(String::new(), s.calls_active as f64)],
+    );
+    gauge(
+        "clicktocall_calls_limit",
+        "The configured call limit.",
+        vec![(String::new(), s.calls_limit as f64)],
+    );
+    gauge(
+        "clicktocall_queue_waiting",
+        "Calls waiting in each queue.",
+        s.queues
+            .iter()
+            .map(|(q, w, _)| (format!("{{queue=\"{}\"}}", esc(q)), *w as f64))
+            .collect(),
+    );
+    gauge(
+        "clicktocall_queue_longest_wait_seconds",
+        "Longest current wait in each queue.",
+        s.queues
+            .iter()
+            .map(|(q, _, l)| (format!("{{queue=\"{}\"}}", esc(q)), *l as f64))
+            .collect(),
+    );
+    gauge(
+        "clicktocall_agents",
+        "Agents by state.",
+        s.agents_by_state
+            .iter()
+            .map(|(k, v)| (format!("{{state=\"{}\"}}", esc(k)), *v as f64))
+            .collect(),
+    );
+    gauge(
+        "clicktocall_ws_sessions",
+        "Widget WebSocket sessions open.",
+        vec![(String::new(), ws_sessions() as f64)],
+    );
+
+    let counters = COUNTERS.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut last = "";
+    for ((name, label, value), n) in &counters {
+        if *name != last {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            last = name;
+        }
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", esc(value));
+    }
+
+    let _ = writeln!(
+        out,
+        "# HELP clicktocall_call_setup_seconds From a call's request to its customer's media flowing.\n# TYPE clicktocall_call_setup_seconds histogram"
+    );
+    for (i, le) in SETUP_BUCKETS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "clicktocall_call_setup_seconds_bucket{{le=\"{le}\"}} {}",
+            SETUP.buckets[i].load(Ordering::Relaxed)
+        );
+    }
+    let count = SETUP.count.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "clicktocall_call_setup_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "clicktocall_call_setup_seconds_sum {}",
+        SETUP.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "clicktocall_call_setup_seconds_count {count}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_gauges_counters_and_a_cumulative_histogram() {
+        call_setup(Duration::from_millis(80));
+        call_setup(Duration::from_millis(700));
+        rejected("rate_limited");
+        rejected("rate_limited");
+        let mut s = Snapshot::default();
+        s.calls_by_state.insert("queued".into(), 2);
+        s.queues.push(("sup\"port".into(), 2, 40));
+        let text = render(&s);
+        assert!(
+            text.contains("clicktocall_calls{state=\"queued\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("clicktocall_queue_longest_wait_seconds{queue=\"sup\\\"port\"} 40\n"));
+        assert!(text.contains("clicktocall_rejected_total{reason=\"rate_limited\"} "));
+        // Cumulative buckets: 80 ms is in le=0.1 and every bucket above; 700 ms from le=1.
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "clicktocall_call_setup_seconds_bucket{{le=\"{le}\"}}"
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap()
+        };
+        assert!(bucket("0.1") >= 1 && bucket("1") > bucket("0.1"));
+        assert_eq!(bucket("+Inf"), bucket("10"));
+    }
+
+    #[test]
+    fn ws_sessions_are_capped_and_released() {
+        let before = ws_sessions() as usize;
+        let a = WsSession::open(before + 1).expect("room for one");
+        assert!(WsSession::open(before + 1).is_none(), "full");
+        drop(a);
+        assert!(WsSession::open(before + 1).is_some());
+    }
+}
