@@ -44,6 +44,9 @@ pub struct Gateway {
     /// Call control.
     pub calls: Arc<CallManager>,
     http_task: tokio::task::JoinHandle<()>,
+    /// The webhook delivery task, when URLs are configured.
+    webhooks: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
+    outbox: std::path::PathBuf,
     grace: Duration,
 }
 
@@ -82,8 +85,24 @@ impl Gateway {
             port_min: cfg.media.port_min,
             port_max: cfg.media.port_max,
         });
-        let records = crate::records::writer::Records::open(&cfg.records.database)
-            .map_err(|e| StartError::Calls(format!("records.database: {e}")))?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let records = crate::records::writer::Records::open(
+            &cfg.records.database,
+            cfg.webhooks.urls.clone(),
+            wake.clone(),
+        )
+        .map_err(|e| StartError::Calls(format!("records.database: {e}")))?;
+        // Its own token: the shutdown lets it empty the outbox after the calls are gone.
+        let webhooks = (!cfg.webhooks.urls.is_empty()).then(|| {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(crate::records::webhooks::deliver(
+                cfg.records.database.clone(),
+                cfg.webhooks.secret.clone(),
+                wake.clone(),
+                stop.clone(),
+            ));
+            (task, stop)
+        });
         let calls = CallManager::new(
             cfg.clone(),
             engine,
@@ -123,6 +142,8 @@ impl Gateway {
             locations,
             calls,
             http_task,
+            webhooks,
+            outbox: cfg.records.database.clone(),
             grace: Duration::from_secs(cfg.shutdown.grace_secs),
         })
     }
@@ -139,8 +160,23 @@ impl Gateway {
             info!(left, "grace period over; ending remaining calls");
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
-        // Every call record is on disk before the process goes.
+        // Every call record is on disk before the process goes, and webhooks get a few seconds to
+        // empty the outbox (what is left is delivered after the restart).
         let _ = tokio::time::timeout(Duration::from_secs(5), self.calls.records.flush()).await;
+        if let Some((task, stop)) = self.webhooks {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while crate::records::webhooks::undelivered(&self.outbox).unwrap_or(0) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let left = crate::records::webhooks::undelivered(&self.outbox).unwrap_or(0);
+            if left > 0 {
+                info!(left, "webhook events left in the outbox for the next start");
+            }
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
+        }
         info!("stopped");
     }
 }

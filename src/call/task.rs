@@ -245,7 +245,7 @@ impl CallTask {
 
     pub(super) async fn run(mut self, mut input: mpsc::UnboundedReceiver<CustomerInput>) {
         let stop = self.mgr.lifecycle.end_calls_token();
-        self.mgr.records.write(&self.record);
+        self.mgr.records.write(&self.record, "call.started");
         crate::metrics::call_started(&self.record.kind);
         self.send_state(&CallState::Ivr);
         let mut input_open = true;
@@ -281,7 +281,7 @@ impl CallTask {
         let reason = self.ended.map_or("error", EndReason::as_str);
         crate::metrics::call_ended(reason);
         self.record.ended(reason, self.ctl.ivr_path(), unix_ms());
-        self.mgr.records.write(&self.record);
+        self.mgr.records.write(&self.record, "call.ended");
         self.mgr.unregister(self.id);
         info!(call = self.id, reason, record = %self.record.id, "call ended");
     }
@@ -291,7 +291,7 @@ impl CallTask {
         match ev {
             Some(MediaEvent::Flowing(Side::Browser | Side::Customer)) => {
                 if self.record.media_flowing(unix_ms()) {
-                    self.mgr.records.write(&self.record);
+                    self.mgr.records.write(&self.record, "call.answered");
                     crate::metrics::call_setup(now.saturating_duration_since(self.created));
                 }
                 self.ctl.handle_media_flowing(now)
@@ -407,7 +407,7 @@ impl CallTask {
                     self.connected_at = Some(Instant::now());
                     if !party.starts_with("ivr:") {
                         self.record.agent_answered(&party, unix_ms());
-                        self.mgr.records.write(&self.record);
+                        self.mgr.records.write(&self.record, "call.connected");
                     }
                     let _ = self.media.commands.send(MediaCommand::UpdateSip(n)).await;
                 }
@@ -541,7 +541,7 @@ impl CallTask {
                     }
                     info!(call = self.id, %queue, ?skill, "queued");
                     if self.record.queued(&queue, unix_ms()) {
-                        self.mgr.records.write(&self.record);
+                        self.mgr.records.write(&self.record, "call.queued");
                     }
                     self.mgr
                         .acd

@@ -94,6 +94,16 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[webhooks]`: call events POSTed to your systems.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// `http://` URLs that receive every call event.
+    pub urls: Vec<String>,
+    /// HMAC-SHA256 key of `X-Clicktocall-Signature` (or `CLICKTOCALL_WEBHOOK_SECRET`).
+    pub secret: String,
+}
+
 /// `[records]`: call detail records.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -505,6 +515,24 @@ impl super::Config {
             }
         }
         self.validate_ice()?;
+        for (i, u) in self.webhooks.urls.iter().enumerate() {
+            crate::records::webhooks::parse_url(u)
+                .map_err(|e| ConfigError::invalid(format!("webhooks.urls[{i}]"), e))?;
+        }
+        if !self.webhooks.urls.is_empty() {
+            if self.webhooks.secret.is_empty() {
+                return Err(ConfigError::invalid(
+                    "webhooks.secret",
+                    "webhooks are signed: set a secret (or CLICKTOCALL_WEBHOOK_SECRET)",
+                ));
+            }
+            if self.records.database.as_os_str() == ":memory:" {
+                return Err(ConfigError::invalid(
+                    "records.database",
+                    "webhooks need a database file (their outbox must survive restarts)",
+                ));
+            }
+        }
         for (field, header) in &self.context.headers {
             if !super::is_token(header) {
                 return Err(ConfigError::invalid(

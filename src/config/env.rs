@@ -9,6 +9,7 @@
 //! | `CLICKTOCALL_SIP_ADVERTISED_HOST` | `sip.advertised_host` |
 //! | `CLICKTOCALL_API_KEY` | `api.key` |
 //! | `CLICKTOCALL_TURN_SECRET` | `ice.turn_secret` |
+//! | `CLICKTOCALL_WEBHOOK_SECRET` | `webhooks.secret` |
 //! | `CLICKTOCALL_SITE_<KEY>_SECRET` | `sites[key=<KEY>].secret` |
 //!
 //! `<ID>`, `<NAME>` and `<KEY>` are upper-cased with every character other than a letter or digit turned into `_`.
@@ -47,6 +48,7 @@ pub(super) fn apply(
             "SIP_ADVERTISED_HOST" => cfg.sip.advertised_host = Some(value),
             "API_KEY" => cfg.api.key = value,
             "TURN_SECRET" => cfg.ice.turn_secret = value,
+            "WEBHOOK_SECRET" => cfg.webhooks.secret = value,
             _ => apply_secret(cfg, &name, rest, value)?,
         }
     }

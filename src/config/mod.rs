@@ -13,7 +13,7 @@ mod net;
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy};
 pub use calls::{
     parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
-    LimitsSection, MediaSection, MenuSection, QueueConfig, RecordsSection,
+    LimitsSection, MediaSection, MenuSection, QueueConfig, RecordsSection, WebhooksSection,
 };
 pub use net::{Cidr, CidrParseError};
 
@@ -103,6 +103,8 @@ pub struct Config {
     pub records: RecordsSection,
     /// Overload protection.
     pub limits: LimitsSection,
+    /// Call events to your systems.
+    pub webhooks: WebhooksSection,
 }
 
 /// `[http]`

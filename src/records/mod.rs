@@ -5,7 +5,18 @@
 //! - [`writer`]: a thread that owns the database connection; call tasks hand it records at each
 //!   milestone (created, IVR answered, queued, agent answered, ended) without waiting, so a crash
 //!   loses at most the last milestone of the calls in progress; `flush` waits for the queue to drain.
+//! - [`webhooks`]: each milestone is also an event in a durable outbox, POSTed to the configured
+//!   URLs in order, signed, retried with backoff.
 
 pub mod cdr;
 pub mod store;
+pub mod webhooks;
 pub mod writer;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -67,6 +67,7 @@ impl RecordStore {
             );
             CREATE INDEX IF NOT EXISTS cdrs_created ON cdrs(created_ms);",
         )?;
+        super::webhooks::create(&conn)?;
         Ok(RecordStore { conn })
     }
 
@@ -104,6 +105,24 @@ impl RecordStore {
                 r.customer_quality.map(|q| json(&q)),
                 r.agent_quality.map(|q| json(&q)),
             ])?;
+        Ok(())
+    }
+
+    /// Writes a record and queues its webhook event, in one transaction.
+    pub fn write_event(
+        &self,
+        r: &CallRecord,
+        event: &str,
+        urls: &[String],
+    ) -> Result<(), RecordError> {
+        let tx = self.conn.unchecked_transaction()?;
+        self.upsert(r)?;
+        if !urls.is_empty() {
+            let body = serde_json::json!({"event": event, "at_ms": super::now_ms(), "call": r})
+                .to_string();
+            super::webhooks::enqueue(&self.conn, urls, event, &body, super::now_ms())?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -5,11 +5,12 @@ use super::cdr::CallRecord;
 use super::store::{Filter, RecordError, RecordStore};
 use std::path::Path;
 use std::sync::mpsc;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::warn;
 
 enum Job {
-    Write(Box<CallRecord>),
+    Write(Box<CallRecord>, &'static str),
     Query(
         Filter,
         oneshot::Sender<Result<Vec<serde_json::Value>, RecordError>>,
@@ -24,8 +25,13 @@ pub struct Records {
 }
 
 impl Records {
-    /// Opens the store at `path` and starts its thread.
-    pub fn open(path: &Path) -> Result<Records, RecordError> {
+    /// Opens the store at `path` and starts its thread; each event is also queued for the
+    /// webhook `urls` (then `wake` is notified).
+    pub fn open(
+        path: &Path,
+        urls: Vec<String>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Result<Records, RecordError> {
         let store = RecordStore::open(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -33,11 +39,13 @@ impl Records {
             .spawn(move || {
                 for job in rx {
                     match job {
-                        Job::Write(r) => {
-                            if let Err(e) = store.upsert(&r) {
-                                warn!(record = %r.id, error = %e, "call record not written");
+                        Job::Write(r, event) => match store.write_event(&r, event, &urls) {
+                            Ok(()) if !urls.is_empty() => wake.notify_one(),
+                            Ok(()) => {}
+                            Err(e) => {
+                                warn!(record = %r.id, error = %e, "call record not written")
                             }
-                        }
+                        },
                         Job::Query(f, reply) => {
                             let _ = reply.send(store.query(&f));
                         }
@@ -51,9 +59,10 @@ impl Records {
         Ok(Records { tx })
     }
 
-    /// Writes `record` (a milestone or the end); never blocks the caller.
-    pub fn write(&self, record: &CallRecord) {
-        let _ = self.tx.send(Job::Write(Box::new(record.clone())));
+    /// Writes `record` at a milestone, `event` (`call.started`, `call.queued`, ...) for webhooks;
+    /// never blocks the caller.
+    pub fn write(&self, record: &CallRecord, event: &'static str) {
+        let _ = self.tx.send(Job::Write(Box::new(record.clone()), event));
     }
 
     /// Records matching `filter`.

@@ -544,6 +544,9 @@ announce_position_secs = 0
         ));
     }
     text.push_str(extra);
+    if extra.contains("[records]") {
+        text = text.replacen("[records]\ndatabase = \":memory:\"\n", "", 1);
+    }
     let cfg = clicktocall::config::Config::from_toml(&text).expect("test config parses");
     cfg.validate().expect("test config is valid");
     cfg

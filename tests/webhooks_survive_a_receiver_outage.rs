@@ -1,0 +1,175 @@
+//! Webhooks, in process: the receiver is down (connection refused) while two calls happen, then
+//! comes up; it receives every event exactly once, each call's events in order, each signed, and
+//! the events match the call records.
+
+mod common;
+
+use common::call::{call_config, place_call, AgentPhone, Widget};
+use common::start;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// (event id, signature, body) of every POST, in arrival order.
+type Inbox = Arc<Mutex<Vec<(i64, String, Value)>>>;
+
+async fn receiver(listener: tokio::net::TcpListener, inbox: Inbox) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let inbox = inbox.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() < len {
+                    continue;
+                }
+                let h = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let id: i64 = h("X-Clicktocall-Event-Id").parse().unwrap();
+                let v: Value = serde_json::from_str(body).unwrap();
+                inbox
+                    .lock()
+                    .unwrap()
+                    .push((id, h("X-Clicktocall-Signature"), v));
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+                return;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_was_down_gets_every_event_once_in_order() {
+    let dir = std::env::temp_dir().join(format!("c2c-hooks-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A port with nobody listening yet: the receiver is "down".
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let extra = format!(
+        "[webhooks]\nurls = [\"http://127.0.0.1:{port}/c2c/events\"]\nsecret = \"hook-secret\"\n[records]\ndatabase = \"{}\"\n",
+        dir.join("records.db").display()
+    );
+    let cfg = call_config(&["1001"], "wrap_up_secs = 0\n", &extra);
+    let (gw, sip) = start(cfg).await;
+    let mut agent = AgentPhone::register(sip, "1001", "pw1001").await;
+
+    // Call 1: answered by the agent, who hangs up. Call 2: the visitor hangs up in the menu.
+    let mut w = Widget::connect(gw.http_addr).await;
+    let b = place_call(&mut w, json!({"name": "Ann Lee"}), Some("support")).await;
+    let inv = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&inv).await;
+    w.wait_for("state", Some("connected"), WAIT).await;
+    agent.in_dialog(&inv, "BYE", "", "").await;
+    w.wait_for("state", Some("ended"), WAIT).await;
+    b.stop();
+    let mut w2 = Widget::connect(gw.http_addr).await;
+    let b2 = place_call(&mut w2, json!({"name": "Bo Park"}), None).await;
+    w2.wait_for("state", Some("ivr"), WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w2.send(json!({"type": "hangup"}));
+    w2.wait_for("state", Some("ended"), WAIT).await;
+    b2.stop();
+
+    // Down for 4 s in all, then up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let inbox: Inbox = Arc::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(receiver(listener, inbox.clone()));
+
+    // Every record's milestones arrive: call 1 has 5 (started, answered, queued, connected,
+    // ended), call 2 has 3 (started, answered, ended).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while inbox.lock().unwrap().len() < 8 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // no stragglers or repeats
+    let got = inbox.lock().unwrap().clone();
+    assert_eq!(got.len(), 8, "{got:#?}");
+    let ids: BTreeSet<i64> = got.iter().map(|(id, ..)| *id).collect();
+    assert_eq!(ids.len(), 8, "each event once");
+    let mut per_call: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, sig, body) in &got {
+        assert!(sig.starts_with("sha256=") && sig.len() == 71, "{sig}");
+        per_call
+            .entry(body["call"]["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(body["event"].as_str().unwrap().to_string());
+    }
+    let mut orders: Vec<Vec<String>> = per_call.into_values().collect();
+    orders.sort_by_key(|o| o.len());
+    assert_eq!(orders[0], ["call.started", "call.answered", "call.ended"]);
+    assert_eq!(
+        orders[1],
+        [
+            "call.started",
+            "call.answered",
+            "call.queued",
+            "call.connected",
+            "call.ended"
+        ]
+    );
+    // Arrival order is the outbox order, and the last event of each call carries its final record.
+    let arrival: Vec<i64> = got.iter().map(|(id, ..)| *id).collect();
+    assert!(arrival.windows(2).all(|w| w[0] < w[1]), "{arrival:?}");
+    let ended: Vec<&Value> = got
+        .iter()
+        .map(|(_, _, b)| b)
+        .filter(|b| b["event"] == "call.ended")
+        .collect();
+    assert!(ended
+        .iter()
+        .any(|b| b["call"]["end_reason"] == "agent_hangup"));
+    assert!(ended
+        .iter()
+        .any(|b| b["call"]["end_reason"] == "customer_hangup"));
+    gw.shutdown().await;
+    assert_eq!(
+        clicktocall::records::webhooks::undelivered(&dir.join("records.db")).unwrap(),
+        0
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_signature_is_hmac_sha256_of_the_body() {
+    // The receiver's check, as a CRM would write it.
+    let body = r#"{"event":"call.ended"}"#;
+    let sig = clicktocall::records::webhooks::signature("hook-secret", body);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hook-secret");
+    let hex = sig.strip_prefix("sha256=").unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    ring::hmac::verify(&key, body.as_bytes(), &bytes).expect("a valid signature");
+}
