@@ -210,7 +210,8 @@ pub fn parse(buf: &[u8]) -> Vec<PeerReport> {
             break;
         }
         let len = (usize::from(u16::from_be_bytes([b[2], b[3]])) + 1) * 4;
-        if len > b.len() {
+        // A length below the 8-byte header (length field 0) is malformed, not a tiny packet.
+        if len > b.len() || len < 8 {
             break;
         }
         let pkt = &b[..len];
@@ -252,6 +253,22 @@ pub fn parse(buf: &[u8]) -> Vec<PeerReport> {
         at += len;
     }
     out
+}
+
+#[cfg(test)]
+mod fuzz_found {
+    use super::*;
+
+    #[test]
+    fn a_zero_length_field_is_malformed_not_a_panic() {
+        // Found by clicktocall-fuzz: length 0 means a 4-byte packet, shorter than its own header.
+        let pkt = [0x81, 201, 0, 0, 0, 0, 0, 1, 0x80, 200, 0, 0];
+        assert!(parse(&pkt).is_empty());
+        // Truncated report blocks yield what is whole.
+        let mut rr = vec![0x82, 201, 0, 7, 0, 0, 0, 3];
+        rr.extend([0u8; 24]);
+        assert_eq!(parse(&rr).len(), 1);
+    }
 }
 
 #[cfg(test)]
