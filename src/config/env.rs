@@ -10,6 +10,7 @@
 //! | `CLICKTOCALL_API_KEY` | `api.key` |
 //! | `CLICKTOCALL_TURN_SECRET` | `ice.turn_secret` |
 //! | `CLICKTOCALL_WEBHOOK_SECRET` | `webhooks.secret` |
+//! | `CLICKTOCALL_RECORDS_DATABASE` | `records.database` |
 //! | `CLICKTOCALL_SITE_<KEY>_SECRET` | `sites[key=<KEY>].secret` |
 //!
 //! `<ID>`, `<NAME>` and `<KEY>` are upper-cased with every character other than a letter or digit turned into `_`.
@@ -49,6 +50,7 @@ pub(super) fn apply(
             "API_KEY" => cfg.api.key = value,
             "TURN_SECRET" => cfg.ice.turn_secret = value,
             "WEBHOOK_SECRET" => cfg.webhooks.secret = value,
+            "RECORDS_DATABASE" => cfg.records.database = value.into(),
             _ => apply_secret(cfg, &name, rest, value)?,
         }
     }

@@ -54,6 +54,19 @@ w.close()
 PY
 }
 
+cdrs_complete() {  # cdrs_complete N [REASON_REGEX]: after the gateway stopped, its records database
+  # holds exactly N call records, every one ended, with an end reason matching REASON_REGEX.
+  python3 - "$T/records.db" "$1" "${2:-.*}" <<'PY'
+import re, sqlite3, sys
+db, want, reason = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = sqlite3.connect(db).execute("SELECT id, kind, end_reason, ended_ms FROM cdrs ORDER BY created_ms").fetchall()
+print("call records:", [(k, r) for _, k, r, _ in rows])
+assert len(rows) == want, "expected %d records, found %d" % (want, len(rows))
+assert all(e is not None for *_, e in rows), "a record is not complete"
+assert all(re.fullmatch(reason, r or "") for _, _, r, _ in rows), "unexpected end reason"
+PY
+}
+
 gw_log_has() {  # gw_log_has REGEX: the gateway logged a line matching REGEX
   grep -Eq "$1" "$T/gateway.log" || { echo "gateway log lacks /$1/"; return 1; }
 }
@@ -179,7 +192,19 @@ print("User-to-User decoded:", ctx)
 assert ctx["name"] == "Ann Lee" and ctx["crm_id"] == 4711 and eval(sys.argv[2]), ctx
 PY
   gw_log_has 'queued' || code=1
+  # The records API: the CSV export has the same rows as the JSON.
+  curl -fsS -H 'authorization: Bearer interop-key' http://127.0.0.1:8080/api/cdrs >"$T/cdrs.json" || code=1
+  curl -fsS -H 'authorization: Bearer interop-key' 'http://127.0.0.1:8080/api/cdrs?format=csv' >"$T/cdrs.csv" || code=1
+  python3 - "$T/cdrs.json" "$T/cdrs.csv" <<'PY' || code=1
+import csv, json, sys
+rows = json.load(open(sys.argv[1]))
+table = list(csv.DictReader(open(sys.argv[2], newline="")))
+print("cdrs: json", [r["id"] for r in rows], "csv", [r["id"] for r in table])
+assert len(rows) == 1 and [r["id"] for r in rows] == [r["id"] for r in table]
+assert table[0]["queue"] == "support" and json.loads(table[0]["context"])["name"] == "Ann Lee"
+PY
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -208,6 +233,7 @@ test_sipp_trunk_call_reaches_agent_with_pass_through_headers() {
   gw_log_has 'inbound call answered' || code=1
   gw_log_has 'queued' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -234,6 +260,7 @@ test_sipp_external_ivr_refers_caller_to_sales_agent() {
   [ "$(cat "$T/agent.rc")" = 0 ] || { echo "sales agent: wrong headers or no call"; cat "$T"/agent_sales_*_errors.log 2>/dev/null | head; code=1; }
   gw_log_has 'external IVR handed the call back' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -263,6 +290,7 @@ test_sipp_agent_holds_then_blind_transfers() {
   gw_log_has '"held":true' || code=1
   gw_log_has 'blind transfer' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -280,6 +308,7 @@ test_chromium_widget_on_demo_page_calls_demo_agent() {
   cat "$T/report.json"
   gw_log_has 'demo agent answered' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -333,6 +362,7 @@ assert rms > 300 and abs(best - 440) <= 10, "the agent did not hear the browser'
 PY
   gw_log_has 'queued' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 agent_hangup || code=1
   return $code
 }
 
@@ -358,6 +388,7 @@ test_chromium_widget_relays_through_coturn_with_gateway_credentials() {
     || { echo "coturn allocated for no gateway-issued user"; tail -n 30 "$T/coturn.log"; code=1; }
   gw_log_has 'demo agent answered' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
   return $code
 }
 
@@ -401,6 +432,34 @@ assert abs(r["last_hz"] - 440) <= 10, "the customer did not hear the agent's sid
 PY
   gw_log_has 'callback confirmed' || code=1
   stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
+  return $code
+}
+
+test_sigterm_during_20_live_calls_completes_20_records() {
+  # Issue 8: 20 trunk callers are up (in the IVR and the queue; the agent is unreachable), the
+  # gateway gets SIGTERM: the grace period passes, every caller gets BYE (SIPp counts 20 calls
+  # ended by the far side), the process exits 0, and the database holds 20 complete records.
+  start_gateway "$HERE/gateway-inbound.toml" || return 1
+  (cd "$T" && sipp -sf "$HERE/sipp/trunk_caller_held.xml" -i 127.0.0.2 -p 5062 -mp 6100 \
+      -m 20 -l 20 -r 20 -rp 1000 -timeout 60s -timeout_error -nostdin -trace_err \
+      127.0.0.1:5060 >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc") &
+  local trunk_job=$!
+  for _ in $(seq 1 100); do
+    [ "$(grep -c 'inbound call answered' "$T/gateway.log")" -ge 20 ] && break
+    sleep 0.1
+  done
+  echo "calls answered before SIGTERM: $(grep -c 'inbound call answered' "$T/gateway.log")"
+  sleep 1
+  kill -TERM "$GW_PID"
+  local code=0 rc=0
+  wait "$GW_PID" || rc=$?
+  [ "$rc" -eq 0 ] || { echo "gateway exit $rc after SIGTERM"; code=1; }
+  wait "$trunk_job"
+  echo "trunk sipp exit $(cat "$T/trunk.rc")"
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "SIPp: not every call was ended cleanly by the gateway"; tail -n 15 "$T/trunk.out"; cat "$T"/trunk_caller_held_*_errors.log 2>/dev/null | head; code=1; }
+  gw_log_has '"message":"stopped"' || code=1
+  cdrs_complete 20 shutdown || code=1
   return $code
 }
 
@@ -412,6 +471,7 @@ if [ "${1:-}" = "--inside" ]; then
   # We are PID-namespaced into a fresh netns: bring up loopback and run one test.
   ip link set lo up
   T="$OUT/$2"; rm -rf "$T"; mkdir -p "$T"
+  export CLICKTOCALL_RECORDS_DATABASE="$T/records.db"   # each test's call records, checked by cdrs_complete
   trap 'kill -KILL $(jobs -p) 2>/dev/null' EXIT
   "test_$2"
   exit $?
