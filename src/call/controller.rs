@@ -524,6 +524,12 @@ impl CallController {
                 self.out.push_back(CallOutput::AgentReleased {
                     agent: agent.to_string(),
                 });
+                if lost {
+                    // Its media stopped but its dialog may be up: hang that up too.
+                    self.out.push_back(CallOutput::Bye {
+                        agent: agent.to_string(),
+                    });
+                }
                 self.finish(if lost {
                     EndReason::AgentLost
                 } else {

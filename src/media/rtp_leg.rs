@@ -96,11 +96,15 @@ impl RtpLeg {
     /// A leg for the negotiated stream, sending with `ssrc`.
     pub fn new(now: Instant, negotiated: Negotiated, ssrc: u32, timers: RtpLegTimers) -> Self {
         let frame = negotiated.codec.rate / 1000 * negotiated.ptime_ms;
+        let mut flow = FlowMonitor::new(now, true, timers.media_timeout, timers.hold_timeout);
+        // A leg born held or parked (`inactive`: no agent yet) must not time out on the silence
+        // it asked for: a caller waiting in the queue past media_timeout_secs stays.
+        flow.set_held(now, !negotiated.peer_direction.peer_sends());
         RtpLeg {
             latch: Latch::new(now, negotiated.remote, timers.relatch_grace, 3),
             out: OutboundStream::new(ssrc, negotiated.codec.rate, frame),
             dtmf_rx: DtmfReceiver::new(),
-            flow: FlowMonitor::new(now, true, timers.media_timeout, timers.hold_timeout),
+            flow,
             buf: Vec::with_capacity(1500),
             recv_stats: ReceiveStats::default(),
             send_stats: SendStats::default(),
@@ -382,6 +386,38 @@ mod tests {
         assert_eq!(to, phone);
         let v = RtpView::parse(bytes).unwrap();
         assert_eq!((v.pt, v.ssrc, v.payload), (0, 5, &[1u8, 2, 3][..]));
+    }
+
+    #[test]
+    fn a_leg_born_parked_waits_without_timing_out() {
+        // Found by the interop fault test: the agent side starts `inactive` while the caller is
+        // in the IVR or the queue; it must not time out on that silence.
+        let t0 = Instant::now();
+        let timers = RtpLegTimers {
+            media_timeout: Duration::from_secs(3),
+            ..RtpLegTimers::default()
+        };
+        let mut parked = RtpLeg::new(
+            t0,
+            negotiated("127.0.0.1:9", Direction::Inactive),
+            5,
+            timers,
+        );
+        let mut live = RtpLeg::new(
+            t0,
+            negotiated("127.0.0.1:9", Direction::SendRecv),
+            6,
+            timers,
+        );
+        let later = t0 + Duration::from_secs(60);
+        parked.handle_timeout(later);
+        live.handle_timeout(later);
+        assert_eq!(parked.poll_event(), None, "a parked leg is not lost");
+        assert_eq!(
+            live.poll_event(),
+            Some(FlowEvent::TimedOut),
+            "a silent live leg is"
+        );
     }
 
     #[test]

@@ -441,6 +441,7 @@ test_sigterm_during_20_live_calls_completes_20_records() {
   # gateway gets SIGTERM: the grace period passes, every caller gets BYE (SIPp counts 20 calls
   # ended by the far side), the process exits 0, and the database holds 20 complete records.
   start_gateway "$HERE/gateway-inbound.toml" || return 1
+  python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
   (cd "$T" && sipp -sf "$HERE/sipp/trunk_caller_held.xml" -i 127.0.0.2 -p 5062 -mp 6100 \
       -m 20 -l 20 -r 20 -rp 1000 -timeout 60s -timeout_error -nostdin -trace_err \
       127.0.0.1:5060 >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc") &
@@ -460,6 +461,33 @@ test_sigterm_during_20_live_calls_completes_20_records() {
   [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "SIPp: not every call was ended cleanly by the gateway"; tail -n 15 "$T/trunk.out"; cat "$T"/trunk_caller_held_*_errors.log 2>/dev/null | head; code=1; }
   gw_log_has '"message":"stopped"' || code=1
   cdrs_complete 20 shutdown || code=1
+  return $code
+}
+
+test_agent_media_stops_mid_call_is_detected_and_both_sides_hung_up() {
+  # Issue 8 fault test: a trunk caller reaches SIPp agent 1001, whose RTP stops after 3 s (its
+  # network died, its dialog did not). With media_timeout_secs = 3 the gateway notices, sends the
+  # agent BYE and ends the customer's call (reason agent_lost; the widget says so to a browser).
+  sed 's/^port_max = 20199$/port_max = 20199\nmedia_timeout_secs = 3/' "$HERE/gateway-inbound.toml" >"$T/gateway.toml"
+  grep -q 'media_timeout_secs = 3' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
+  python3 "$HERE/tools/tone_pcap.py" 1000 3 "$T/tone1000.pcap"
+  python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_goes_silent.xml" -i 127.0.0.1 -p 5090 -mp 6000 \
+      -timeout 40s >"$T/agent.out" 2>&1; echo $? >"$T/agent.rc") &
+  local agent_job=$!
+  start_gateway "$T/gateway.toml" || return 1
+  local t0; t0=$(date +%s)
+  (cd "$T" && $SIPP -sf "$HERE/sipp/trunk_caller_held.xml" -i 127.0.0.2 -p 5062 -mp 6100 \
+      -timeout 40s 127.0.0.1:5060 >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc")
+  wait "$agent_job"
+  local took=$(( $(date +%s) - t0 ))
+  echo "customer's call lasted ${took}s; trunk $(cat "$T/trunk.rc"), agent $(cat "$T/agent.rc")"
+  local code=0
+  [ "$(cat "$T/agent.rc")" = 0 ] || { echo "agent: no BYE after its media stopped"; cat "$T"/agent_goes_silent_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "customer: no BYE"; cat "$T"/trunk_caller_held_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$took" -le 20 ] || { echo "detection took too long"; code=1; }
+  stop_gateway || code=1
+  cdrs_complete 1 agent_lost || code=1
   return $code
 }
 
