@@ -512,6 +512,42 @@ test_ten_percent_sip_loss_still_sets_up_and_ends_calls() {
   return $code
 }
 
+test_browser_that_vanishes_is_detected_and_the_agent_gets_bye() {
+  # Issue 8 fault test: real Chromium is connected to a SIPp agent, then frozen (SIGSTOP: its
+  # socket stays open, but no STUN consent checks and no RTP arrive). The gateway must notice (media
+  # timeout / ICE consent, media_timeout_secs = 5 here) and send the agent BYE (SIPp exits 0 only
+  # after a BYE); the record ends as connection_lost.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+  sed 's/^port_max = 20199$/port_max = 20199\nmedia_timeout_secs = 5/' "$HERE/gateway-calls.toml" >"$T/gateway.toml"
+  grep -q 'media_timeout_secs = 5' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
+  # The agent's phone talks on its own (a 60 s tone, not an echo), as a real one does: only the
+  # browser's side goes quiet.
+  python3 "$HERE/tools/tone_pcap.py" 1000 60 "$T/tone1000.pcap"
+  sed 's|<recv request="ACK" crlf="true"/>|&<nop><action><exec play_pcap_audio="tone1000.pcap"/></action></nop>|' \
+    "$HERE/sipp/agent_context.xml" >"$T/agent_talks.xml"
+  (cd "$T" && $SIPP -sf "$T/agent_talks.xml" -i 127.0.0.1 -p 5090 -mp 6000 \
+      -key hdrlog "$T/uui.txt" -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  local sipp_job=$!
+  start_gateway "$T/gateway.toml" || return 1
+  VANISH=1 OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/call_through_ivr_to_sipp_agent.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err" &
+  local node_job=$!
+  for _ in $(seq 1 300); do [ -f "$T/connected" ] && break; sleep 0.1; done
+  local code=0
+  [ -f "$T/connected" ] || { echo "the call never connected"; cat "$T/node.err" | tail -5; code=1; }
+  cat "$T/connected" 2>/dev/null; echo
+  pkill -STOP -f c2c-chromium- ; local t0; t0=$(date +%s)
+  wait "$sipp_job"
+  local took=$(( $(date +%s) - t0 ))
+  echo "agent got BYE ${took}s after the browser froze; sipp exit $(cat "$T/sipp.rc")"
+  pkill -KILL -f c2c-chromium- ; kill "$node_job" 2>/dev/null
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the agent never got BYE"; code=1; }
+  [ "$took" -le 40 ] || { echo "detection took too long"; code=1; }
+  stop_gateway || code=1
+  cdrs_complete 1 connection_lost || code=1
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
