@@ -98,8 +98,12 @@ async fn a_receiver_that_was_down_gets_every_event_once_in_order() {
     w2.wait_for("state", Some("ended"), WAIT).await;
     b2.stop();
 
-    // Down for 4 s in all, then up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down a few seconds more (WEBHOOK_DOWN_SECS=30 for the 30 s outage), then up.
+    let down: u64 = std::env::var("WEBHOOK_DOWN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    tokio::time::sleep(Duration::from_secs(down)).await;
     let inbox: Inbox = Arc::default();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -108,7 +112,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_in_order() {
 
     // Every record's milestones arrive: call 1 has 5 (started, answered, queued, connected,
     // ended), call 2 has 3 (started, answered, ended).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20 + 2 * down);
     while inbox.lock().unwrap().len() < 8 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
