@@ -106,6 +106,15 @@ async fn every_call_gets_one_complete_record_in_json_csv_and_on_disk() {
     ] {
         assert!(done[k].is_i64(), "{k} missing: {done}");
     }
+    // Receive quality of the agent's RTP (1 s of 20 ms packets on loopback: none lost).
+    let q = &done["agent_quality"];
+    assert!(q["expected"].as_u64().unwrap() >= 40, "{q}");
+    assert_eq!(q["lost"], 0, "{q}");
+    assert!(q["jitter_ms"].as_f64().unwrap() < 20.0, "{q}");
+    assert!(
+        done["customer_quality"].is_null(),
+        "a browser leg is not plain RTP"
+    );
     let talk = done["talk_secs"].as_f64().unwrap();
     assert!((0.8..3.0).contains(&talk), "talk {talk}");
 

@@ -267,6 +267,22 @@ impl CallTask {
                 _ = stop.cancelled() => self.ctl.handle_abort(EndReason::Shutdown),
             }
         }
+        // The receive quality for the record, then the media stops.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .media
+            .commands
+            .send(MediaCommand::Quality(tx))
+            .await
+            .is_ok()
+        {
+            if let Ok(Ok((customer, agent))) =
+                tokio::time::timeout(Duration::from_millis(200), rx).await
+            {
+                self.record.customer_quality = customer;
+                self.record.agent_quality = agent;
+            }
+        }
         let _ = self.media.commands.send(MediaCommand::Stop).await;
         if let CustomerLeg::Sip(dialog) = &self.customer {
             if self.ended != Some(EndReason::CustomerHangup) {

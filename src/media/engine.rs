@@ -85,6 +85,13 @@ pub enum MediaCommand {
     AddCandidate(String),
     /// A digit the SIP side sent out of band (INFO): relay it to the browser.
     SipDigit(char, std::time::Duration),
+    /// Receive quality so far: (the customer's RTP leg, if plain RTP; the agent's leg).
+    Quality(
+        tokio::sync::oneshot::Sender<(
+            Option<crate::records::cdr::Quality>,
+            Option<crate::records::cdr::Quality>,
+        )>,
+    ),
     /// End the media.
     Stop,
 }
@@ -257,6 +264,10 @@ async fn run(
                     Ok(())
                 }
                 Some(MediaCommand::SipDigit(d, len)) => session.handle_sip_info_digit(Instant::now(), d, len),
+                Some(MediaCommand::Quality(reply)) => {
+                    let _ = reply.send((None, session.sip_leg().record_quality()));
+                    Ok(())
+                }
                 Some(MediaCommand::Stop) | None => return,
             },
         };
@@ -335,6 +346,9 @@ async fn run_rtp(
                 Some(MediaCommand::Bridge) => bridge.bridge(),
                 Some(MediaCommand::UpdateSip(n)) => bridge.agent_leg().update(Instant::now(), n),
                 Some(MediaCommand::AddCandidate(_) | MediaCommand::SipDigit(..)) => {}
+                Some(MediaCommand::Quality(reply)) => {
+                    let _ = reply.send((bridge.customer_leg().record_quality(), bridge.agent_leg().record_quality()));
+                }
                 Some(MediaCommand::Stop) | None => return,
             },
         }

@@ -83,6 +83,21 @@ impl ReceiveStats {
         self.last_sr = Some((ntp_middle, now));
     }
 
+    /// Since the first packet: packets expected (from sequence numbers), packets lost, and the
+    /// interarrival jitter in timestamp units; `None` before any packet. Does not advance anything.
+    pub fn totals(&self) -> Option<(u32, i64, f64)> {
+        if !self.started {
+            return None;
+        }
+        let ext_max = self.cycles + u32::from(self.max_seq);
+        let expected = ext_max.wrapping_sub(self.base_seq).wrapping_add(1);
+        Some((
+            expected,
+            i64::from(expected) - i64::from(self.received),
+            self.jitter,
+        ))
+    }
+
     /// The report block for our next report, or `None` before any packet. Advances the interval.
     pub fn report_block(&mut self, now: Instant) -> Option<ReportBlock> {
         if !self.started {

@@ -48,6 +48,11 @@ impl RtpBridge {
         &mut self.agent
     }
 
+    /// The customer's leg.
+    pub fn customer_leg(&mut self) -> &mut RtpLeg {
+        &mut self.customer
+    }
+
     /// Plays `source` to the customer from `now` on instead of the agent.
     pub fn play_to_customer(&mut self, now: Instant, source: Source) {
         self.next_source += 1;

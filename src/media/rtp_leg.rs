@@ -115,6 +115,17 @@ impl RtpLeg {
         }
     }
 
+    /// What the gateway received on this leg so far (for the call record).
+    pub fn record_quality(&self) -> Option<crate::records::cdr::Quality> {
+        let (expected, lost, jitter) = self.recv_stats.totals()?;
+        let per_ms = f64::from(self.negotiated.codec.rate.max(1000)) / 1000.0;
+        Some(crate::records::cdr::Quality {
+            expected,
+            lost,
+            jitter_ms: (jitter / per_ms * 10.0).round() / 10.0,
+        })
+    }
+
     /// What was negotiated.
     pub fn negotiated(&self) -> &Negotiated {
         &self.negotiated
@@ -386,6 +397,26 @@ mod tests {
         assert_eq!(to, phone);
         let v = RtpView::parse(bytes).unwrap();
         assert_eq!((v.pt, v.ssrc, v.payload), (0, 5, &[1u8, 2, 3][..]));
+    }
+
+    #[test]
+    fn record_quality_counts_the_packets_that_never_came() {
+        let t0 = Instant::now();
+        let phone: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        let mut leg = RtpLeg::new(
+            t0,
+            negotiated("127.0.0.1:6000", Direction::SendRecv),
+            5,
+            RtpLegTimers::default(),
+        );
+        assert_eq!(leg.record_quality(), None, "nothing received yet");
+        for seq in [1u16, 2, 3, 5, 6] {
+            let at = t0 + Duration::from_millis(20 * u64::from(seq));
+            leg.handle_datagram(at, phone, &pkt(0, seq, 160 * u32::from(seq), &[0xff; 160]));
+        }
+        let q = leg.record_quality().unwrap();
+        assert_eq!((q.expected, q.lost), (6, 1));
+        assert!(q.jitter_ms < 1.0, "{q:?}");
     }
 
     #[test]
