@@ -93,11 +93,20 @@ impl Gateway {
         )
         .map_err(|e| StartError::Calls(format!("records.database: {e}")))?;
         // Its own token: the shutdown lets it empty the outbox after the calls are gone.
+        let tls = if cfg.webhooks.urls.iter().any(|u| u.starts_with("https://")) {
+            Some(
+                crate::records::webhooks::connector(&cfg.webhooks.ca_file)
+                    .map_err(|e| StartError::Calls(format!("webhooks.ca_file: {e}")))?,
+            )
+        } else {
+            None
+        };
         let webhooks = (!cfg.webhooks.urls.is_empty()).then(|| {
             let stop = CancellationToken::new();
             let task = tokio::spawn(crate::records::webhooks::deliver(
                 cfg.records.database.clone(),
                 cfg.webhooks.secret.clone(),
+                tls,
                 wake.clone(),
                 stop.clone(),
             ));

@@ -17,12 +17,63 @@ struct Counters(Mutex<BTreeMap<(&'static str, &'static str, String), u64>>);
 
 impl Counters {
     fn add(&self, name: &'static str, label: &'static str, value: &str) {
+        self.add_n(name, label, value, 1);
+    }
+
+    fn add_n(&self, name: &'static str, label: &'static str, value: &str, n: u64) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: label values come from fixed code lists, SIP status codes or call kinds.
         if m.len() < 10_000 {
-            *m.entry((name, label, value.to_string())).or_default() += 1;
+            *m.entry((name, label, value.to_string())).or_default() += n;
         }
     }
+}
+
+/// Upper bounds (milliseconds) of the media jitter histogram.
+pub const JITTER_BUCKETS: [f64; 7] = [5.0, 10.0, 20.0, 30.0, 50.0, 100.0, 200.0];
+
+/// Per leg (customer, agent): a call's interarrival jitter at its end.
+struct JitterHistogram {
+    buckets: [AtomicU64; JITTER_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+static JITTER: [JitterHistogram; 2] = [const {
+    JitterHistogram {
+        buckets: [const { AtomicU64::new(0) }; JITTER_BUCKETS.len()],
+        count: AtomicU64::new(0),
+        sum_micros: AtomicU64::new(0),
+    }
+}; 2];
+const LEGS: [&str; 2] = ["customer", "agent"];
+
+/// The receive quality of one leg of a call that ended (`customer` or `agent`): packets expected
+/// and lost are counted (loss ratio = rate(lost) / rate(expected)); the jitter goes to a histogram.
+pub fn media_quality(leg: &'static str, q: &crate::records::cdr::Quality) {
+    COUNTERS.add_n(
+        "clicktocall_media_packets_expected_total",
+        "leg",
+        leg,
+        u64::from(q.expected),
+    );
+    COUNTERS.add_n(
+        "clicktocall_media_packets_lost_total",
+        "leg",
+        leg,
+        q.lost.max(0) as u64,
+    );
+    let Some(h) = LEGS.iter().position(|l| *l == leg).map(|i| &JITTER[i]) else {
+        return;
+    };
+    for (i, le) in JITTER_BUCKETS.iter().enumerate() {
+        if q.jitter_ms <= *le {
+            h.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    h.count.fetch_add(1, Ordering::Relaxed);
+    h.sum_micros
+        .fetch_add((q.jitter_ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
 }
 
 struct Histogram {
@@ -210,6 +261,34 @@ pub fn render(s: &Snapshot) -> String {
         SETUP.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "clicktocall_call_setup_seconds_count {count}");
+
+    let _ = writeln!(
+        out,
+        "# HELP clicktocall_media_jitter_ms Interarrival jitter of each leg the gateway received, at the end of each call.\n# TYPE clicktocall_media_jitter_ms histogram"
+    );
+    for (leg, h) in LEGS.iter().zip(&JITTER) {
+        for (i, le) in JITTER_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "clicktocall_media_jitter_ms_bucket{{leg=\"{leg}\",le=\"{le}\"}} {}",
+                h.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "clicktocall_media_jitter_ms_bucket{{leg=\"{leg}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "clicktocall_media_jitter_ms_sum{{leg=\"{leg}\"}} {}",
+            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e3
+        );
+        let _ = writeln!(
+            out,
+            "clicktocall_media_jitter_ms_count{{leg=\"{leg}\"}} {count}"
+        );
+    }
     out
 }
 
@@ -247,6 +326,31 @@ mod tests {
         };
         assert!(bucket("0.1") >= 1 && bucket("1") > bucket("0.1"));
         assert_eq!(bucket("+Inf"), bucket("10"));
+    }
+
+    #[test]
+    fn media_quality_counts_packets_and_buckets_jitter() {
+        let q = crate::records::cdr::Quality {
+            expected: 500,
+            lost: 3,
+            jitter_ms: 12.5,
+        };
+        media_quality("agent", &q);
+        let text = render(&Snapshot::default());
+        let value = |series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{series} missing: {text}"))
+        };
+        assert!(value("clicktocall_media_packets_expected_total{leg=\"agent\"}") >= 500.0);
+        assert!(value("clicktocall_media_packets_lost_total{leg=\"agent\"}") >= 3.0);
+        // 12.5 ms is above the 10 ms bucket's bound and within 20 ms.
+        let b20 = value("clicktocall_media_jitter_ms_bucket{leg=\"agent\",le=\"20\"}");
+        let b10 = value("clicktocall_media_jitter_ms_bucket{leg=\"agent\",le=\"10\"}");
+        assert!(b20 >= b10 + 1.0, "{text}");
+        assert!(value("clicktocall_media_jitter_ms_count{leg=\"agent\"}") >= 1.0);
     }
 
     #[test]

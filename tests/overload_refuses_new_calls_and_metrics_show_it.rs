@@ -110,6 +110,41 @@ async fn beyond_the_limit_calls_are_refused_cleanly_and_counted() {
         "{text}"
     );
 
+    // The callers turned away are not lost from the records: three browser calls and the trunk
+    // call, each ended at once by the gateway with reason `overload`, context kept.
+    let (code, rows) = common::http(
+        gw.http_addr,
+        "GET",
+        "/api/cdrs?ended=true",
+        Some("test-key"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{rows}");
+    let refused_rows: Vec<&serde_json::Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["end_reason"] == "overload")
+        .collect();
+    assert_eq!(refused_rows.len(), 4, "{rows:#}");
+    assert!(refused_rows
+        .iter()
+        .all(|r| r["hung_up_by"] == "gateway" && r["ivr_answered_ms"].is_null()));
+    assert_eq!(
+        refused_rows
+            .iter()
+            .filter(|r| r["kind"] == "browser")
+            .count(),
+        3
+    );
+    assert!(refused_rows
+        .iter()
+        .any(|r| r["kind"] == "sip" && r["context"]["caller"] == "+15557654321"));
+    assert!(refused_rows
+        .iter()
+        .any(|r| r["kind"] == "browser" && r["context"]["n"].is_u64()));
+
     // Sessions: 3 open (the served calls) + 5 more reach the cap of 8; the next upgrade gets 503.
     let mut extra = Vec::new();
     while let Ok(w) = Widget::connect_as(gw.http_addr, "", None).await {

@@ -66,6 +66,17 @@ impl Inbound {
         }
         let guard = mgr.lifecycle.try_start_call().map_err(|r| {
             crate::metrics::rejected(r.as_str());
+            let mut context = Map::new();
+            if let Some(user) = tx
+                .original
+                .from_header()
+                .ok()
+                .and_then(|f| f.typed().ok())
+                .and_then(|f| f.uri.auth.map(|a| a.user))
+            {
+                context.insert("caller".into(), Value::String(user));
+            }
+            mgr.record_refused("sip", context, r.as_str());
             (503, r.to_string())
         })?;
         let cust = mgr

@@ -22,6 +22,7 @@ use crate::widget::context::ContextMapping;
 use prompts::PromptLibrary;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -190,6 +191,16 @@ impl CallManager {
 
     fn next_id(&self) -> CallId {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A call turned away at the door (over `limits.max_calls`, or draining) still gets its
+    /// record: the contact center sees the callers it lost (end reason `overload` or `draining`,
+    /// hung up by the gateway), and the `call.refused` webhook tells the CRM.
+    fn record_refused(&self, kind: &str, context: Map<String, Value>, reason: &str) {
+        let now = task::unix_ms();
+        let mut record = crate::records::cdr::CallRecord::new(self.next_id(), kind, context, now);
+        record.ended(reason, &[], now);
+        self.records.write(&record, "call.refused");
     }
 
     /// Running calls, oldest first.

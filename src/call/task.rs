@@ -96,6 +96,7 @@ pub async fn start_browser_call(
     }
     let guard = mgr.lifecycle.try_start_call().map_err(|r| {
         crate::metrics::rejected(r.as_str());
+        mgr.record_refused("browser", req.context.clone(), r.as_str());
         match r {
             crate::lifecycle::CallRefused::Draining => StartCallError::Draining,
             crate::lifecycle::CallRefused::Full(n) => StartCallError::Full(n),
@@ -178,7 +179,7 @@ pub(super) struct CallTask {
 }
 
 /// Unix time in milliseconds.
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -279,6 +280,12 @@ impl CallTask {
             if let Ok(Ok((customer, agent))) =
                 tokio::time::timeout(Duration::from_millis(200), rx).await
             {
+                if let Some(q) = &customer {
+                    crate::metrics::media_quality("customer", q);
+                }
+                if let Some(q) = &agent {
+                    crate::metrics::media_quality("agent", q);
+                }
                 self.record.customer_quality = customer;
                 self.record.agent_quality = agent;
             }

@@ -98,10 +98,13 @@ impl Default for LimitsSection {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksSection {
-    /// `http://` URLs that receive every call event.
+    /// `http://` or `https://` URLs that receive every call event.
     pub urls: Vec<String>,
     /// HMAC-SHA256 key of `X-Clicktocall-Signature` (or `CLICKTOCALL_WEBHOOK_SECRET`).
     pub secret: String,
+    /// PEM file of the CA certificates `https://` receivers are verified against (empty: the
+    /// system bundle, /etc/ssl/certs/ca-certificates.crt).
+    pub ca_file: std::path::PathBuf,
 }
 
 /// `[records]`: call detail records.

@@ -74,6 +74,8 @@ pub enum BrowserEvent {
         ticks: u64,
         /// RTP sequence number of the (first) packet.
         seq: u16,
+        /// ... and of the last one that made up the frame (the same for one packet).
+        last_seq: u16,
         /// The encoded frame.
         payload: Arc<[u8]>,
     },
@@ -93,6 +95,8 @@ pub enum BrowserEvent {
         ticks: u64,
         /// RTP sequence number.
         seq: u16,
+        /// The last sequence number it stands for (repeated end packets may be merged).
+        last_seq: u16,
     },
 }
 
@@ -410,6 +414,7 @@ impl BrowserLeg {
                         duration: ev.duration,
                         ticks,
                         seq: d.seq_range.start().as_u16(),
+                        last_seq: d.seq_range.end().as_u16(),
                     });
                 }
                 let codec = AudioCodec::from_str0m(d.params.spec().codec)?;
@@ -417,6 +422,7 @@ impl BrowserLeg {
                     codec,
                     ticks: d.time.numer(),
                     seq: d.seq_range.start().as_u16(),
+                    last_seq: d.seq_range.end().as_u16(),
                     payload: d.data,
                 })
             }

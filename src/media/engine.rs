@@ -85,7 +85,7 @@ pub enum MediaCommand {
     AddCandidate(String),
     /// A digit the SIP side sent out of band (INFO): relay it to the browser.
     SipDigit(char, std::time::Duration),
-    /// Receive quality so far: (the customer's RTP leg, if plain RTP; the agent's leg).
+    /// Receive quality so far: (the customer's leg, browser or RTP; the agent's leg).
     Quality(
         tokio::sync::oneshot::Sender<(
             Option<crate::records::cdr::Quality>,
@@ -265,7 +265,7 @@ async fn run(
                 }
                 Some(MediaCommand::SipDigit(d, len)) => session.handle_sip_info_digit(Instant::now(), d, len),
                 Some(MediaCommand::Quality(reply)) => {
-                    let _ = reply.send((None, session.sip_leg().record_quality()));
+                    let _ = reply.send((session.browser_quality(), session.sip_leg().record_quality()));
                     Ok(())
                 }
                 Some(MediaCommand::Stop) | None => return,

@@ -50,6 +50,28 @@ impl ReceiveStats {
         epoch: Instant,
         clock_rate: u32,
     ) {
+        self.count(ssrc, seq);
+        // Jitter (A.8): transit-time differences in timestamp units, smoothed by 1/16.
+        let arrival_ts =
+            (arrival.saturating_duration_since(epoch).as_secs_f64() * f64::from(clock_rate)) as i64;
+        let transit = arrival_ts - i64::from(timestamp);
+        if let Some(prev) = self.transit {
+            let d = (transit - prev).abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.transit = Some(transit);
+    }
+
+    /// Records packets `first..=last` (sequence numbers) of a payload that shares the stream's
+    /// numbering but not its timing, such as RFC 4733 events: counted for loss, not for jitter.
+    pub fn record_untimed(&mut self, ssrc: u32, first: u16, last: u16) {
+        let n = last.wrapping_sub(first).min(64);
+        for i in 0..=n {
+            self.count(ssrc, first.wrapping_add(i));
+        }
+    }
+
+    fn count(&mut self, ssrc: u32, seq: u16) {
         if !self.started || ssrc != self.ssrc {
             *self = ReceiveStats {
                 ssrc,
@@ -67,15 +89,6 @@ impl ReceiveStats {
             self.max_seq = seq;
         }
         self.received += 1;
-        // Jitter (A.8): transit-time differences in timestamp units, smoothed by 1/16.
-        let arrival_ts =
-            (arrival.saturating_duration_since(epoch).as_secs_f64() * f64::from(clock_rate)) as i64;
-        let transit = arrival_ts - i64::from(timestamp);
-        if let Some(prev) = self.transit {
-            let d = (transit - prev).abs() as f64;
-            self.jitter += (d - self.jitter) / 16.0;
-        }
-        self.transit = Some(transit);
     }
 
     /// Notes a sender report from the peer (for LSR/DLSR in our next report).
@@ -316,6 +329,26 @@ mod tests {
         assert!(b.jitter < 2, "perfectly paced: {}", b.jitter);
         // Next interval: nothing new, nothing lost.
         assert_eq!(s.report_block(t0).unwrap().fraction_lost, 0);
+    }
+
+    #[test]
+    fn telephone_events_in_the_stream_are_not_loss_and_not_jitter() {
+        let t0 = Instant::now();
+        let mut s = ReceiveStats::default();
+        let at = |i: u64| t0 + Duration::from_millis(20 * i);
+        // Audio 1-2, a key press as events 3-7 (the three end packets merged into one), audio 8.
+        s.record(5, 1, 0, at(0), t0, 8000);
+        s.record(5, 2, 160, at(1), t0, 8000);
+        s.record_untimed(5, 3, 3);
+        s.record_untimed(5, 4, 4);
+        s.record_untimed(5, 5, 7);
+        s.record(5, 8, 1120, at(7), t0, 8000);
+        let (expected, lost, jitter) = s.totals().unwrap();
+        assert_eq!((expected, lost), (8, 0));
+        assert!(jitter < 1.0, "{jitter}");
+        // A real gap is still loss.
+        s.record(5, 10, 1440, at(9), t0, 8000);
+        assert_eq!(s.totals().unwrap().1, 1);
     }
 
     #[test]

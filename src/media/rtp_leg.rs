@@ -177,6 +177,9 @@ impl RtpLeg {
             let rate = self.negotiated.codec.rate;
             self.recv_stats
                 .record(p.ssrc, p.seq, p.timestamp, now, self.epoch, rate);
+        } else {
+            // RFC 4733 events share the stream's sequence numbers (not its timing).
+            self.recv_stats.record_untimed(p.ssrc, p.seq, p.seq);
         }
         if p.pt == self.negotiated.codec.pt {
             return RtpIn::Audio {

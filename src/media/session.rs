@@ -7,10 +7,12 @@ use super::browser_leg::{AudioCodec, BrowserEvent, BrowserLeg, BrowserLegError, 
 use super::dtmf::{self, DtmfEvent};
 use super::flow::FlowEvent;
 use super::rewrite::{OutboundStream, SourceId};
+use super::rtcp::ReceiveStats;
 use super::rtp_leg::{RtpIn, RtpLeg};
 use super::sdp::Format;
 use super::source::{Due, Playback, Source, FRAME};
 use super::transcode::Transcoder;
+use crate::records::cdr::Quality;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -97,6 +99,10 @@ pub struct MediaSession {
     relayed_end: Option<u32>,
     /// A second transcoder for the recording tap (decoder state must not mix with the bridge's).
     tap: Option<Transcoder>,
+    /// Receive statistics of the browser's audio (after SRTP), for the call record.
+    browser_rx: ReceiveStats,
+    /// The clock the browser's arrival times are counted from (its first audio packet).
+    browser_epoch: Option<Instant>,
 }
 
 impl MediaSession {
@@ -119,7 +125,22 @@ impl MediaSession {
             browser_timeout: None,
             relayed_end: None,
             tap: None,
+            browser_rx: ReceiveStats::default(),
+            browser_epoch: None,
         }
+    }
+
+    /// What the gateway received from the browser so far (for the call record): packets expected
+    /// from the sequence numbers, lost, and interarrival jitter in milliseconds.
+    pub fn browser_quality(&self) -> Option<Quality> {
+        let (expected, lost, jitter) = self.browser_rx.totals()?;
+        let rate = self.browser.codec().map_or(8000, AudioCodec::clock_rate);
+        let per_ms = f64::from(rate.max(1000)) / 1000.0;
+        Some(Quality {
+            expected,
+            lost,
+            jitter_ms: (jitter / per_ms * 10.0).round() / 10.0,
+        })
     }
 
     /// Starts or stops the recording tap: every audio frame either side sends is also handed out
@@ -358,7 +379,10 @@ impl MediaSession {
                 duration,
                 ticks,
                 seq,
+                last_seq,
             } => {
+                // Events share the audio's sequence numbers: counted, or they would read as loss.
+                self.browser_rx.record_untimed(0, seq, last_seq);
                 if let Some(d) = digit {
                     self.event(MediaEvent::Digit(Side::Browser, d));
                 }
@@ -387,11 +411,19 @@ impl MediaSession {
                 codec,
                 ticks,
                 seq,
+                last_seq,
                 payload,
             } => {
                 if self.browser_connected && !self.browser_flowing {
                     self.browser_flowing = true;
                     self.event(MediaEvent::Flowing(Side::Browser));
+                }
+                let epoch = *self.browser_epoch.get_or_insert(now);
+                self.browser_rx
+                    .record(0, seq, ticks as u32, now, epoch, codec.clock_rate());
+                if last_seq != seq {
+                    self.browser_rx
+                        .record_untimed(0, seq.wrapping_add(1), last_seq);
                 }
                 self.tap_frame(Side::Browser, &payload, codec);
                 let Some(to) = codec_of(&self.sip.negotiated().codec) else {

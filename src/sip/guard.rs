@@ -86,7 +86,7 @@ impl StackUdpSocket for GuardedUdpSocket {
     }
 
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
-        count_response(buf);
+        // The stack's responses are counted by `inspect::CountResponses`; only ours, above.
         Ok(self.socket.send_to(buf, addr).await?)
     }
 
@@ -95,7 +95,7 @@ impl StackUdpSocket for GuardedUdpSocket {
     }
 }
 
-/// Counts a SIP response we send (`SIP/2.0 NNN ...`) in the metrics.
+/// Counts a SIP response the guard itself sends (`SIP/2.0 NNN ...`) in the metrics.
 fn count_response(buf: &[u8]) {
     if let Some(code) = buf
         .strip_prefix(b"SIP/2.0 ")

@@ -62,3 +62,54 @@ async fn send_raw(conn: &SipConnection, response: Vec<u8>) -> rsipstack::Result<
         }
     }
 }
+
+/// Counts every response the transaction layer sends, on any transport, in the metrics
+/// (`clicktocall_sip_responses_total{code}`): once per response, not per retransmission.
+pub struct CountResponses;
+
+impl rsipstack::transaction::endpoint::MessageInspector for CountResponses {
+    fn before_send(
+        &self,
+        msg: rsipstack::rsip::SipMessage,
+        _dest: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::rsip::SipMessage {
+        if let rsipstack::rsip::SipMessage::Response(r) = &msg {
+            crate::metrics::sip_response(r.status_code.code());
+        }
+        msg
+    }
+
+    fn after_received(
+        &self,
+        msg: rsipstack::rsip::SipMessage,
+        _from: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::rsip::SipMessage {
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsipstack::transaction::endpoint::MessageInspector;
+
+    #[test]
+    fn responses_are_counted_by_code_and_requests_are_not() {
+        let count = |code: &str| {
+            let text = crate::metrics::render(&crate::metrics::Snapshot::default());
+            let series = format!("clicktocall_sip_responses_total{{code=\"{code}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        let response = "SIP/2.0 606 Not Acceptable\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let request = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKy\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let before = count("606");
+        for text in [response, request] {
+            let msg = SipMessage::try_from(text).unwrap();
+            let out = CountResponses.before_send(msg.clone(), None);
+            assert_eq!(out.to_string(), msg.to_string(), "passed on unchanged");
+        }
+        assert_eq!(count("606"), before + 1);
+    }
+}

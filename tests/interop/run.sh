@@ -548,6 +548,61 @@ test_browser_that_vanishes_is_detected_and_the_agent_gets_bye() {
   return $code
 }
 
+test_overload_2n_calls_n_served_n_refused_without_loss() {
+  # Issue 8, acceptance 3: with limits.max_calls = N (50), 2N trunk calls arrive within a second.
+  # N are served (IVR, queue, one of N agents on a SIPp with RTP echo, 10 s of 440 Hz) and N
+  # get 503 at once (SIPp ACKs them; the scenario accepts either). The served calls' media must
+  # lose < 0.5 %: the gateway's records give, per call, the caller's stream as received (sequence
+  # numbers) and the agent's echo of what the gateway forwarded. Every call, refused ones too,
+  # leaves one complete record.
+  local n=${OVERLOAD_N:-50}   # OVERLOAD_N=100 for a bigger run
+  { sed "s/^port_max = 20199$/port_max = $((20000 + 8 * n))/" "$HERE/gateway-inbound.toml"
+    printf '\n[limits]\nmax_calls = %d\n' "$n"
+    for i in $(seq 2 "$n"); do
+      printf '\n[[agents]]\nid = "%d"\nuri = "sip:%d@127.0.0.1:5090"\nqueues = ["support"]\n' $((1000 + i)) $((1000 + i))
+    done; } >"$T/gateway.toml"
+  python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
+  (cd "$T" && sipp -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -m "$n" -timeout 60s -timeout_error -nostdin -trace_err >"$T/agent.out" 2>&1; echo $? >"$T/agent.rc") &
+  local agent_job=$!
+  start_gateway "$T/gateway.toml" || return 1
+  (cd "$T" && sipp -sf "$HERE/sipp/trunk_caller_or_refused.xml" -i 127.0.0.2 -p 5062 -mp 6100 \
+      -m $((2 * n)) -l $((2 * n)) -r $((2 * n)) -rp 1000 -timeout 60s -timeout_error -nostdin -trace_err \
+      127.0.0.1:5060 >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc")
+  wait "$agent_job"
+  local code=0
+  echo "trunk sipp exit $(cat "$T/trunk.rc"), agent sipp exit $(cat "$T/agent.rc")"
+  grep -E "INVITE ---------->|503 <----------|200 <----------|Successful call|Failed call" "$T/trunk.out" | tail -6
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "a caller was neither served nor refused cleanly"; cat "$T"/trunk_caller_or_refused_*_errors.log 2>/dev/null | head; code=1; }
+  [ "$(cat "$T/agent.rc")" = 0 ] || { echo "agents: not 20 clean calls"; cat "$T"/agent_echo_*_errors.log 2>/dev/null | head; code=1; }
+  local m; m=$(curl -fsS http://127.0.0.1:8080/metrics)
+  echo "$m" | grep -E '^clicktocall_(rejected_total\{reason="overload"\}|calls_limit|sip_responses_total\{code="503"\}|media_packets_[a-z]+_total\{[^}]*\}|media_jitter_ms_count\{[^}]*\}) '
+  echo "$m" | grep -qx 'clicktocall_rejected_total{reason="overload"} '"$n" || { echo "metrics: not $n refused"; code=1; }
+  stop_gateway || code=1
+  cdrs_complete $((2 * n)) 'customer_hangup|overload' || code=1
+  python3 - "$T/records.db" "$n" <<'PY' || code=1
+import json, sqlite3, sys
+db, n = sys.argv[1], int(sys.argv[2])
+rows = sqlite3.connect(db).execute(
+    "SELECT end_reason, agent, customer_quality, agent_quality, talk_secs FROM cdrs").fetchall()
+served = [r for r in rows if r[0] == "customer_hangup"]
+refused = [r for r in rows if r[0] == "overload"]
+print("served %d (with an agent: %d), refused %d" % (len(served), sum(1 for r in served if r[1]), len(refused)))
+assert len(served) == n and len(refused) == n, "not N served and N refused"
+assert all(r[1] for r in served), "a served call never reached an agent"
+worst, tot_exp, tot_lost = 0.0, 0, 0
+for _, agent, cq, aq, talk in served:
+    for q in (json.loads(cq), json.loads(aq)):
+        assert q["expected"] >= 200, "too little media measured: %r (agent %s, talk %s s)" % (q, agent, talk)
+        tot_exp += q["expected"]; tot_lost += max(q["lost"], 0)
+        worst = max(worst, max(q["lost"], 0) / q["expected"])
+print("served calls' media: %d packets expected, %d lost (%.3f %%); worst stream %.3f %%" % (
+    tot_exp, tot_lost, 100.0 * tot_lost / tot_exp, 100.0 * worst))
+assert worst < 0.005, "a served call lost 0.5 % or more"
+PY
+  return $code
+}
+
 # ---- driver ---------------------------------------------------------------------------------------
 
 ALL=$(declare -F | awk '{print $3}' | grep '^test_' | sed 's/^test_//')
