@@ -202,6 +202,12 @@ table = list(csv.DictReader(open(sys.argv[2], newline="")))
 print("cdrs: json", [r["id"] for r in rows], "csv", [r["id"] for r in table])
 assert len(rows) == 1 and [r["id"] for r in rows] == [r["id"] for r in table]
 assert table[0]["queue"] == "support" and json.loads(table[0]["context"])["name"] == "Ann Lee"
+# Media quality, as the gateway received it: Chromium's audio after SRTP (its RFC 4733 digit
+# shares the sequence numbers and is not loss), and the agent's echo.
+for leg in ("customer_quality", "agent_quality"):
+    q = rows[0][leg]
+    print(leg, q)
+    assert q and q["expected"] >= 100 and q["lost"] <= q["expected"] // 100, (leg, q)
 PY
   stop_gateway || code=1
   cdrs_complete 1 customer_hangup || code=1
