@@ -108,6 +108,57 @@ impl RecordStore {
         Ok(())
     }
 
+    /// Ends the records a previous run left open (the process died with calls in progress: a
+    /// crash, a kill, a power cut), in one transaction: end reason `interrupted`, hung up by the
+    /// gateway, `ended_ms` the last milestone the record reached (when the process died is
+    /// unknown), and a `call.ended` webhook each. Returns how many.
+    pub fn close_interrupted(&self, urls: &[String]) -> Result<usize, RecordError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let open: Vec<serde_json::Value> = {
+            let mut st = self.conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM cdrs WHERE ended_ms IS NULL"
+            ))?;
+            let rows = st.query_map([], row)?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let count = open.len();
+        for mut r in open {
+            let last = [
+                "agent_answered_ms",
+                "queued_ms",
+                "ivr_answered_ms",
+                "created_ms",
+            ]
+            .iter()
+            .filter_map(|k| r[*k].as_i64())
+            .max()
+            .unwrap_or(0);
+            let queued = r["queued_ms"].as_i64();
+            let answered = r["agent_answered_ms"].as_i64();
+            let secs = |a: i64, b: i64| (b - a).max(0) as f64 / 1000.0;
+            let wait = queued.map(|q| secs(q, answered.unwrap_or(last)));
+            let talk = answered.map(|a| secs(a, last));
+            self.conn.execute(
+                "UPDATE cdrs SET ended_ms = ?2, end_reason = 'interrupted', hung_up_by = 'gateway',
+                 wait_secs = ?3, talk_secs = ?4 WHERE id = ?1",
+                params![r["id"].as_str().unwrap_or_default(), last, wait, talk],
+            )?;
+            r["ended_ms"] = last.into();
+            r["end_reason"] = "interrupted".into();
+            r["hung_up_by"] = "gateway".into();
+            r["wait_secs"] = wait.into();
+            r["talk_secs"] = talk.into();
+            if !urls.is_empty() {
+                let body =
+                    serde_json::json!({"event": "call.ended", "at_ms": super::now_ms(), "call": r})
+                        .to_string();
+                super::webhooks::enqueue(&self.conn, urls, "call.ended", &body, super::now_ms())?;
+            }
+        }
+        tx.commit()?;
+        Ok(count)
+    }
+
     /// Writes a record and queues its webhook event, in one transaction.
     pub fn write_event(
         &self,
@@ -308,5 +359,60 @@ mod tests {
         assert!(lines[0].starts_with("id,call,kind,context,"));
         assert!(csv.contains(r#""{""name"":""Lee, \""Ann\""""}""#), "{csv}");
         assert!(csv.contains(",'=cmd|"), "a formula is defused: {csv}");
+    }
+
+    #[test]
+    fn records_left_open_by_a_dead_process_are_ended_as_interrupted_on_open() {
+        let dir = std::env::temp_dir().join(format!("c2c-int-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("records.db");
+        {
+            let s = RecordStore::open(&db).unwrap();
+            // One finished call, one that was talking and one waiting when the process died.
+            let mut done = CallRecord::new(1, "sip", Map::new(), 1_000);
+            done.ended("customer_hangup", &[], 2_000);
+            s.upsert(&done).unwrap();
+            let mut talking = CallRecord::new(2, "browser", Map::new(), 1_000);
+            talking.queued("support", 3_000);
+            talking.agent_answered("2001", 5_000);
+            s.upsert(&talking).unwrap();
+            let mut waiting = CallRecord::new(3, "sip", Map::new(), 1_000);
+            waiting.media_flowing(1_500);
+            waiting.queued("support", 4_000);
+            s.upsert(&waiting).unwrap();
+        } // the "crash": nothing else was written
+        let s = RecordStore::open(&db).unwrap();
+        let hooks = vec!["http://crm.invalid/hook".to_string()];
+        assert_eq!(s.close_interrupted(&hooks).unwrap(), 2);
+        assert_eq!(s.close_interrupted(&hooks).unwrap(), 0, "only once");
+        let rows = s.query(&Filter::default()).unwrap();
+        let by_call = |c: i64| rows.iter().find(|r| r["call"] == c).unwrap();
+        assert_eq!(by_call(1)["end_reason"], "customer_hangup", "untouched");
+        let t = by_call(2);
+        assert_eq!(
+            (t["end_reason"].as_str(), t["ended_ms"].as_i64()),
+            (Some("interrupted"), Some(5_000))
+        );
+        assert_eq!(
+            (t["wait_secs"].as_f64(), t["talk_secs"].as_f64()),
+            (Some(2.0), Some(0.0))
+        );
+        let w = by_call(3);
+        assert_eq!(
+            (w["hung_up_by"].as_str(), w["ended_ms"].as_i64()),
+            (Some("gateway"), Some(4_000))
+        );
+        assert_eq!(w["ivr_answered_ms"], 1_500, "milestones kept");
+        // The CRM hears the end of both calls.
+        let events: i64 = s
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE event = 'call.ended'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

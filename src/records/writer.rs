@@ -33,6 +33,16 @@ impl Records {
         wake: Arc<tokio::sync::Notify>,
     ) -> Result<Records, RecordError> {
         let store = RecordStore::open(path)?;
+        match store.close_interrupted(&urls) {
+            Ok(0) => {}
+            Ok(n) => {
+                warn!(records = n, "calls left open by a previous run (it did not stop cleanly) ended as interrupted");
+                if !urls.is_empty() {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => warn!(error = %e, "could not end the records a previous run left open"),
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("records".into())

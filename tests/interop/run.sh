@@ -470,6 +470,41 @@ test_sigterm_during_20_live_calls_completes_20_records() {
   return $code
 }
 
+test_sigkill_during_20_queued_calls_keeps_their_milestones() {
+  # Issue 8: records are written at each milestone, so a crash loses at most the last one. 20
+  # trunk callers reach the queue (the agent is unreachable), then the gateway is killed (SIGKILL:
+  # no drain, no flush). Restarted on the same database, it ends the 20 open records as
+  # `interrupted`, each still holding the milestones it reached (IVR answered, queued).
+  start_gateway "$HERE/gateway-inbound.toml" || return 1
+  python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
+  (cd "$T" && sipp -sf "$HERE/sipp/trunk_caller_held.xml" -i 127.0.0.2 -p 5062 -mp 6100 \
+      -m 20 -l 20 -r 20 -rp 1000 -timeout 60s -nostdin 127.0.0.1:5060 >"$T/trunk.out" 2>&1) &
+  for _ in $(seq 1 150); do
+    [ "$(grep -c '"message":"queued"' "$T/gateway.log")" -ge 20 ] && break
+    sleep 0.1
+  done
+  echo "calls queued before SIGKILL: $(grep -c '"message":"queued"' "$T/gateway.log")"
+  sleep 0.5
+  kill -KILL "$GW_PID"; wait "$GW_PID" 2>/dev/null
+  pkill -f trunk_caller_held.xml
+  mv "$T/gateway.log" "$T/gateway-killed.log"
+  local code=0
+  start_gateway "$HERE/gateway-inbound.toml" || return 1
+  gw_log_has 'ended as interrupted' || code=1
+  grep -o '"records":[0-9]*' "$T/gateway.log"
+  stop_gateway || code=1
+  cdrs_complete 20 interrupted || code=1
+  python3 - "$T/records.db" <<'PY' || code=1
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT ivr_answered_ms, queued_ms, ended_ms, hung_up_by FROM cdrs").fetchall()
+kept = sum(1 for a, q, e, h in rows if a and q and e == q and h == "gateway")
+print("records with their IVR and queue milestones, ended at the last one:", kept, "of", len(rows))
+assert kept == 20
+PY
+  return $code
+}
+
 test_agent_media_stops_mid_call_is_detected_and_both_sides_hung_up() {
   # Issue 8 fault test: a trunk caller reaches SIPp agent 1001, whose RTP stops after 3 s (its
   # network died, its dialog did not). With media_timeout_secs = 3 the gateway notices, sends the
