@@ -164,6 +164,50 @@ async fn a_receiver_that_was_down_gets_every_event_once_in_order() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_delivers_the_end_of_calls_in_progress_before_exit() {
+    // SIGTERM's path (Gateway::shutdown) with two calls in the IVR and the receiver up: the grace
+    // period passes, the calls are ended by the gateway, and both `call.ended` events reach the
+    // receiver before shutdown returns; the outbox is empty.
+    let dir = std::env::temp_dir().join(format!("c2c-drain-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox: Inbox = Arc::default();
+    tokio::spawn(receiver(listener, inbox.clone()));
+    let extra = format!(
+        "[webhooks]\nurls = [\"http://127.0.0.1:{port}/c2c/events\"]\nsecret = \"hook-secret\"\n[records]\ndatabase = \"{}\"\n",
+        dir.join("records.db").display()
+    );
+    let (gw, _sip) = start(call_config(&[], "", &extra)).await;
+    let mut calls = Vec::new();
+    for name in ["Ann Lee", "Bo Park"] {
+        let mut w = Widget::connect(gw.http_addr).await;
+        let b = place_call(&mut w, json!({ "name": name }), None).await;
+        w.wait_for("state", Some("ivr"), WAIT).await;
+        calls.push((w, b));
+    }
+    gw.shutdown().await;
+    let got = inbox.lock().unwrap().clone();
+    let ended: Vec<&Value> = got
+        .iter()
+        .map(|(_, _, b)| b)
+        .filter(|b| b["event"] == "call.ended")
+        .collect();
+    assert_eq!(ended.len(), 2, "{got:#?}");
+    assert!(ended
+        .iter()
+        .all(|b| b["call"]["end_reason"] == "shutdown" && b["call"]["hung_up_by"] == "gateway"));
+    assert_eq!(
+        clicktocall::records::webhooks::undelivered(&dir.join("records.db")).unwrap(),
+        0
+    );
+    for (_, b) in calls {
+        b.stop();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn the_signature_is_hmac_sha256_of_the_body() {
     // The receiver's check, as a CRM would write it.
