@@ -402,6 +402,46 @@ async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_per_ip_limit_counts_visitors_not_the_proxy() {
+    // The gateway behind a load balancer at 127.0.0.1 (`http.trusted_proxies`): every socket
+    // comes from it, and X-Forwarded-For names the visitor. With one callback per IP an hour, two
+    // visitors each get theirs; the first visitor's second request is refused, and a forged
+    // left-most entry does not change who the visitor is.
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let mut cfg = config(
+        trunk.peer.addr,
+        &db,
+        "per_ip_per_hour = 1\nper_number_per_hour = 10\n",
+    );
+    cfg.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let (gw, _sip) = start(cfg).await;
+    let visitor = |xff: &'static str| {
+        let addr = gw.http_addr;
+        async move {
+            Widget::connect_with(
+                addr,
+                "?site=acme",
+                &[("origin", ORIGIN), ("x-forwarded-for", xff)],
+            )
+            .await
+            .expect("admitted")
+        }
+    };
+    let mut ann = visitor("198.51.100.4").await;
+    ann.send(json!({"type": "callback", "v": 1, "number": "+15550106001"}));
+    ann.wait_for("callback", Some("scheduled"), WAIT).await;
+    let mut bo = visitor("198.51.100.5").await;
+    bo.send(json!({"type": "callback", "v": 1, "number": "+15550106002"}));
+    bo.wait_for("callback", Some("scheduled"), WAIT).await;
+    let mut ann_again = visitor("203.0.113.99, 198.51.100.4").await;
+    ann_again.send(json!({"type": "callback", "v": 1, "number": "+15550106003"}));
+    let e = ann_again.wait_for("error", None, WAIT).await;
+    assert_eq!(e["code"], "rate_limited", "{e}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toll_fraud_guard_refuses_before_anything_reaches_the_trunk() {
     let trunk = Trunk::bind().await;
     let db = temp_db();

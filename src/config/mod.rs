@@ -122,6 +122,9 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Load balancers / reverse proxies in front of the gateway (CIDRs) whose `X-Forwarded-For`
+    /// names the visitor (for per-IP limits and logs). Empty: the socket's address is the visitor's.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for HttpConfig {
@@ -132,6 +135,7 @@ impl Default for HttpConfig {
             tls_key: None,
             cors_origins: Vec::new(),
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod assets;
+pub mod client_ip;
 mod tls;
 mod ws;
 

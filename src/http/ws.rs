@@ -92,7 +92,11 @@ pub async fn upgrade(
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
-    let ip = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let ip = super::client_ip::client_ip(
+        peer.map(|Extension(ConnectInfo(a))| a.ip()),
+        &headers,
+        &state.cfg.http.trusted_proxies,
+    );
     let Some(mgr) = state.calls.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "calls are not enabled\n").into_response();
     };

@@ -40,12 +40,23 @@ impl Widget {
         query: &str,
         origin: Option<&str>,
     ) -> Result<Widget, u16> {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        Widget::connect_with(http, query, &headers).await
+    }
+
+    /// Opens `/ws{query}` with extra request headers.
+    pub async fn connect_with(
+        http: SocketAddr,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Widget, u16> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut req = format!("ws://{http}/ws{query}")
             .into_client_request()
             .unwrap();
-        if let Some(o) = origin {
-            req.headers_mut().insert("origin", o.parse().unwrap());
+        for (k, v) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().unwrap();
+            req.headers_mut().append(name, v.parse().unwrap());
         }
         let ws = match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => ws,
