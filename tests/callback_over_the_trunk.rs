@@ -301,6 +301,30 @@ async fn callback_authenticates_ignores_early_media_greets_after_answer_and_reac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_gets_numbers_in_its_own_format_with_its_tech_prefix() {
+    // trunks[].dial_format = "national" (NANP here: 1 + area code) and a tech prefix with '#'.
+    let trunk = Trunk::bind().await;
+    let db = temp_db();
+    let mut cfg = config(trunk.peer.addr, &db, "");
+    let t = cfg
+        .trunks
+        .iter_mut()
+        .find(|t| t.name == "callbacks")
+        .unwrap();
+    t.dial_format = clicktocall::callback::number::DialFormat::National;
+    t.dial_prefix = "1010#".into();
+    let (gw, _sip) = start(cfg).await;
+    let mut w = site_widget(gw.http_addr).await;
+    w.send(json!({"type": "callback", "v": 1, "number": "(555) 010-7000"}));
+    // On the wire '#' is escaped (%23, RFC 3261 §25.1); the digest still checks out.
+    let (inv, to) = trunk.challenge("1010%2315550107000").await;
+    trunk.reply(to, &inv, 486, "", None).await;
+    let failed = w.wait_for("callback", Some("failed"), WAIT).await;
+    assert_eq!(failed["reason"], "busy");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_no_answer_unconfirmed_and_retries_reach_the_requester() {
     let trunk = Trunk::bind().await;
     let db = temp_db();

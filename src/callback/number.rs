@@ -62,6 +62,37 @@ pub fn normalize(raw: &str, plan: &NumberPlan) -> Result<String, NumberError> {
     Ok(format!("+{international}"))
 }
 
+/// How a trunk wants the numbers it is asked to dial (`trunks[].dial_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialFormat {
+    /// `+15550102000` (RFC 3966 global number; most SIP trunks).
+    #[default]
+    E164,
+    /// `15550102000`: the same digits without the `+`.
+    Digits,
+    /// As dialled at home: numbers in the home country with the national prefix (`020 7946 0018`
+    /// → `02079460018`), others with the international prefix (`0049301234567`).
+    National,
+}
+
+/// The user part to dial for `e164` (as [`normalize`] returns it): in `format`, after `prefix`
+/// (a carrier's tech prefix, or empty).
+pub fn dial_string(e164: &str, format: DialFormat, prefix: &str, plan: &NumberPlan) -> String {
+    let digits = e164.strip_prefix('+').unwrap_or(e164);
+    let number = match format {
+        DialFormat::E164 => format!("+{digits}"),
+        DialFormat::Digits => digits.to_string(),
+        DialFormat::National => match digits.strip_prefix(plan.country_code.as_str()) {
+            Some(national) if !plan.country_code.is_empty() => {
+                format!("{}{national}", plan.national_prefix)
+            }
+            _ => format!("{}{digits}", plan.international_prefix),
+        },
+    };
+    format!("{prefix}{number}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +144,38 @@ mod tests {
             assert!(normalize(raw, &nanp()).is_err(), "{raw}");
         }
         assert!(normalize(&"9".repeat(100), &nanp()).is_err());
+    }
+
+    #[test]
+    fn dial_strings_as_carriers_want_them() {
+        let uk = uk();
+        assert_eq!(
+            dial_string("+442079460018", DialFormat::E164, "", &uk),
+            "+442079460018"
+        );
+        assert_eq!(
+            dial_string("+442079460018", DialFormat::Digits, "", &uk),
+            "442079460018"
+        );
+        assert_eq!(
+            dial_string("+442079460018", DialFormat::National, "", &uk),
+            "02079460018"
+        );
+        assert_eq!(
+            dial_string("+49301234567", DialFormat::National, "", &uk),
+            "0049301234567"
+        );
+        assert_eq!(
+            dial_string("+15550102000", DialFormat::National, "", &nanp()),
+            "15550102000"
+        );
+        assert_eq!(
+            dial_string("+4930123456", DialFormat::National, "", &nanp()),
+            "0114930123456"
+        );
+        assert_eq!(
+            dial_string("+15550102000", DialFormat::Digits, "1010#", &nanp()),
+            "1010#15550102000"
+        );
     }
 }

@@ -266,6 +266,14 @@ pub struct TrunkConfig {
     /// PRACK them when the trunk requires it.
     #[serde(default = "yes")]
     pub prack: bool,
+    /// How numbers are written in the INVITEs we send (callbacks): `e164` (`+15550102000`, the
+    /// default), `digits` (no `+`), or `national` (as dialled at home, with the `[callback]` plan's
+    /// national and international prefixes).
+    #[serde(default)]
+    pub dial_format: crate::callback::number::DialFormat,
+    /// A carrier's tech prefix put before every number dialled (`""` by default).
+    #[serde(default)]
+    pub dial_prefix: String,
 }
 
 fn yes() -> bool {
@@ -512,6 +520,17 @@ impl Config {
                 return Err(ConfigError::invalid(
                     key("username"),
                     "register = true needs a username",
+                ));
+            }
+            if t.dial_prefix.len() > 16
+                || !t
+                    .dial_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+            {
+                return Err(ConfigError::invalid(
+                    key("dial_prefix"),
+                    "up to 16 of 0-9, '*' and '#'",
                 ));
             }
             if t.username.is_some() && t.password.is_none() {

@@ -118,6 +118,10 @@ fn cross_field_rules_name_the_key() {
         ),
         ("[ice]\nturn_ttl_secs = 5\n", "ice.turn_ttl_secs"),
         ("[callback]\nenabled = true\n", "callback.trunk"),
+        (
+            "[[trunks]]\nname = \"t\"\nproxy = \"sip:x\"\ndial_prefix = \"9;x\"\n",
+            "trunks[0].dial_prefix",
+        ),
         ("[callback]\nallow = [\"44\"]\n", "callback.allow[0]"),
         ("[callback]\ncountry_code = \"+1\"\n", "callback.country_code"),
         (
