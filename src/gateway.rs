@@ -92,7 +92,6 @@ impl Gateway {
             wake.clone(),
         )
         .map_err(|e| StartError::Calls(format!("records.database: {e}")))?;
-        // Its own token: the shutdown lets it empty the outbox after the calls are gone.
         let tls = if cfg.webhooks.urls.iter().any(|u| u.starts_with("https://")) {
             Some(
                 crate::records::webhooks::connector(&cfg.webhooks.ca_file)
@@ -101,6 +100,7 @@ impl Gateway {
         } else {
             None
         };
+        // Its own token: the shutdown lets it empty the outbox after the calls are gone.
         let webhooks = (!cfg.webhooks.urls.is_empty()).then(|| {
             let stop = CancellationToken::new();
             let task = tokio::spawn(crate::records::webhooks::deliver(

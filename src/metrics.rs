@@ -33,19 +33,10 @@ impl Counters {
 pub const JITTER_BUCKETS: [f64; 7] = [5.0, 10.0, 20.0, 30.0, 50.0, 100.0, 200.0];
 
 /// Per leg (customer, agent): a call's interarrival jitter at its end.
-struct JitterHistogram {
-    buckets: [AtomicU64; JITTER_BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-static JITTER: [JitterHistogram; 2] = [const {
-    JitterHistogram {
-        buckets: [const { AtomicU64::new(0) }; JITTER_BUCKETS.len()],
-        count: AtomicU64::new(0),
-        sum_micros: AtomicU64::new(0),
-    }
-}; 2];
+static JITTER: [Histogram<{ JITTER_BUCKETS.len() }>; 2] = [
+    Histogram::new(JITTER_BUCKETS),
+    Histogram::new(JITTER_BUCKETS),
+];
 const LEGS: [&str; 2] = ["customer", "agent"];
 
 /// The receive quality of one leg of a call that ended (`customer` or `agent`): packets expected
@@ -63,31 +54,61 @@ pub fn media_quality(leg: &'static str, q: &crate::records::cdr::Quality) {
         leg,
         q.lost.max(0) as u64,
     );
-    let Some(h) = LEGS.iter().position(|l| *l == leg).map(|i| &JITTER[i]) else {
-        return;
-    };
-    for (i, le) in JITTER_BUCKETS.iter().enumerate() {
-        if q.jitter_ms <= *le {
-            h.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
+    if let Some(i) = LEGS.iter().position(|l| *l == leg) {
+        JITTER[i].observe(q.jitter_ms);
     }
-    h.count.fetch_add(1, Ordering::Relaxed);
-    h.sum_micros
-        .fetch_add((q.jitter_ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
 }
 
-struct Histogram {
-    buckets: [AtomicU64; SETUP_BUCKETS.len()],
+/// A cumulative histogram with fixed upper bounds; the sum is kept in millionths of the unit.
+struct Histogram<const N: usize> {
+    bounds: [f64; N],
+    buckets: [AtomicU64; N],
     count: AtomicU64,
-    sum_micros: AtomicU64,
+    sum_millionths: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    const fn new(bounds: [f64; N]) -> Self {
+        Histogram {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; N],
+            count: AtomicU64::new(0),
+            sum_millionths: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: f64) {
+        for (bucket, le) in self.buckets.iter().zip(&self.bounds) {
+            if value <= *le {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_millionths
+            .fetch_add((value.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` series of `name`, with `labels` (`k="v"`, or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let (le_prefix, braced) = if labels.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("{labels},"), format!("{{{labels}}}"))
+        };
+        for (bucket, le) in self.buckets.iter().zip(&self.bounds) {
+            let n = bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{le_prefix}le=\"{le}\"}} {n}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{le_prefix}le=\"+Inf\"}} {count}");
+        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
+    }
 }
 
 static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(Counters::default);
-static SETUP: Histogram = Histogram {
-    buckets: [const { AtomicU64::new(0) }; SETUP_BUCKETS.len()],
-    count: AtomicU64::new(0),
-    sum_micros: AtomicU64::new(0),
-};
+static SETUP: Histogram<{ SETUP_BUCKETS.len() }> = Histogram::new(SETUP_BUCKETS);
 static WS_SESSIONS: AtomicU64 = AtomicU64::new(0);
 
 /// A call started (`browser`, `sip`, `callback`).
@@ -112,17 +133,7 @@ pub fn sip_response(code: u16) {
 
 /// Time from a call's request to its customer's media flowing.
 pub fn call_setup(d: Duration) {
-    let secs = d.as_secs_f64();
-    for (i, le) in SETUP_BUCKETS.iter().enumerate() {
-        if secs <= *le {
-            SETUP.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    SETUP.count.fetch_add(1, Ordering::Relaxed);
-    SETUP.sum_micros.fetch_add(
-        d.as_micros().min(u128::from(u64::MAX)) as u64,
-        Ordering::Relaxed,
-    );
+    SETUP.observe(d.as_secs_f64());
 }
 
 /// A widget WebSocket session; the count drops when the guard does.
@@ -243,50 +254,17 @@ pub fn render(s: &Snapshot) -> String {
         out,
         "# HELP clicktocall_call_setup_seconds From a call's request to its customer's media flowing.\n# TYPE clicktocall_call_setup_seconds histogram"
     );
-    for (i, le) in SETUP_BUCKETS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "clicktocall_call_setup_seconds_bucket{{le=\"{le}\"}} {}",
-            SETUP.buckets[i].load(Ordering::Relaxed)
-        );
-    }
-    let count = SETUP.count.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "clicktocall_call_setup_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(
-        out,
-        "clicktocall_call_setup_seconds_sum {}",
-        SETUP.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(out, "clicktocall_call_setup_seconds_count {count}");
+    SETUP.render(&mut out, "clicktocall_call_setup_seconds", "");
 
     let _ = writeln!(
         out,
         "# HELP clicktocall_media_jitter_ms Interarrival jitter of each leg the gateway received, at the end of each call.\n# TYPE clicktocall_media_jitter_ms histogram"
     );
     for (leg, h) in LEGS.iter().zip(&JITTER) {
-        for (i, le) in JITTER_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "clicktocall_media_jitter_ms_bucket{{leg=\"{leg}\",le=\"{le}\"}} {}",
-                h.buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "clicktocall_media_jitter_ms_bucket{{leg=\"{leg}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "clicktocall_media_jitter_ms_sum{{leg=\"{leg}\"}} {}",
-            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e3
-        );
-        let _ = writeln!(
-            out,
-            "clicktocall_media_jitter_ms_count{{leg=\"{leg}\"}} {count}"
+        h.render(
+            &mut out,
+            "clicktocall_media_jitter_ms",
+            &format!("leg=\"{leg}\""),
         );
     }
     out

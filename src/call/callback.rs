@@ -112,16 +112,11 @@ async fn place(
             Outcome::TrunkError
         })
     };
-    let plan = crate::callback::number::NumberPlan {
-        country_code: cfg.country_code.clone(),
-        national_prefix: cfg.national_prefix.clone(),
-        international_prefix: cfg.international_prefix.clone(),
-    };
     let dialled = crate::callback::number::dial_string(
         &cb.number,
         trunk.dial_format,
         &trunk.dial_prefix,
-        &plan,
+        &cfg.plan(),
     );
     let callee = uri(&dialled)?;
     let caller = uri(&caller_id)?;

@@ -64,19 +64,20 @@ impl Inbound {
         if offer.trim().is_empty() {
             return Err((488, "INVITE without an SDP offer".into()));
         }
-        let guard = mgr.lifecycle.try_start_call().map_err(|r| {
-            crate::metrics::rejected(r.as_str());
-            let mut context = Map::new();
-            if let Some(user) = tx
-                .original
-                .from_header()
-                .ok()
-                .and_then(|f| f.typed().ok())
-                .and_then(|f| f.uri.auth.map(|a| a.user))
-            {
+        let from = tx.original.from_header().ok().and_then(|f| f.typed().ok());
+        let mut context = Map::new();
+        if let Some(f) = &from {
+            if let Some(user) = f.uri.auth.as_ref().map(|a| a.user.clone()) {
                 context.insert("caller".into(), Value::String(user));
             }
-            mgr.record_refused("sip", context, r.as_str());
+            if let Some(name) = f.display_name.clone().filter(|n| !n.is_empty()) {
+                context.insert("name".into(), Value::String(name.trim_matches('"').into()));
+            }
+        }
+        context.insert("called".into(), Value::String(number.clone()));
+        let guard = mgr.lifecycle.try_start_call().map_err(|r| {
+            crate::metrics::rejected(r.as_str());
+            mgr.record_refused("sip", context.clone(), r.as_str());
             (503, r.to_string())
         })?;
         let cust = mgr
@@ -111,17 +112,6 @@ impl Inbound {
                 Some((name.clone(), sanitize(&Value::String(v))))
             })
             .collect();
-        let from = tx.original.from_header().ok().and_then(|f| f.typed().ok());
-        let mut context = Map::new();
-        if let Some(f) = &from {
-            if let Some(user) = f.uri.auth.as_ref().map(|a| a.user.clone()) {
-                context.insert("caller".into(), Value::String(user));
-            }
-            if let Some(name) = f.display_name.clone().filter(|n| !n.is_empty()) {
-                context.insert("name".into(), Value::String(name.trim_matches('"').into()));
-            }
-        }
-        context.insert("called".into(), Value::String(number.clone()));
 
         let sip_local = agent.advertised;
         let media = mgr

@@ -234,11 +234,7 @@ pub fn start(
     stop: CancellationToken,
 ) -> Result<CallbackHandle, StoreError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let plan = NumberPlan {
-        country_code: cfg.country_code.clone(),
-        national_prefix: cfg.national_prefix.clone(),
-        international_prefix: cfg.international_prefix.clone(),
-    };
+    let plan = cfg.plan();
     let allow = if cfg.allow.is_empty() {
         vec![format!("+{}", cfg.country_code)]
     } else {

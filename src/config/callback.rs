@@ -53,6 +53,17 @@ pub struct CallbackSection {
     pub queue: Option<String>,
 }
 
+impl CallbackSection {
+    /// The home country's dialling plan, as the number functions take it.
+    pub fn plan(&self) -> crate::callback::number::NumberPlan {
+        crate::callback::number::NumberPlan {
+            country_code: self.country_code.clone(),
+            national_prefix: self.national_prefix.clone(),
+            international_prefix: self.international_prefix.clone(),
+        }
+    }
+}
+
 impl Default for CallbackSection {
     fn default() -> Self {
         Self {

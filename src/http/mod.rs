@@ -4,7 +4,7 @@
 mod api;
 pub mod assets;
 pub mod client_ip;
-mod tls;
+pub(crate) mod tls;
 mod ws;
 
 use crate::config::Config;

@@ -111,6 +111,18 @@ impl ReceiveStats {
         ))
     }
 
+    /// [`Self::totals`] for a call record: jitter in milliseconds (one decimal), for a stream
+    /// whose RTP clock runs at `clock_rate`.
+    pub fn quality(&self, clock_rate: u32) -> Option<crate::records::cdr::Quality> {
+        let (expected, lost, jitter) = self.totals()?;
+        let per_ms = f64::from(clock_rate.max(1000)) / 1000.0;
+        Some(crate::records::cdr::Quality {
+            expected,
+            lost,
+            jitter_ms: (jitter / per_ms * 10.0).round() / 10.0,
+        })
+    }
+
     /// The report block for our next report, or `None` before any packet. Advances the interval.
     pub fn report_block(&mut self, now: Instant) -> Option<ReportBlock> {
         if !self.started {

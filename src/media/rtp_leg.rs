@@ -117,13 +117,7 @@ impl RtpLeg {
 
     /// What the gateway received on this leg so far (for the call record).
     pub fn record_quality(&self) -> Option<crate::records::cdr::Quality> {
-        let (expected, lost, jitter) = self.recv_stats.totals()?;
-        let per_ms = f64::from(self.negotiated.codec.rate.max(1000)) / 1000.0;
-        Some(crate::records::cdr::Quality {
-            expected,
-            lost,
-            jitter_ms: (jitter / per_ms * 10.0).round() / 10.0,
-        })
+        self.recv_stats.quality(self.negotiated.codec.rate)
     }
 
     /// What was negotiated.

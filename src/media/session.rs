@@ -133,14 +133,8 @@ impl MediaSession {
     /// What the gateway received from the browser so far (for the call record): packets expected
     /// from the sequence numbers, lost, and interarrival jitter in milliseconds.
     pub fn browser_quality(&self) -> Option<Quality> {
-        let (expected, lost, jitter) = self.browser_rx.totals()?;
-        let rate = self.browser.codec().map_or(8000, AudioCodec::clock_rate);
-        let per_ms = f64::from(rate.max(1000)) / 1000.0;
-        Some(Quality {
-            expected,
-            lost,
-            jitter_ms: (jitter / per_ms * 10.0).round() / 10.0,
-        })
+        self.browser_rx
+            .quality(self.browser.codec().map_or(8000, AudioCodec::clock_rate))
     }
 
     /// Starts or stops the recording tap: every audio frame either side sends is also handed out

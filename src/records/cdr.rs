@@ -1,10 +1,10 @@
 //! One call's record, built by its call task.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// An agent the call was offered to, and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferRecord {
     /// Agent id (or transfer target, or `ivr:<queue>`).
     pub agent: String,
@@ -15,7 +15,7 @@ pub struct OfferRecord {
 }
 
 /// Receive-side quality of one RTP stream at the end of the call.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     /// Packets expected (from sequence numbers).
     pub expected: u32,
@@ -26,7 +26,7 @@ pub struct Quality {
 }
 
 /// A call detail record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// Unique across nodes and restarts.
     pub id: String,

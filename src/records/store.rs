@@ -109,11 +109,11 @@ impl RecordStore {
     }
 
     /// Ends the records a previous run left open (the process died with calls in progress: a
-    /// crash, a kill, a power cut), in one transaction: end reason `interrupted`, hung up by the
-    /// gateway, `ended_ms` the last milestone the record reached (when the process died is
-    /// unknown), and a `call.ended` webhook each. Returns how many.
+    /// crash, a kill, a power cut): end reason `interrupted`, hung up by the gateway, `ended_ms`
+    /// the last milestone the record reached (when the process died is unknown; offers still
+    /// ringing become `cancelled`, as for any end), and a `call.ended` webhook each (record and
+    /// event in one transaction, as every write). Returns how many.
     pub fn close_interrupted(&self, urls: &[String]) -> Result<usize, RecordError> {
-        let tx = self.conn.unchecked_transaction()?;
         let open: Vec<serde_json::Value> = {
             let mut st = self.conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM cdrs WHERE ended_ms IS NULL"
@@ -122,40 +122,17 @@ impl RecordStore {
             rows.collect::<Result<_, _>>()?
         };
         let count = open.len();
-        for mut r in open {
-            let last = [
-                "agent_answered_ms",
-                "queued_ms",
-                "ivr_answered_ms",
-                "created_ms",
-            ]
-            .iter()
-            .filter_map(|k| r[*k].as_i64())
-            .max()
-            .unwrap_or(0);
-            let queued = r["queued_ms"].as_i64();
-            let answered = r["agent_answered_ms"].as_i64();
-            let secs = |a: i64, b: i64| (b - a).max(0) as f64 / 1000.0;
-            let wait = queued.map(|q| secs(q, answered.unwrap_or(last)));
-            let talk = answered.map(|a| secs(a, last));
-            self.conn.execute(
-                "UPDATE cdrs SET ended_ms = ?2, end_reason = 'interrupted', hung_up_by = 'gateway',
-                 wait_secs = ?3, talk_secs = ?4 WHERE id = ?1",
-                params![r["id"].as_str().unwrap_or_default(), last, wait, talk],
-            )?;
-            r["ended_ms"] = last.into();
-            r["end_reason"] = "interrupted".into();
-            r["hung_up_by"] = "gateway".into();
-            r["wait_secs"] = wait.into();
-            r["talk_secs"] = talk.into();
-            if !urls.is_empty() {
-                let body =
-                    serde_json::json!({"event": "call.ended", "at_ms": super::now_ms(), "call": r})
-                        .to_string();
-                super::webhooks::enqueue(&self.conn, urls, "call.ended", &body, super::now_ms())?;
-            }
+        for r in open {
+            let mut rec: CallRecord = serde_json::from_value(r)
+                .map_err(|e| RecordError(format!("a stored record does not read back: {e}")))?;
+            let last = [rec.agent_answered_ms, rec.queued_ms, rec.ivr_answered_ms]
+                .into_iter()
+                .flatten()
+                .fold(rec.created_ms, i64::max);
+            let path = rec.ivr_path.clone();
+            rec.ended("interrupted", &path, last);
+            self.write_event(&rec, "call.ended", urls)?;
         }
-        tx.commit()?;
         Ok(count)
     }
 

@@ -126,17 +126,13 @@ pub fn parse_url(url: &str) -> Result<HttpUrl, String> {
 /// A TLS client for `https://` webhooks trusting the CA certificates in `ca_file` (PEM; the
 /// system bundle when empty).
 pub fn connector(ca_file: &Path) -> Result<TlsConnector, String> {
-    use rustls_pki_types::pem::PemObject;
     let path = if ca_file.as_os_str().is_empty() {
         Path::new(SYSTEM_CA_BUNDLE)
     } else {
         ca_file
     };
     let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+    for cert in crate::http::tls::read_certs(path)? {
         roots
             .add(cert)
             .map_err(|e| format!("{}: {e}", path.display()))?;
