@@ -8,13 +8,13 @@
 mod common;
 
 use clicktocall::media::browser_leg::AudioCodec;
+use clicktocall::media::call_media::{MediaEvent, MediaOutput};
 use clicktocall::media::g711;
 use clicktocall::media::rtcp;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::sdp::{Direction, Format, SdpSession};
-use clicktocall::media::session::{MediaEvent, MediaOutput, Side};
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
-use common::media::Bridged;
+use common::media::{Bridged, BROWSER_LEG, PHONE_LEG};
 
 #[test]
 fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
@@ -52,7 +52,8 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     for _ in 0..300 {
         call.exchange(|o| match o {
             MediaOutput::Transmit {
-                side: Side::Sip,
+                leg: PHONE_LEG,
+                rtcp: false,
                 to,
                 data,
             } => {
@@ -63,7 +64,8 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
                 g711::decode_ulaw(p.payload, &mut phone_heard);
             }
             MediaOutput::Transmit {
-                side: Side::SipRtcp,
+                leg: PHONE_LEG,
+                rtcp: true,
                 to,
                 data,
             } => {
@@ -75,7 +77,7 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
                 rtcp_reports.extend(rtcp::parse(&data));
             }
             MediaOutput::Tap {
-                from: Side::Browser,
+                from: BROWSER_LEG,
                 pcm,
             } => tap_customer.extend(pcm),
             MediaOutput::Tap { from: _, pcm } => tap_agent.extend(pcm),
@@ -106,11 +108,11 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
     }
 
     assert!(
-        events.contains(&MediaEvent::Flowing(Side::Browser)),
+        events.contains(&MediaEvent::Flowing(BROWSER_LEG)),
         "{events:?}"
     );
     assert!(
-        events.contains(&MediaEvent::Flowing(Side::Sip)),
+        events.contains(&MediaEvent::Flowing(PHONE_LEG)),
         "{events:?}"
     );
     let heard = &call.browser.heard;

@@ -5,13 +5,13 @@
 mod common;
 
 use clicktocall::media::browser_leg::AudioCodec;
+use clicktocall::media::call_media::{MediaEvent, MediaOutput};
 use clicktocall::media::g711;
 use clicktocall::media::rtp;
 use clicktocall::media::sdp::Format;
-use clicktocall::media::session::{MediaEvent, MediaOutput};
 use clicktocall::media::source::{Clip, Source};
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
-use common::media::Bridged;
+use common::media::{Bridged, BROWSER_LEG};
 
 #[test]
 fn prompt_phone_music_phone_is_one_monotonic_stream() {
@@ -30,28 +30,30 @@ fn prompt_phone_music_phone_is_one_monotonic_stream() {
 
     for step in 0..400 {
         let mut prompt_done = false;
-        call.exchange(|o| prompt_done |= matches!(o, MediaOutput::Event(MediaEvent::PromptDone)));
+        call.exchange(|o| {
+            prompt_done |= matches!(o, MediaOutput::Event(MediaEvent::PromptDone(_)))
+        });
         let heard = call.browser.heard.len();
         if call.browser.connected && !started {
             started = true;
             marks.push(("prompt", heard));
             call.session
-                .play_to_browser(call.now, Source::Prompt(prompt.clone()));
+                .play(call.now, BROWSER_LEG, Source::Prompt(prompt.clone()));
         }
         if prompt_done {
             marks.push(("phone", heard));
-            call.session.bridge_to_browser();
+            call.session.stop_playing(BROWSER_LEG);
             step_after_prompt = Some(step);
         }
         match step_after_prompt.map(|s0| step - s0) {
             Some(50) => {
                 marks.push(("music", heard));
                 call.session
-                    .play_to_browser(call.now, Source::Loop(music.clone()));
+                    .play(call.now, BROWSER_LEG, Source::Loop(music.clone()));
             }
             Some(100) => {
                 marks.push(("phone again", heard));
-                call.session.bridge_to_browser();
+                call.session.stop_playing(BROWSER_LEG);
             }
             _ => {}
         }

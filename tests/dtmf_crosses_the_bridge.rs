@@ -6,11 +6,12 @@
 mod common;
 
 use clicktocall::media::browser_leg::AudioCodec;
+use clicktocall::media::call_media::{MediaEvent, MediaOutput};
 use clicktocall::media::dtmf::{parse_info_body, DtmfEvent, DtmfReceiver};
+use clicktocall::media::routes::LegId;
 use clicktocall::media::rtp::RtpView;
 use clicktocall::media::sdp::Format;
-use clicktocall::media::session::{MediaEvent, MediaOutput, Side};
-use common::media::{Bridged, PhoneSim};
+use common::media::{Bridged, PhoneSim, BROWSER_LEG, PHONE_LEG};
 use std::time::Duration;
 
 const DIGITS: &str = "159#*0";
@@ -28,7 +29,8 @@ fn digits_cross_both_ways_and_are_reported_once() {
     );
     assert_eq!(
         call.session
-            .sip_leg()
+            .rtp_mut(PHONE_LEG)
+            .unwrap()
             .negotiated()
             .dtmf
             .as_ref()
@@ -46,7 +48,8 @@ fn digits_cross_both_ways_and_are_reported_once() {
     for _ in 0..600 {
         call.exchange(|o| match o {
             MediaOutput::Transmit {
-                side: Side::Sip,
+                leg: PHONE_LEG,
+                rtcp: false,
                 data,
                 ..
             } => {
@@ -101,17 +104,17 @@ fn digits_cross_both_ways_and_are_reported_once() {
         "100 ms at 8 kHz: {phone_end_durations:?}"
     );
     assert_eq!(call.browser.digits, DIGITS, "phone -> browser");
-    let reported: Vec<(Side, char)> = events
+    let reported: Vec<(LegId, char)> = events
         .iter()
         .filter_map(|e| match e {
             MediaEvent::Digit(s, d) => Some((*s, *d)),
             _ => None,
         })
         .collect();
-    let expect: Vec<(Side, char)> = DIGITS
+    let expect: Vec<(LegId, char)> = DIGITS
         .chars()
-        .map(|d| (Side::Browser, d))
-        .chain(DIGITS.chars().map(|d| (Side::Sip, d)))
+        .map(|d| (BROWSER_LEG, d))
+        .chain(DIGITS.chars().map(|d| (PHONE_LEG, d)))
         .collect();
     assert_eq!(reported, expect, "each digit reported exactly once");
 }
@@ -132,7 +135,7 @@ fn sip_info_digits_reach_the_browser_as_rfc4733() {
     let (mut ticks, mut sent, mut reported) = (0u64, 0usize, String::new());
     for step in 0..300 {
         call.exchange(|o| {
-            if let MediaOutput::Event(MediaEvent::Digit(Side::Sip, d)) = o {
+            if let MediaOutput::Event(MediaEvent::Digit(PHONE_LEG, d)) = o {
                 reported.push(d);
             }
         });
@@ -141,9 +144,12 @@ fn sip_info_digits_reach_the_browser_as_rfc4733() {
             ticks += 160;
             if step % 20 == 0 && sent < bodies.len() {
                 let digit = parse_info_body("application/dtmf-relay", bodies[sent]).unwrap();
-                call.session
-                    .handle_sip_info_digit(call.now, digit, Duration::from_millis(160))
-                    .unwrap();
+                call.session.handle_info_digit(
+                    call.now,
+                    PHONE_LEG,
+                    digit,
+                    Duration::from_millis(160),
+                );
                 sent += 1;
             }
         }

@@ -4,12 +4,14 @@
 
 mod common;
 
+use clicktocall::media::call_media::MediaEvent;
 use clicktocall::media::engine::{MediaCommand, MediaConfig, MediaEngine};
 use clicktocall::media::g711;
+use clicktocall::media::leg::NewLeg;
+use clicktocall::media::routes::LegId;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::RtpLegTimers;
 use clicktocall::media::sdp::{read_answer, Format};
-use clicktocall::media::session::{MediaEvent, Side};
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
 use common::browser::TestBrowser;
 use std::time::{Duration, Instant};
@@ -37,11 +39,13 @@ async fn browser_and_phone_hear_each_other_over_udp() {
     );
     let negotiated = read_answer(&sdp, &[Format::pcmu(), Format::telephone_event()]).unwrap();
     assert_eq!(engine.ports_in_use(), 2);
-    let mut media = engine.spawn(
-        (leg, web_lease),
-        (negotiated, sip_lease),
-        RtpLegTimers::default(),
-    );
+    let mut media = engine
+        .spawn_pair(
+            (NewLeg::Browser(Box::new(leg)), web_lease),
+            (NewLeg::Rtp(negotiated), sip_lease),
+            RtpLegTimers::default(),
+        )
+        .await;
 
     let (mut to_phone, mut from_phone) = (
         ToneGenerator::new(440.0, 8000, 0.5),
@@ -113,15 +117,15 @@ async fn browser_and_phone_hear_each_other_over_udp() {
         1000.0
     );
     assert!(
-        events.contains(&MediaEvent::Flowing(Side::Browser)),
+        events.contains(&MediaEvent::Flowing(LegId(0))),
         "{events:?}"
     );
     assert!(
-        events.contains(&MediaEvent::Flowing(Side::Sip)),
+        events.contains(&MediaEvent::Flowing(LegId(1))),
         "{events:?}"
     );
     assert!(
-        events.contains(&MediaEvent::Digit(Side::Browser, '8')),
+        events.contains(&MediaEvent::Digit(LegId(0), '8')),
         "{events:?}"
     );
 

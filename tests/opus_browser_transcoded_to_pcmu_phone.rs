@@ -8,13 +8,13 @@
 mod common;
 
 use clicktocall::media::browser_leg::AudioCodec;
+use clicktocall::media::call_media::{MediaEvent, MediaOutput};
 use clicktocall::media::dtmf::{DtmfEvent, DtmfReceiver};
 use clicktocall::media::g711;
 use clicktocall::media::rtp::RtpView;
 use clicktocall::media::sdp::Format;
-use clicktocall::media::session::{MediaEvent, MediaOutput, Side};
 use clicktocall::media::tone::{dominant_frequency, ToneGenerator};
-use common::media::{Bridged, PhoneSim};
+use common::media::{Bridged, PhoneSim, BROWSER_LEG, PHONE_LEG};
 
 const DIGITS: &str = "159#*0";
 
@@ -42,7 +42,8 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
     for _ in 0..400 {
         call.exchange(|o| match o {
             MediaOutput::Transmit {
-                side: Side::Sip,
+                leg: PHONE_LEG,
+                rtcp: false,
                 data,
                 ..
             } => {
@@ -59,8 +60,8 @@ fn opus_browser_and_pcmu_phone_hear_each_other_and_digits_convert_48k_to_8k() {
                     other => panic!("unexpected payload type {other}"),
                 }
             }
-            MediaOutput::Event(MediaEvent::Digit(Side::Browser, d)) => reported.push(d),
-            MediaOutput::Event(MediaEvent::Digit(Side::Sip, d)) => reported_sip.push(d),
+            MediaOutput::Event(MediaEvent::Digit(BROWSER_LEG, d)) => reported.push(d),
+            MediaOutput::Event(MediaEvent::Digit(PHONE_LEG, d)) => reported_sip.push(d),
             _ => {}
         });
         if call.browser.connected {

@@ -14,6 +14,7 @@
 //! gateway's alone. See BENCHMARKS.md.
 
 use clicktocall::media::engine::{MediaConfig, MediaEngine, MediaHandle};
+use clicktocall::media::leg::NewLeg;
 use clicktocall::media::rtp::{self, RtpView};
 use clicktocall::media::rtp_leg::RtpLegTimers;
 use clicktocall::media::sdp::{read_answer, Format};
@@ -137,7 +138,13 @@ async fn control_conn(
                     media_timeout: Duration::from_secs(600),
                     ..Default::default()
                 };
-                let handle = engine.spawn((leg, web), (negotiated, rtp), timers);
+                let handle = engine
+                    .spawn_pair(
+                        (NewLeg::Browser(Box::new(leg)), web),
+                        (NewLeg::Rtp(negotiated), rtp),
+                        timers,
+                    )
+                    .await;
                 calls.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
                 w.write_all(
                     format!("ANSWER {port} {}\n", answer.replace("\r\n", "\\n")).as_bytes(),

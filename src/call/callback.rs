@@ -4,11 +4,12 @@
 //! media starts after the 200), and nothing but a 2xx counts as an answer.
 
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
-use super::task::{offered_formats, parked, CallTask, CustomerInput};
+use super::task::{offered_formats, spawn_media, CallTask, CustomerInput};
 use super::{CallManager, CustomerKind};
 use crate::callback::service::{Dialer, Outcome, Progress};
 use crate::callback::store::Callback;
 use crate::ivr::{IvrRunner, Menu, MenuAction};
+use crate::media::leg::NewLeg;
 use crate::media::sdp::{read_answer, Direction, SdpSession};
 use crate::widget::protocol::ServerMessage;
 use rsipstack::dialog::authenticate::Credential;
@@ -211,9 +212,7 @@ async fn place(
     info!(remote = ?negotiated.remote, codec = %negotiated.codec.name, "customer answered the callback");
 
     let sip_local = agent.advertised;
-    let media = mgr
-        .engine
-        .spawn_rtp((negotiated, cust), (parked(), agent), mgr.media_timers());
+    let media = spawn_media(mgr, (NewLeg::Rtp(negotiated), cust), agent).await;
     let ctl = super::controller::CallController::new(confirm_menu(mgr, &cb.queue), None);
     let id = mgr.next_id();
     mgr.register(id, CustomerKind::Callback);
@@ -270,7 +269,7 @@ async fn place(
                 } => {
                     let _ = reply.reply(StatusCode::OK).await;
                     if let Some(d) = crate::media::dtmf::parse_info_body(&content_type, &body) {
-                        let _ = input_tx.send(CustomerInput::Digits(d.to_string()));
+                        let _ = input_tx.send(CustomerInput::InfoDigit(d));
                     }
                 }
                 LegEvent::Refer { reply, .. } => {

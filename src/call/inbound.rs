@@ -3,8 +3,9 @@
 //! browser customer, and reaches an agent with the configured pass-through headers copied from the
 //! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
 
-use super::task::{offered_formats, parked, CallTask, CustomerInput};
+use super::task::{offered_formats, spawn_media, CallTask, CustomerInput};
 use super::{CallManager, CustomerKind};
+use crate::media::leg::NewLeg;
 use crate::media::sdp::SdpSession;
 use crate::sip::server::InboundCalls;
 use crate::widget::context::sanitize;
@@ -114,9 +115,7 @@ impl Inbound {
             .collect();
 
         let sip_local = agent.advertised;
-        let media = mgr
-            .engine
-            .spawn_rtp((negotiated, cust), (parked(), agent), mgr.media_timers());
+        let media = spawn_media(mgr, (NewLeg::Rtp(negotiated), cust), agent).await;
         let start = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
         let ctl = mgr.controller(start, None);
         let id = mgr.next_id();
@@ -160,8 +159,16 @@ impl Inbound {
                             )
                             .await;
                     }
-                    DialogState::Info(_, _, reply)
-                    | DialogState::Options(_, _, reply)
+                    // A digit out of band (SIP INFO) drives the IVR and reaches the agents.
+                    DialogState::Info(_, req, reply) => {
+                        let _ = reply.reply(StatusCode::OK).await;
+                        let ct = header_value(&req, "Content-Type").unwrap_or_default();
+                        let body = String::from_utf8_lossy(&req.body);
+                        if let Some(d) = crate::media::dtmf::parse_info_body(&ct, &body) {
+                            let _ = input_tx.send(CustomerInput::InfoDigit(d));
+                        }
+                    }
+                    DialogState::Options(_, _, reply)
                     | DialogState::Notify(_, _, reply)
                     | DialogState::Message(_, _, reply)
                     | DialogState::Publish(_, _, reply) => {

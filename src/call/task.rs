@@ -8,9 +8,11 @@ use super::sip_leg::{LegEvent, LegTarget, SipLeg};
 use super::{CallId, CallManager, CustomerKind, StartCallError};
 use crate::acd::service::AcdEvent;
 use crate::lifecycle::CallGuard;
+use crate::media::call_media::MediaEvent;
 use crate::media::engine::{MediaCommand, MediaHandle};
+use crate::media::leg::NewLeg;
+use crate::media::routes::LegId;
 use crate::media::sdp::{read_answer, Direction, Format, Negotiated, SdpSession};
-use crate::media::session::{MediaEvent, Side};
 use crate::media::source::Source;
 use crate::records::cdr::CallRecord;
 use crate::widget::protocol::ServerMessage;
@@ -37,8 +39,27 @@ pub enum CustomerInput {
     Candidate(String),
     /// Keypad digits sent as a message (fallback to RFC 4733).
     Digits(String),
+    /// A digit the customer's phone sent out of band (SIP INFO).
+    InfoDigit(char),
     /// The customer hung up (`hangup` message, or the socket closed).
     Hangup,
+}
+
+/// The customer's media leg.
+pub(super) const CUSTOMER: LegId = LegId(0);
+/// The agent side's media leg (parked until an agent answers).
+pub(super) const AGENT: LegId = LegId(1);
+
+/// Starts a call's media: the customer's leg and the agents' leg, hearing each other (what the
+/// customer hears is replaced by prompts and music until an agent is connected).
+pub(super) async fn spawn_media(
+    mgr: &CallManager,
+    customer: (NewLeg, crate::media::engine::PortLease),
+    agent: crate::media::engine::PortLease,
+) -> MediaHandle {
+    mgr.engine
+        .spawn_pair(customer, (NewLeg::Rtp(parked()), agent), mgr.media_timers())
+        .await
 }
 
 /// A browser call's request, parsed from the widget's `call` message.
@@ -106,12 +127,7 @@ pub async fn start_browser_call(
     let (leg, web_lease, answer) = mgr.engine.answer_browser(now, &req.offer).await?;
     let sip_lease = mgr.engine.lease_with_rtcp().await?;
     let sip_local = sip_lease.advertised;
-    let placeholder = parked();
-    let media = mgr.engine.spawn(
-        (leg, web_lease),
-        (placeholder, sip_lease),
-        mgr.media_timers(),
-    );
+    let media = spawn_media(mgr, (NewLeg::Browser(Box::new(leg)), web_lease), sip_lease).await;
     let id = mgr.next_id();
     let ctl = mgr.controller(
         &mgr.cfg.ivr.start,
@@ -277,9 +293,9 @@ impl CallTask {
             .await
             .is_ok()
         {
-            if let Ok(Ok((customer, agent))) =
-                tokio::time::timeout(Duration::from_millis(200), rx).await
-            {
+            if let Ok(Ok(legs)) = tokio::time::timeout(Duration::from_millis(200), rx).await {
+                let of = |id| legs.iter().find(|(l, _)| *l == id).and_then(|(_, q)| *q);
+                let (customer, agent) = (of(CUSTOMER), of(AGENT));
                 if let Some(q) = &customer {
                     crate::metrics::media_quality("customer", q);
                 }
@@ -312,7 +328,7 @@ impl CallTask {
     fn on_media(&mut self, ev: Option<MediaEvent>) {
         let now = Instant::now();
         match ev {
-            Some(MediaEvent::Flowing(Side::Browser | Side::Customer)) => {
+            Some(MediaEvent::Flowing(CUSTOMER)) => {
                 if self.record.media_flowing(unix_ms()) {
                     self.mgr.records.write(&self.record, "call.answered");
                     crate::metrics::call_setup(now.saturating_duration_since(self.created));
@@ -320,14 +336,11 @@ impl CallTask {
                 self.ctl.handle_media_flowing(now)
             }
             Some(MediaEvent::Flowing(_)) => {}
-            Some(MediaEvent::Digit(Side::Browser | Side::Customer, d)) => {
-                self.ctl.handle_digit(now, d)
-            }
+            Some(MediaEvent::Digit(CUSTOMER, d)) => self.ctl.handle_digit(now, d),
             Some(MediaEvent::Digit(..)) => {}
-            Some(MediaEvent::PromptDone) => self.ctl.handle_prompt_done(now),
-            Some(MediaEvent::Lost(Side::Browser | Side::Customer)) | None => {
-                self.ctl.handle_customer_gone(true)
-            }
+            Some(MediaEvent::PromptDone(CUSTOMER)) => self.ctl.handle_prompt_done(now),
+            Some(MediaEvent::PromptDone(_)) => {}
+            Some(MediaEvent::Lost(CUSTOMER)) | None => self.ctl.handle_customer_gone(true),
             Some(MediaEvent::Lost(_)) => {
                 if let Some(agent) = self.ctl.agent().map(str::to_string) {
                     self.ctl.handle_agent_gone(Instant::now(), &agent, true);
@@ -342,13 +355,21 @@ impl CallTask {
                 let _ = self
                     .media
                     .commands
-                    .send(MediaCommand::AddCandidate(c))
+                    .send(MediaCommand::AddCandidate(CUSTOMER, c))
                     .await;
             }
             CustomerInput::Digits(ds) => {
                 for d in ds.chars() {
                     self.ctl.handle_digit(Instant::now(), d);
                 }
+            }
+            CustomerInput::InfoDigit(d) => {
+                let len = Duration::from_millis(160);
+                let _ = self
+                    .media
+                    .commands
+                    .send(MediaCommand::InfoDigit(CUSTOMER, d, len))
+                    .await;
             }
             CustomerInput::Hangup => self.ctl.handle_customer_gone(false),
         }
@@ -413,7 +434,7 @@ impl CallTask {
                         let _ = self
                             .media
                             .commands
-                            .send(MediaCommand::SipDigit(d, len))
+                            .send(MediaCommand::InfoDigit(AGENT, d, len))
                             .await;
                     }
                 }
@@ -432,7 +453,11 @@ impl CallTask {
                         self.record.agent_answered(&party, unix_ms());
                         self.mgr.records.write(&self.record, "call.connected");
                     }
-                    let _ = self.media.commands.send(MediaCommand::UpdateSip(n)).await;
+                    let _ = self
+                        .media
+                        .commands
+                        .send(MediaCommand::UpdateRtp(AGENT, n))
+                        .await;
                 }
             }
             Err(e) => {
@@ -449,7 +474,7 @@ impl CallTask {
         let _ = self
             .media
             .commands
-            .send(MediaCommand::UpdateSip(parked()))
+            .send(MediaCommand::UpdateRtp(AGENT, parked()))
             .await;
     }
 
@@ -484,7 +509,11 @@ impl CallTask {
             Ok((answer, n)) => {
                 let held = n.remote.is_none()
                     || matches!(n.peer_direction, Direction::SendOnly | Direction::Inactive);
-                let _ = self.media.commands.send(MediaCommand::UpdateSip(n)).await;
+                let _ = self
+                    .media
+                    .commands
+                    .send(MediaCommand::UpdateRtp(AGENT, n))
+                    .await;
                 let _ = reply
                     .respond(StatusCode::OK, Some(sdp_ct()), Some(answer.into_bytes()))
                     .await;
@@ -626,7 +655,11 @@ impl CallTask {
         let prompts = &self.mgr.prompts;
         let source = match &audio {
             Audio::Agent => {
-                let _ = self.media.commands.send(MediaCommand::Bridge).await;
+                let _ = self
+                    .media
+                    .commands
+                    .send(MediaCommand::StopPlaying(CUSTOMER))
+                    .await;
                 return;
             }
             Audio::Prompt(name) => prompts.get(name).map(Source::Prompt),
@@ -635,7 +668,11 @@ impl CallTask {
         };
         match source {
             Some(s) => {
-                let _ = self.media.commands.send(MediaCommand::Play(s)).await;
+                let _ = self
+                    .media
+                    .commands
+                    .send(MediaCommand::Play(CUSTOMER, s))
+                    .await;
             }
             None => {
                 warn!(?audio, "prompt missing; skipped");

@@ -1,20 +1,25 @@
 //! The media shell: UDP sockets from the port pool and one tokio task per call that owns its
-//! [`MediaSession`], moving datagrams and time in and out. Everything the task decides, the sans-IO
-//! session decides; the task only waits on its two sockets, its command channel and one timer.
+//! [`CallMedia`] core, moving datagrams and time in and out. Everything the task does, the sans-IO
+//! core decides; the task only waits on its legs' sockets, its command channel and one timer.
+//! Legs come and go by command, each with its own port lease.
 
 use super::browser_leg::{AudioCodec, BrowserLeg, BrowserLegError};
+use super::call_media::{CallMedia, MediaEvent, MediaOutput};
+use super::leg::NewLeg;
 use super::ports::PortPool;
-use super::rtp_bridge::RtpBridge;
-use super::rtp_leg::{RtpLeg, RtpLegTimers};
+use super::routes::{Gain, LegId};
+use super::rtp_leg::RtpLegTimers;
 use super::sdp::Negotiated;
-use super::session::{MediaEvent, MediaOutput, MediaSession, Side};
 use super::source::Source;
 use super::transcode::Transcoder;
+use crate::records::cdr::Quality;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 /// Where media sockets live.
@@ -75,28 +80,52 @@ pub struct MediaEngine {
 /// Commands to a running call's media.
 #[derive(Debug)]
 pub enum MediaCommand {
-    /// Play this to the browser instead of the SIP leg.
-    Play(Source),
-    /// Let the browser hear the SIP leg.
-    Bridge,
-    /// Update the SIP leg after a re-INVITE (or the agent's answer).
-    UpdateSip(Negotiated),
-    /// A trickled ICE candidate from the browser.
-    AddCandidate(String),
-    /// A digit the SIP side sent out of band (INFO): relay it to the browser.
-    SipDigit(char, std::time::Duration),
-    /// Receive quality so far: (the customer's leg, browser or RTP; the agent's leg).
-    Quality(
-        tokio::sync::oneshot::Sender<(
-            Option<crate::records::cdr::Quality>,
-            Option<crate::records::cdr::Quality>,
-        )>,
-    ),
+    /// A new leg on its own port. It hears nobody until routed.
+    AddLeg {
+        /// The call's name for it.
+        id: LegId,
+        /// A browser leg, or what was negotiated with an RTP peer.
+        leg: NewLeg,
+        /// Its socket(s).
+        lease: PortLease,
+    },
+    /// The leg leaves; its port goes back to the pool.
+    RemoveLeg(LegId),
+    /// A re-INVITE or an answer changed an RTP leg.
+    UpdateRtp(LegId, Negotiated),
+    /// `to` hears `from` at a gain, or (`None`) not at all.
+    Route {
+        /// Who is heard.
+        from: LegId,
+        /// Who hears.
+        to: LegId,
+        /// The gain, or off.
+        gain: Option<Gain>,
+    },
+    /// Play this to the leg in place of what it hears.
+    Play(LegId, Source),
+    /// The leg hears its routes again.
+    StopPlaying(LegId),
+    /// A trickled ICE candidate for a browser leg.
+    AddCandidate(LegId, String),
+    /// A digit that came out of band on this leg (SIP INFO).
+    InfoDigit(LegId, char, Duration),
+    /// Receive quality of every leg the call had.
+    Quality(oneshot::Sender<Vec<(LegId, Option<Quality>)>>),
     /// End the media.
     Stop,
 }
 
-/// The controller's handle on a call's media task.
+impl std::fmt::Debug for NewLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewLeg::Browser(_) => f.write_str("Browser"),
+            NewLeg::Rtp(n) => write!(f, "Rtp({:?})", n.remote),
+        }
+    }
+}
+
+/// The call's handle on its media task.
 pub struct MediaHandle {
     /// Commands to the task.
     pub commands: mpsc::Sender<MediaCommand>,
@@ -153,7 +182,7 @@ impl MediaEngine {
                     // Keep it marked as used for this round so the loop moves on; give it back after.
                     let pool = self.pool.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                        tokio::time::sleep(Duration::from_secs(10)).await;
                         pool.lock().unwrap_or_else(|e| e.into_inner()).release(port);
                     });
                 }
@@ -195,19 +224,11 @@ impl MediaEngine {
         Ok((leg, lease, answer))
     }
 
-    /// Starts the task that bridges an answered browser leg to a negotiated SIP leg.
-    pub fn spawn(
-        &self,
-        browser: (BrowserLeg, PortLease),
-        sip: (Negotiated, PortLease),
-        timers: RtpLegTimers,
-    ) -> MediaHandle {
-        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    /// Starts a call's media task, with no legs yet.
+    pub fn spawn_call(&self, timers: RtpLegTimers) -> MediaHandle {
+        let (cmd_tx, cmd_rx) = mpsc::channel(32);
         let (ev_tx, ev_rx) = mpsc::channel(64);
-        let ssrc = rand::random::<u32>();
-        let session =
-            MediaSession::new(browser.0, RtpLeg::new(Instant::now(), sip.0, ssrc, timers));
-        let task = tokio::spawn(run(session, browser.1, sip.1, cmd_rx, ev_tx));
+        let task = tokio::spawn(run(CallMedia::new(timers), cmd_rx, ev_tx));
         MediaHandle {
             commands: cmd_tx,
             events: ev_rx,
@@ -216,199 +237,185 @@ impl MediaEngine {
     }
 }
 
-/// The per-call loop: one select over two sockets, the command channel and the session's deadline.
-async fn run(
-    mut session: MediaSession,
-    web: PortLease,
-    rtp: PortLease,
-    mut commands: mpsc::Receiver<MediaCommand>,
-    events: mpsc::Sender<MediaEvent>,
-) {
-    let mut web_buf = vec![0u8; 2048];
-    let mut rtp_buf = vec![0u8; 2048];
-    let mut rtcp_buf = vec![0u8; 1500];
-    let socks = Sockets {
-        customer: &web.socket,
-        customer_rtcp: None,
-        sip: &rtp.socket,
-        sip_rtcp: rtp.rtcp.as_ref(),
-    };
-    loop {
-        let Some(deadline) = flush(|| session.poll_output(), &socks, &events).await else {
-            return;
-        };
-        let result = tokio::select! {
-            r = web.socket.recv_from(&mut web_buf) => match r {
-                Ok((n, from)) => session.handle_browser_datagram(Instant::now(), from, web.local, &web_buf[..n]),
-                Err(e) => { debug!(error = %e, "browser socket"); Ok(()) }
-            },
-            r = rtp.socket.recv_from(&mut rtp_buf) => match r {
-                Ok((n, from)) => session.handle_sip_datagram(Instant::now(), from, &rtp_buf[..n]),
-                Err(e) => { debug!(error = %e, "RTP socket"); Ok(()) }
-            },
-            r = recv_rtcp(rtp.rtcp.as_ref(), &mut rtcp_buf) => {
-                if let Ok((n, from)) = r {
-                    session.handle_sip_rtcp_datagram(Instant::now(), from, &rtcp_buf[..n]);
-                }
-                Ok(())
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(Instant::now()),
-            cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Play(src)) => { session.play_to_browser(Instant::now(), src); Ok(()) }
-                Some(MediaCommand::Bridge) => { session.bridge_to_browser(); Ok(()) }
-                Some(MediaCommand::UpdateSip(n)) => { session.sip_leg().update(Instant::now(), n); Ok(()) }
-                Some(MediaCommand::AddCandidate(c)) => {
-                    if let Err(e) = session.add_remote_candidate(&c) {
-                        debug!(error = %e, "remote candidate refused");
+/// The call's legs' sockets.
+struct Sockets {
+    legs: Vec<(LegId, PortLease)>,
+    /// Where the next receive poll starts, so a busy socket cannot starve the others.
+    start: usize,
+}
+
+impl Sockets {
+    fn lease(&self, leg: LegId) -> Option<&PortLease> {
+        self.legs.iter().find(|(id, _)| *id == leg).map(|(_, l)| l)
+    }
+
+    /// The first datagram waiting on any socket: (leg index, from its RTCP socket, length, sender).
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<(usize, bool, usize, SocketAddr)> {
+        let n = self.legs.len();
+        self.start = self.start.wrapping_add(1);
+        for k in 0..n {
+            let idx = (self.start + k) % n;
+            let lease = &self.legs[idx].1;
+            for (rtcp, sock) in [(false, Some(&lease.socket)), (true, lease.rtcp.as_ref())] {
+                let Some(sock) = sock else { continue };
+                let mut rb = ReadBuf::new(buf);
+                match sock.poll_recv_from(cx, &mut rb) {
+                    Poll::Ready(Ok(from)) => {
+                        return Poll::Ready((idx, rtcp, rb.filled().len(), from))
                     }
-                    Ok(())
+                    // ICMP errors reported on a later receive (the peer's port closed): one-shot.
+                    Poll::Ready(Err(e)) => debug!(error = %e, "media socket"),
+                    Poll::Pending => {}
                 }
-                Some(MediaCommand::SipDigit(d, len)) => session.handle_sip_info_digit(Instant::now(), d, len),
-                Some(MediaCommand::Quality(reply)) => {
-                    let _ = reply.send((session.browser_quality(), session.sip_leg().record_quality()));
-                    Ok(())
-                }
-                Some(MediaCommand::Stop) | None => return,
-            },
-        };
-        if let Err(e) = result {
-            debug!(error = %e, "browser leg failed");
-            let _ = events.send(MediaEvent::Lost(Side::Browser)).await;
-            return;
+            }
         }
+        Poll::Pending
     }
 }
 
-impl MediaEngine {
-    /// Starts the task that bridges a customer's RTP leg (an inbound trunk call) to the agent's.
-    pub fn spawn_rtp(
-        &self,
-        customer: (Negotiated, PortLease),
-        agent: (Negotiated, PortLease),
-        timers: RtpLegTimers,
-    ) -> MediaHandle {
-        let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        let (ev_tx, ev_rx) = mpsc::channel(64);
-        let now = Instant::now();
-        let bridge = RtpBridge::new(
-            RtpLeg::new(now, customer.0, rand::random::<u32>(), timers),
-            RtpLeg::new(now, agent.0, rand::random::<u32>(), timers),
-        );
-        let task = tokio::spawn(run_rtp(bridge, customer.1, agent.1, cmd_rx, ev_tx));
-        MediaHandle {
-            commands: cmd_tx,
-            events: ev_rx,
-            task,
-        }
-    }
-}
-
-/// The per-call loop of an RTP-to-RTP call: four sockets, the commands, one timer.
-async fn run_rtp(
-    mut bridge: RtpBridge,
-    cust: PortLease,
-    agent: PortLease,
+/// The per-call loop: one select over the legs' sockets, the command channel and the core's
+/// deadline.
+async fn run(
+    mut media: CallMedia,
     mut commands: mpsc::Receiver<MediaCommand>,
     events: mpsc::Sender<MediaEvent>,
 ) {
-    let (mut b1, mut b2, mut b3, mut b4) = (
-        vec![0u8; 2048],
-        vec![0u8; 2048],
-        vec![0u8; 1500],
-        vec![0u8; 1500],
-    );
-    let socks = Sockets {
-        customer: &cust.socket,
-        customer_rtcp: cust.rtcp.as_ref(),
-        sip: &agent.socket,
-        sip_rtcp: agent.rtcp.as_ref(),
+    let mut buf = vec![0u8; 2048];
+    let mut socks = Sockets {
+        legs: Vec::new(),
+        start: 0,
     };
     loop {
-        let Some(deadline) = flush(|| bridge.poll_output(), &socks, &events).await else {
+        let Some(deadline) = flush(&mut media, &socks, &events).await else {
             return;
         };
         tokio::select! {
-            r = cust.socket.recv_from(&mut b1) => if let Ok((n, from)) = r {
-                bridge.handle_customer_datagram(Instant::now(), from, &b1[..n]);
-            },
-            r = agent.socket.recv_from(&mut b2) => if let Ok((n, from)) = r {
-                bridge.handle_agent_datagram(Instant::now(), from, &b2[..n]);
-            },
-            r = recv_rtcp(cust.rtcp.as_ref(), &mut b3) => if let Ok((n, from)) = r {
-                bridge.handle_customer_rtcp(Instant::now(), from, &b3[..n]);
-            },
-            r = recv_rtcp(agent.rtcp.as_ref(), &mut b4) => if let Ok((n, from)) = r {
-                bridge.handle_agent_rtcp(Instant::now(), from, &b4[..n]);
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => bridge.handle_timeout(Instant::now()),
-            cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Play(src)) => bridge.play_to_customer(Instant::now(), src),
-                Some(MediaCommand::Bridge) => bridge.bridge(),
-                Some(MediaCommand::UpdateSip(n)) => bridge.agent_leg().update(Instant::now(), n),
-                Some(MediaCommand::AddCandidate(_) | MediaCommand::SipDigit(..)) => {}
-                Some(MediaCommand::Quality(reply)) => {
-                    let _ = reply.send((bridge.customer_leg().record_quality(), bridge.agent_leg().record_quality()));
+            (idx, rtcp, n, from) = std::future::poll_fn(|cx| socks.poll_recv(cx, &mut buf)) => {
+                let (id, lease) = (&socks.legs[idx].0, &socks.legs[idx].1);
+                let now = Instant::now();
+                if rtcp {
+                    media.handle_rtcp(now, *id, from, &buf[..n]);
+                } else {
+                    media.handle_datagram(now, *id, from, lease.local, &buf[..n]);
                 }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => media.handle_timeout(Instant::now()),
+            cmd = commands.recv() => match cmd {
                 Some(MediaCommand::Stop) | None => return,
+                Some(cmd) => command(&mut media, &mut socks, cmd),
             },
         }
     }
 }
 
-/// A call's sockets by [`Side`]: the customer's (the browser's, or the caller's RTP) and the agent's.
-/// An RTCP side without its own socket uses the RTP one.
-struct Sockets<'a> {
-    customer: &'a UdpSocket,
-    customer_rtcp: Option<&'a UdpSocket>,
-    sip: &'a UdpSocket,
-    sip_rtcp: Option<&'a UdpSocket>,
-}
-
-impl Sockets<'_> {
-    fn for_side(&self, side: Side) -> &UdpSocket {
-        match side {
-            Side::Browser | Side::Customer => self.customer,
-            Side::CustomerRtcp => self.customer_rtcp.unwrap_or(self.customer),
-            Side::Sip => self.sip,
-            Side::SipRtcp => self.sip_rtcp.unwrap_or(self.sip),
+/// Carries out one command.
+fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
+    let now = Instant::now();
+    match cmd {
+        MediaCommand::AddLeg { id, leg, lease } => {
+            socks.legs.retain(|(l, _)| *l != id);
+            socks.legs.push((id, lease));
+            media.add_leg(now, id, leg, rand::random::<u32>());
         }
+        MediaCommand::RemoveLeg(id) => {
+            media.remove_leg(now, id);
+            socks.legs.retain(|(l, _)| *l != id);
+        }
+        MediaCommand::UpdateRtp(id, n) => media.update_rtp(now, id, n),
+        MediaCommand::Route { from, to, gain } => media.set_route(now, from, to, gain),
+        MediaCommand::Play(id, s) => media.play(now, id, s),
+        MediaCommand::StopPlaying(id) => media.stop_playing(id),
+        MediaCommand::AddCandidate(id, c) => {
+            if let Err(e) = media.add_remote_candidate(id, &c) {
+                debug!(error = %e, "remote candidate refused");
+            }
+        }
+        MediaCommand::InfoDigit(id, d, len) => media.handle_info_digit(now, id, d, len),
+        MediaCommand::Quality(reply) => {
+            let _ = reply.send(media.qualities());
+        }
+        MediaCommand::Stop => {}
     }
 }
 
-/// Carries out a session's outputs until it asks to wait: sends datagrams, forwards events. Returns
-/// the instant to wake at, or `None` when the task must end (the call is gone, or a leg was lost).
+/// Carries out the core's outputs until it asks to wait: sends datagrams, forwards events. Returns
+/// the instant to wake at, or `None` when nobody listens to the call's events any more.
 async fn flush(
-    mut poll: impl FnMut() -> MediaOutput,
-    socks: &Sockets<'_>,
+    media: &mut CallMedia,
+    socks: &Sockets,
     events: &mpsc::Sender<MediaEvent>,
 ) -> Option<Instant> {
     loop {
-        match poll() {
-            MediaOutput::Transmit { side, to, data } => {
-                if let Err(e) = socks.for_side(side).send_to(&data, to).await {
+        match media.poll_output() {
+            MediaOutput::Transmit {
+                leg,
+                rtcp,
+                to,
+                data,
+            } => {
+                let Some(lease) = socks.lease(leg) else {
+                    continue;
+                };
+                let sock = if rtcp {
+                    lease.rtcp.as_ref().unwrap_or(&lease.socket)
+                } else {
+                    &lease.socket
+                };
+                if let Err(e) = sock.send_to(&data, to).await {
                     debug!(%to, error = %e, "media send failed");
                 }
             }
             MediaOutput::Event(e) => {
-                let lost = matches!(e, MediaEvent::Lost(_));
-                if events.send(e).await.is_err() || lost {
+                if events.send(e).await.is_err() {
                     return None;
                 }
             }
-            // The tap is off unless a recorder enables it; recording to files lands with records.
+            // The tap is off unless a recorder enables it; recording lands with its own issue.
             MediaOutput::Tap { .. } => {}
             MediaOutput::Timeout(t) => return Some(t),
         }
     }
 }
 
-/// Receives on the RTCP socket, or waits forever without one.
-async fn recv_rtcp(
-    sock: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
+impl MediaEngine {
+    /// Starts a call's media with two legs, `LegId(0)` and `LegId(1)`, hearing each other (the
+    /// benchmark's browser-to-phone bridge).
+    pub async fn spawn_pair(
+        &self,
+        a: (NewLeg, PortLease),
+        b: (NewLeg, PortLease),
+        timers: RtpLegTimers,
+    ) -> MediaHandle {
+        let handle = self.spawn_call(timers);
+        let (x, y) = (LegId(0), LegId(1));
+        for cmd in [
+            MediaCommand::AddLeg {
+                id: x,
+                leg: a.0,
+                lease: a.1,
+            },
+            MediaCommand::AddLeg {
+                id: y,
+                leg: b.0,
+                lease: b.1,
+            },
+            MediaCommand::Route {
+                from: x,
+                to: y,
+                gain: Some(1.0),
+            },
+            MediaCommand::Route {
+                from: y,
+                to: x,
+                gain: Some(1.0),
+            },
+        ] {
+            let _ = handle.commands.send(cmd).await;
+        }
+        handle
     }
 }

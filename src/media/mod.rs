@@ -11,28 +11,33 @@
 //! | [`rtp`] | RTP header view and writer (zero-copy) |
 //! | [`rtcp`] | RTCP basics: reception statistics, SR/RR, the peer's report blocks |
 //! | [`rtp_leg`] | the SIP side's RTP leg: latching, rewriting, digits, hold, timeout |
-//! | [`session`] | one call's media: browser leg bridged to the SIP leg, relay or transcode |
+//! | [`call_media`] | one call's media, any number of legs: route matrix, relay fast path, mixing on a 20 ms clock, digits, prompts |
+//! | [`leg`] | one leg whatever its kind (browser or plain RTP): media time, sending, quality |
+//! | [`routes`] | who hears whom: the route matrix and how each listener is fed (relay or mix) |
+//! | [`mixer`] | per-source FIFOs and the saturating mix |
 //! | [`source`] | prompts (WAV), music on hold, tones: 20 ms frames at 8 kHz |
 //! | [`transcode`] | G.711 μ/A-law and (feature `opus`) Opus conversion between the legs |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
-//! | [`engine`] | the shell: port leases and one tokio task per call driving a [`session::MediaSession`] |
+//! | [`engine`] | the shell: port leases and one tokio task per call driving a [`call_media::CallMedia`] |
 //! | [`flow`] | media-flow event and media timeout |
 
 pub mod browser_leg;
+pub mod call_media;
 pub mod dtmf;
 pub mod engine;
 pub mod flow;
 pub mod g711;
 pub mod latch;
+pub mod leg;
+pub mod mixer;
 pub mod ports;
 pub mod rewrite;
+pub mod routes;
 pub mod rtcp;
 pub mod rtp;
-pub mod rtp_bridge;
 pub mod rtp_leg;
 pub mod sdp;
-pub mod session;
 pub mod source;
 pub mod tone;
 pub mod transcode;

@@ -1,11 +1,13 @@
-//! A browser (str0m) bridged to a SIP phone through a `MediaSession`, on simulated time over an
+//! A browser (str0m) bridged to a SIP phone through the call's media core (`CallMedia`, two legs hearing each other), on simulated time over an
 //! in-memory network: the setup and the packet pump the media scenario tests share.
 
 use super::browser::TestBrowser;
 use clicktocall::media::browser_leg::{AudioCodec, BrowserLeg};
-use clicktocall::media::rtp_leg::{RtpLeg, RtpLegTimers};
+use clicktocall::media::call_media::{CallMedia, MediaOutput};
+use clicktocall::media::leg::NewLeg;
+use clicktocall::media::routes::LegId;
+use clicktocall::media::rtp_leg::RtpLegTimers;
 use clicktocall::media::sdp::{read_answer, Format};
-use clicktocall::media::session::{MediaOutput, MediaSession, Side};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,12 +17,18 @@ pub const BROWSER: &str = "10.0.0.2:50000";
 pub const GW_WEB: &str = "10.0.0.1:40000";
 /// The phone's RTP address.
 pub const PHONE: &str = "10.0.0.3:6000";
+/// The gateway's phone-leg address.
+pub const GW_RTP: &str = "10.0.0.1:30000";
+/// The browser's leg in the call's media.
+pub const BROWSER_LEG: LegId = LegId(0);
+/// The phone's leg.
+pub const PHONE_LEG: LegId = LegId(1);
 
 /// A bridged call under test.
 pub struct Bridged {
     pub now: Instant,
     pub browser: TestBrowser,
-    pub session: MediaSession,
+    pub session: CallMedia,
     pub phone: SocketAddr,
     browser_addr: SocketAddr,
     gw_web: SocketAddr,
@@ -40,10 +48,11 @@ impl Bridged {
             "v=0\r\no=- 5 5 IN IP4 10.0.0.3\r\ns=-\r\nc=IN IP4 10.0.0.3\r\nt=0 0\r\n{phone_media}"
         );
         let negotiated = read_answer(&sdp, offered).unwrap();
-        let session = MediaSession::new(
-            leg,
-            RtpLeg::new(now, negotiated, ssrc, RtpLegTimers::default()),
-        );
+        let mut session = CallMedia::new(RtpLegTimers::default());
+        session.add_leg(now, BROWSER_LEG, NewLeg::Browser(Box::new(leg)), 0);
+        session.add_leg(now, PHONE_LEG, NewLeg::Rtp(negotiated), ssrc);
+        session.set_route(now, BROWSER_LEG, PHONE_LEG, Some(1.0));
+        session.set_route(now, PHONE_LEG, BROWSER_LEG, Some(1.0));
         Bridged {
             now,
             browser,
@@ -60,9 +69,10 @@ impl Bridged {
         loop {
             match self.session.poll_output() {
                 MediaOutput::Transmit {
-                    side: Side::Browser,
+                    leg: BROWSER_LEG,
                     to,
                     data,
+                    ..
                 } => {
                     assert_eq!(to, self.browser_addr);
                     self.browser.receive(self.now, self.gw_web, &data);
@@ -73,24 +83,28 @@ impl Bridged {
         }
         for (to, data) in self.browser.poll() {
             assert_eq!(to, self.gw_web);
-            self.session
-                .handle_browser_datagram(self.now, self.browser_addr, self.gw_web, &data)
-                .unwrap();
+            self.session.handle_datagram(
+                self.now,
+                BROWSER_LEG,
+                self.browser_addr,
+                self.gw_web,
+                &data,
+            );
         }
     }
 
     /// A packet from the phone.
     pub fn phone_sends(&mut self, pkt: &[u8]) {
+        let local = GW_RTP.parse().unwrap();
         self.session
-            .handle_sip_datagram(self.now, self.phone, pkt)
-            .unwrap();
+            .handle_datagram(self.now, PHONE_LEG, self.phone, local, pkt);
     }
 
     /// Advances simulated time by one 20 ms frame.
     pub fn step(&mut self) {
         self.now += Duration::from_millis(20);
         self.browser.tick(self.now);
-        self.session.handle_timeout(self.now).unwrap();
+        self.session.handle_timeout(self.now);
     }
 }
 
