@@ -274,7 +274,7 @@ test_sipp_agent_holds_then_blind_transfers() {
   # Issue 5, acceptance 4 with SIPp agents: a trunk caller reaches agent 1001, who holds (re-INVITE
   # sendonly, answered recvonly), resumes, and REFERs to 1002: 202, NOTIFY SIP/2.0 200 OK, BYE; 1002
   # answers and gets BYE when the caller hangs up. (What the caller hears on hold is checked in
-  # process: tests/agent_hold_and_blind_transfer.rs.)
+  # process: tests/calls/agent_hold_and_blind_transfer.rs.)
   (cd "$T" && $SIPP -sf "$HERE/sipp/agent_hold_refer.xml" -i 127.0.0.1 -p 5090 -mp 6000 \
       -timeout 40s >"$T/agent1.out" 2>&1; echo $? >"$T/agent1.rc") &
   local a1=$!

@@ -4,7 +4,7 @@
 //! - Ring-all: both agents ring, the first to answer wins, the other gets CANCEL.
 //! - The customer hangs up while the agent rings: the agent gets CANCEL.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, response, AgentPhone, Widget};
 use common::{header, start};

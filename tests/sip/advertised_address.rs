@@ -1,7 +1,7 @@
 //! NAT 1:1: with `sip.advertised_host` set, our own requests name the public address in Via, From and
 //! Call-ID (while the socket stays bound to loopback), and no foreign domain appears anywhere.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

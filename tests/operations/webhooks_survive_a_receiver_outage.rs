@@ -2,7 +2,7 @@
 //! comes up; it receives every event exactly once, each call's events in order, each signed, and
 //! the events match the call records.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, AgentPhone, Widget};
 use common::start;

@@ -3,7 +3,7 @@
 //! gateway's 1000 Hz at the browser, each checked by frequency. Runs on simulated time over an
 //! in-memory network, so it takes milliseconds.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::browser_leg::{AudioCodec, BrowserEvent, BrowserLeg, BrowserOutput};
 use clicktocall::media::g711;

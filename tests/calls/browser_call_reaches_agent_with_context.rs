@@ -4,7 +4,7 @@
 //! User-to-User, Call-Info, From display name); after the answer each side hears the other's tone.
 //! The agent hangs up: the widget sees `ended` with reason `agent_hangup`.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use clicktocall::widget::context::decode_user_to_user;

@@ -2,7 +2,7 @@
 //! online in the location store, un-registers and goes offline. Wrong passwords, other people's
 //! addresses of record and too-short expiries are refused.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

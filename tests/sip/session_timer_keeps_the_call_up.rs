@@ -3,7 +3,7 @@
 //! `Session-Expires` about every 2 s, and the call stays up. A refresh re-INVITE from the phone gets a
 //! 200 that echoes its `Session-Expires`.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, AgentPhone, Widget};
 use common::{header, start, status};

@@ -1,7 +1,7 @@
 //! The REST API: bearer key required; `PUT /api/agents/{id}/state` takes an agent away (a waiting
 //! call is not offered to it) and back (it is); errors are JSON with stable codes.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, AgentPhone, Widget};
 use common::{http, start};

@@ -5,7 +5,7 @@
 //! sender report about its stream, and the recording tap carries both voices.
 //! Simulated time over an in-memory network.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::browser_leg::AudioCodec;
 use clicktocall::media::call_media::{MediaEvent, MediaOutput};

@@ -1,7 +1,7 @@
 //! Bad input: 24 malformed SIP messages sent over UDP to a running gateway. Each one is answered with
 //! the expected error status or dropped, and the gateway keeps serving (OPTIONS still gets 200).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! - A context value with `\r\nEvil: 1` never makes an `Evil` header; a 10 KB context is refused
 //!   with a clear widget error.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use common::call::{call_config, place_call, rms, AgentPhone, Widget};

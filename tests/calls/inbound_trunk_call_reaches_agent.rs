@@ -3,7 +3,7 @@
 //! agent's INVITE carries the trunk's pass-through header (`X-Account-Id`) and the caller's number;
 //! after the answer each side hears the other's tone; the customer's BYE reaches the agent.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use common::call::{call_config, rms, rtp_phone, sdp_addr, AgentPhone};

@@ -2,7 +2,7 @@
 //! until the agent answers (here: only the third copy), and a retransmitted request from a phone gets
 //! the same answer again without being processed twice.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

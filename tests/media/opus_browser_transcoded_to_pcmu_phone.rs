@@ -5,7 +5,7 @@
 //! phone's digits reach the browser at telephone-event/48000; each digit is reported once.
 #![cfg(feature = "opus")]
 
-mod common;
+use crate::common;
 
 use clicktocall::media::browser_leg::AudioCodec;
 use clicktocall::media::call_media::{MediaEvent, MediaOutput};

@@ -2,7 +2,7 @@
 //! 403; OPTIONS is answered for anyone; unknown methods get 501 and Allow; requests for dialogs that
 //! do not exist get 481.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! SIP IVR answers (it hears the customer's tone), then REFERs the call back to the gateway naming
 //! queue "sales"; the gateway answers 202, NOTIFYs 200, releases the IVR and connects a sales agent.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use common::call::{call_config, place_call, AgentPhone, Widget};

@@ -2,7 +2,7 @@
 //! configured widget origins only, and while draining `/readyz` fails and new calls get 503 while the
 //! call in progress keeps the process up.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! setting, a browser call through `/ws` that picks "support" is answered by agent "demo", which
 //! greets and then echoes the caller: the browser hears speech, then its own 440 Hz back.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use common::call::{call_config, place_call, rms, Widget};

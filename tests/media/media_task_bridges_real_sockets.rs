@@ -2,7 +2,7 @@
 //! port, bridges it to a plain RTP phone through one task per call, and each side hears the other's
 //! tone; a digit pressed in the browser reaches the controller; `Stop` ends the task and frees ports.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::call_media::MediaEvent;
 use clicktocall::media::engine::{MediaCommand, MediaConfig, MediaEngine};

@@ -2,7 +2,7 @@
 //! clean `busy` errors, a trunk INVITE gets 503, the calls in progress keep their media, and
 //! `/metrics` shows the calls, the refusals and the setup times; `max_ws_sessions` caps sockets.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, rms, Widget};
 use common::{start, status, Peer};

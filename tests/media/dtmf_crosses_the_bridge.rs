@@ -3,7 +3,7 @@
 //! browser, SIP INFO digits reach the browser too, and the controller hears every digit exactly once.
 //! Simulated time over an in-memory network.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::browser_leg::AudioCodec;
 use clicktocall::media::call_media::{MediaEvent, MediaOutput};

@@ -1,7 +1,7 @@
 //! Optional TLS: with a certificate configured, the HTTP server speaks HTTPS (browsers need it for the
 //! microphone) and the SIP endpoint answers over TLS.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rustls_pki_types::pem::PemObject;

@@ -2,7 +2,7 @@
 //! phone again, in one stream: one SSRC (str0m's), contiguous sequence numbers and timestamps that only
 //! move forward (browsers punish a backwards jump with silence), and each part carries its own tone.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::browser_leg::AudioCodec;
 use clicktocall::media::call_media::{MediaEvent, MediaOutput};

@@ -5,7 +5,7 @@
 //! retries), the toll-fraud guard, the site/origin check, and a scheduled callback that survives a
 //! restart.
 
-mod common;
+use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use clicktocall::widget::signing;

@@ -1,7 +1,7 @@
 //! RFC 3261 §18.1.1: an INVITE to the agent that is too large for UDP (a big context makes a big
 //! `User-to-User`) is sent over TCP to the agent's address instead.
 
-mod common;
+use crate::common;
 
 use common::call::{call_config, place_call, AgentPhone, Widget};
 use common::start;

@@ -3,7 +3,7 @@
 //! gives up in the queue after a busy agent), readable through `GET /api/cdrs` (JSON and CSV) and
 //! still on disk after the gateway stops.
 
-mod common;
+use crate::common;
 
 use clicktocall::records::store::{Filter, RecordStore};
 use common::call::{call_config, place_call, AgentPhone, Widget};

@@ -1,0 +1,15 @@
+//! Whole calls in process: browser, trunk and callback customers through the IVR and queues to SIP agents, hunting, hold, transfers, the external IVR, the demo agent.
+//!
+//! One test binary per area (each binary links the whole gateway): every file is a module named for
+//! what it proves.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod agent_busy_hunts_next;
+mod agent_hold_and_blind_transfer;
+mod browser_call_reaches_agent_with_context;
+mod callback_over_the_trunk;
+mod demo_agent_answers_and_echoes;
+mod external_ivr_refers_back_to_a_queue;
+mod inbound_trunk_call_reaches_agent;
