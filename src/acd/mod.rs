@@ -55,6 +55,9 @@ pub struct QueueRules {
     pub on_max_wait: Overflow,
     /// What happens when no agent of this queue is logged in.
     pub on_no_agents: Overflow,
+    /// Agents per call: 1 for a normal queue; more for a conference queue, which rings this many
+    /// at once (ring-all: everyone available) and connects each that answers into the call.
+    pub conference: usize,
 }
 
 impl Default for QueueRules {
@@ -66,6 +69,7 @@ impl Default for QueueRules {
             max_wait: None,
             on_max_wait: Overflow::Wait,
             on_no_agents: Overflow::Wait,
+            conference: 1,
         }
     }
 }
@@ -149,6 +153,27 @@ struct Waiting {
 }
 
 /// The queues and agents of one gateway. See the module docs for the drive contract.
+/// An agent ringing to join a call that is already connected (a conference queue's further agents,
+/// or an agent added to a live call).
+#[derive(Debug)]
+struct Joining {
+    call: CallId,
+    agent: String,
+    until: Instant,
+}
+
+/// Why an agent cannot be claimed for a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// No such agent in the configuration.
+    #[error("no agent {0:?}")]
+    UnknownAgent(String),
+    /// The agent cannot take it now (offline, busy, ringing, away).
+    #[error("agent {0:?} is {1}")]
+    Unavailable(String, &'static str),
+}
+
+/// The queues and agents of one node. See the module docs for the drive contract.
 #[derive(Debug, Default)]
 pub struct Acd {
     rules: HashMap<String, QueueRules>,
@@ -157,6 +182,7 @@ pub struct Acd {
     agent_order: Vec<String>,
     last_offered: HashMap<String, String>,
     waiting: VecDeque<Waiting>,
+    joining: Vec<Joining>,
     out: VecDeque<AcdOutput>,
 }
 
@@ -321,6 +347,15 @@ impl Acd {
         agent: &str,
         result: OfferResult,
     ) {
+        if let Some(j) = self
+            .joining
+            .iter()
+            .position(|j| j.call == call && j.agent == agent)
+        {
+            self.joining.remove(j);
+            self.join_result(now, call, agent, result);
+            return;
+        }
         let Some(i) = self.waiting.iter().position(|w| w.call == call) else {
             return;
         };
@@ -330,12 +365,21 @@ impl Acd {
         match result {
             OfferResult::Answered => {
                 let w = self.waiting.remove(i).expect("index from position");
-                let losers: Vec<String> = w
+                let conference = self.rules.get(&w.queue).map_or(1, |r| r.conference);
+                let (others, losers): (Vec<_>, Vec<_>) = w
                     .ringing
                     .into_iter()
-                    .map(|(a, _)| a)
-                    .filter(|a| a != agent)
-                    .collect();
+                    .filter(|(a, _)| a != agent)
+                    .partition(|_| conference > 1);
+                // A conference queue's other agents go on ringing, to join the call.
+                for (a, until) in others {
+                    self.joining.push(Joining {
+                        call,
+                        agent: a,
+                        until,
+                    });
+                }
+                let losers: Vec<String> = losers.into_iter().map(|(a, _)| a).collect();
                 for a in &losers {
                     self.set_available(now, a);
                 }
@@ -366,7 +410,8 @@ impl Acd {
         let rings = self
             .waiting
             .iter()
-            .flat_map(|w| w.ringing.iter().map(|(_, until)| *until));
+            .flat_map(|w| w.ringing.iter().map(|(_, until)| *until))
+            .chain(self.joining.iter().map(|j| j.until));
         let waits = self.waiting.iter().filter_map(|w| {
             let r = self.rules.get(&w.queue)?;
             (r.on_max_wait != Overflow::Wait).then_some(w.since + r.max_wait?)
@@ -399,6 +444,12 @@ impl Acd {
                     expired.into_iter().map(|(a, _)| a).collect::<Vec<_>>(),
                 ));
             }
+        }
+        let (expired, still): (Vec<_>, Vec<_>) =
+            self.joining.drain(..).partition(|j| j.until <= now);
+        self.joining = still;
+        for j in expired {
+            cancels.push((j.call, vec![j.agent]));
         }
         for (call, agents) in cancels {
             for a in &agents {
@@ -458,6 +509,8 @@ impl Acd {
         if let Some(w) = self.waiting.iter_mut().find(|w| w.call == call) {
             w.ringing.retain(|(a, _)| a != agent);
         }
+        self.joining
+            .retain(|j| !(j.call == call && j.agent == agent));
     }
 
     /// Offers waiting calls, oldest first, to available agents of their queue.
@@ -505,6 +558,7 @@ impl Acd {
     /// Available agents of the call's queue not yet offered this call, chosen by `strategy`.
     fn pick(&self, i: usize, strategy: Strategy) -> Vec<String> {
         let w = &self.waiting[i];
+        let per_call = self.rules.get(&w.queue).map_or(1, |r| r.conference.max(1));
         let mut candidates: Vec<(&String, Instant, u8)> = self
             .agent_order
             .iter()
@@ -531,17 +585,11 @@ impl Acd {
                 .collect(),
             Strategy::LongestIdle => {
                 candidates.sort_by_key(|(_, since, _)| *since);
-                candidates
-                    .first()
-                    .map(|(id, _, _)| vec![(*id).clone()])
-                    .unwrap_or_default()
+                first(candidates, per_call)
             }
             Strategy::SkillsBased => {
                 candidates.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
-                candidates
-                    .first()
-                    .map(|(id, _, _)| vec![(*id).clone()])
-                    .unwrap_or_default()
+                first(candidates, per_call)
             }
             Strategy::RoundRobin => {
                 let last = self.last_offered.get(&w.queue);
@@ -554,10 +602,76 @@ impl Acd {
                     .collect();
                 order
                     .into_iter()
-                    .find(|id| candidates.iter().any(|(c, _, _)| c == id))
-                    .map(|id| vec![id.clone()])
-                    .unwrap_or_default()
+                    .filter(|id| candidates.iter().any(|(c, _, _)| c == id))
+                    .take(per_call)
+                    .cloned()
+                    .collect()
             }
         }
+    }
+
+    /// Claims `agent` for the live call `call` (an agent added to it): the agent rings for up to
+    /// `ring`; report the outcome with [`Acd::handle_offer_result`]. Available agents and agents
+    /// in wrap-up can be claimed; offline, away, ringing or busy ones cannot.
+    pub fn handle_claim(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: &str,
+        ring: Duration,
+    ) -> Result<(), ClaimError> {
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| ClaimError::UnknownAgent(agent.into()))?;
+        match a.state {
+            AgentState::Available(_) | AgentState::WrapUp(_) => {}
+            other => {
+                return Err(ClaimError::Unavailable(
+                    agent.into(),
+                    service::state_name(other),
+                ))
+            }
+        }
+        a.state = AgentState::Ringing(call);
+        self.joining.push(Joining {
+            call,
+            agent: agent.into(),
+            until: now + ring,
+        });
+        Ok(())
+    }
+
+    /// How a joining agent's ring ended.
+    fn join_result(&mut self, now: Instant, call: CallId, agent: &str, result: OfferResult) {
+        match result {
+            OfferResult::Answered => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.state = AgentState::Busy(call);
+                }
+                self.out.push_back(AcdOutput::Connected {
+                    call,
+                    agent: agent.to_string(),
+                });
+            }
+            OfferResult::Rejected(_) => self.set_available(now, agent),
+        }
+        self.dispatch(now);
+    }
+}
+
+/// The first `n` candidates' ids.
+fn first(candidates: Vec<(&String, Instant, u8)>, n: usize) -> Vec<String> {
+    candidates
+        .into_iter()
+        .take(n.max(1))
+        .map(|(id, _, _)| id.clone())
+        .collect()
+}
+
+impl Acd {
+    /// Agents ringing to join connected calls.
+    pub fn joining(&self) -> impl Iterator<Item = (CallId, &str)> {
+        self.joining.iter().map(|j| (j.call, j.agent.as_str()))
     }
 }

@@ -2,7 +2,7 @@
 //! Agent and queue state sit behind [`AcdHandle`], so a shared store (Redis) can later back it for a
 //! cluster while each call's media stays on the node that holds it: only this module would change.
 
-use super::{Acd, AcdOutput, AgentState, CallId, OfferResult, Overflow};
+use super::{Acd, AcdOutput, AgentState, CallId, ClaimError, OfferResult, Overflow};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -77,6 +77,13 @@ enum Command {
         events: mpsc::UnboundedSender<AcdEvent>,
     },
     Abandon(CallId),
+    Claim {
+        call: CallId,
+        agent: String,
+        ring: Duration,
+        events: mpsc::UnboundedSender<AcdEvent>,
+        reply: oneshot::Sender<Result<(), ClaimError>>,
+    },
     OfferResult(CallId, String, OfferResult),
     Released(String, Duration),
     Presence(String, bool),
@@ -134,6 +141,28 @@ impl AcdHandle {
     /// The call left before an agent answered.
     pub fn abandon(&self, call: CallId) {
         let _ = self.tx.send(Command::Abandon(call));
+    }
+
+    /// Claims `agent` to join the live call `call` (it rings up to `ring`): never an agent who is
+    /// offline, away, ringing or busy. Report the outcome with [`AcdHandle::offer_result`]; a ring
+    /// timeout comes back on `events` as a `Cancel`.
+    pub async fn claim(
+        &self,
+        call: CallId,
+        agent: &str,
+        ring: Duration,
+        events: mpsc::UnboundedSender<AcdEvent>,
+    ) -> Result<(), ClaimError> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Claim {
+            call,
+            agent: agent.into(),
+            ring,
+            events,
+            reply,
+        });
+        rx.await
+            .unwrap_or(Err(ClaimError::Unavailable(agent.into(), "stopping")))
     }
 
     /// How an offer ended.
@@ -226,6 +255,16 @@ impl Service {
                 self.calls.remove(&call);
                 self.positions.remove(&call);
                 self.acd.handle_abandon(now, call);
+            }
+            Command::Claim {
+                call,
+                agent,
+                ring,
+                events,
+                reply,
+            } => {
+                self.calls.entry(call).or_insert(events);
+                let _ = reply.send(self.acd.handle_claim(now, call, &agent, ring));
             }
             Command::OfferResult(call, agent, result) => {
                 if result == OfferResult::Answered {

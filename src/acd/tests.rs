@@ -229,3 +229,101 @@ fn an_agent_whose_phone_goes_offline_while_ringing_is_skipped() {
     acd.handle_presence(t0 + 11 * S, "A", false);
     assert_eq!(drain(&mut acd), vec![offer(1, &["B"])]);
 }
+
+#[test]
+fn a_conference_queue_rings_two_and_connects_each_that_answers() {
+    let t0 = Instant::now();
+    let mut acd = Acd::new();
+    acd.add_queue(
+        "support",
+        QueueRules {
+            conference: 2,
+            ..QueueRules::default()
+        },
+    );
+    for (i, a) in ["A", "B", "C"].iter().enumerate() {
+        acd.add_agent(a, &["support"], &[]);
+        acd.handle_presence(t0 + S * i as u32, a, true);
+    }
+    drain(&mut acd);
+    let t = t0 + 10 * S;
+    acd.handle_enqueue(t, 1, "support", None);
+    assert_eq!(drain(&mut acd), vec![offer(1, &["A", "B"])], "the two idle longest");
+    acd.handle_offer_result(t + S, 1, "B", OfferResult::Answered);
+    let connected = |a: &str| AcdOutput::Connected {
+        call: 1,
+        agent: a.into(),
+    };
+    assert_eq!(drain(&mut acd), vec![connected("B")], "A is not cancelled");
+    assert_eq!(acd.position(1), None, "the call left the queue");
+    assert_eq!(acd.agent_state("A"), Some(AgentState::Ringing(1)));
+    acd.handle_offer_result(t + 2 * S, 1, "A", OfferResult::Answered);
+    assert_eq!(drain(&mut acd), vec![connected("A")]);
+    assert_eq!(acd.agent_state("A"), Some(AgentState::Busy(1)));
+    // A second call rings C alone (one agent left); C lets it ring out.
+    acd.handle_enqueue(t + 3 * S, 2, "support", None);
+    assert_eq!(drain(&mut acd), vec![offer(2, &["C"])]);
+}
+
+#[test]
+fn a_conference_agent_that_rings_out_is_cancelled_and_freed() {
+    let t0 = Instant::now();
+    let mut acd = Acd::new();
+    acd.add_queue(
+        "support",
+        QueueRules {
+            conference: 2,
+            ..QueueRules::default()
+        },
+    );
+    for a in ["A", "B"] {
+        acd.add_agent(a, &["support"], &[]);
+        acd.handle_presence(t0, a, true);
+    }
+    drain(&mut acd);
+    acd.handle_enqueue(t0 + S, 1, "support", None);
+    drain(&mut acd);
+    acd.handle_offer_result(t0 + 2 * S, 1, "A", OfferResult::Answered);
+    drain(&mut acd);
+    let deadline = acd.poll_timeout().unwrap();
+    assert_eq!(deadline, t0 + 16 * S, "B's ring timeout still runs");
+    acd.handle_timeout(deadline);
+    assert_eq!(drain(&mut acd), vec![cancel(1, &["B"])]);
+    assert!(matches!(acd.agent_state("B"), Some(AgentState::Available(_))));
+}
+
+#[test]
+fn claiming_an_agent_for_a_live_call() {
+    let t0 = Instant::now();
+    let mut acd = three_agents(t0, Strategy::LongestIdle);
+    acd.handle_enqueue(t0 + 5 * S, 1, "support", None);
+    drain(&mut acd);
+    acd.handle_offer_result(t0 + 6 * S, 1, "A", OfferResult::Answered);
+    drain(&mut acd);
+    let ring = 20 * S;
+    assert_eq!(
+        acd.handle_claim(t0 + 7 * S, 1, "A", ring),
+        Err(ClaimError::Unavailable("A".into(), "busy"))
+    );
+    assert_eq!(
+        acd.handle_claim(t0 + 7 * S, 1, "Z", ring),
+        Err(ClaimError::UnknownAgent("Z".into()))
+    );
+    acd.handle_presence(t0 + 7 * S, "C", false);
+    assert_eq!(
+        acd.handle_claim(t0 + 7 * S, 1, "C", ring),
+        Err(ClaimError::Unavailable("C".into(), "offline"))
+    );
+    assert_eq!(acd.handle_claim(t0 + 7 * S, 1, "B", ring), Ok(()));
+    assert_eq!(acd.agent_state("B"), Some(AgentState::Ringing(1)));
+    assert_eq!(
+        acd.handle_claim(t0 + 7 * S, 1, "B", ring),
+        Err(ClaimError::Unavailable("B".into(), "ringing")),
+        "never offered twice"
+    );
+    // A new caller is not offered B while B rings for call 1.
+    acd.handle_enqueue(t0 + 8 * S, 2, "support", None);
+    assert_eq!(drain(&mut acd), vec![]);
+    acd.handle_offer_result(t0 + 9 * S, 1, "B", OfferResult::Rejected(486));
+    assert_eq!(drain(&mut acd), vec![offer(2, &["B"])], "freed, B rings for call 2");
+}

@@ -282,6 +282,14 @@ pub struct QueueConfig {
     pub headers: BTreeMap<String, String>,
     /// Average handling time (seconds) for the estimated wait until real calls have been measured.
     pub average_handle_secs: u64,
+    /// `normal` (one agent per call) or `conference` (`conference_agents` agents ring at once and
+    /// each that answers joins the call; everybody hears everybody).
+    pub mode: String,
+    /// Agents a conference queue rings for each call (at least 2).
+    pub conference_agents: usize,
+    /// When the last agent leaves a call the customer is still on: `end` (the call ends, as a
+    /// two-party call always did) or `requeue` (the customer waits in this queue again).
+    pub after_last_agent: String,
 }
 
 impl Default for QueueConfig {
@@ -300,6 +308,9 @@ impl Default for QueueConfig {
             announce_position_secs: 30,
             headers: BTreeMap::new(),
             average_handle_secs: 180,
+            mode: "normal".into(),
+            conference_agents: 2,
+            after_last_agent: "end".into(),
         }
     }
 }
@@ -322,7 +333,25 @@ impl QueueConfig {
         if self.ring_timeout_secs == 0 {
             return Err(("ring_timeout_secs", "must be above 0".into()));
         }
+        let conference = match self.mode.as_str() {
+            "normal" => 1,
+            "conference" if (2..=16).contains(&self.conference_agents) => self.conference_agents,
+            "conference" => {
+                return Err((
+                    "conference_agents",
+                    format!("{}: use 2 to 16", self.conference_agents),
+                ))
+            }
+            other => return Err(("mode", format!("{other:?}: use normal or conference"))),
+        };
+        if !matches!(self.after_last_agent.as_str(), "end" | "requeue") {
+            return Err((
+                "after_last_agent",
+                format!("{:?}: use end or requeue", self.after_last_agent),
+            ));
+        }
         Ok(QueueRules {
+            conference,
             strategy,
             ring_timeout: Duration::from_secs(self.ring_timeout_secs),
             wrap_up: Duration::from_secs(self.wrap_up_secs),
