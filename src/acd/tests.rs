@@ -248,7 +248,11 @@ fn a_conference_queue_rings_two_and_connects_each_that_answers() {
     drain(&mut acd);
     let t = t0 + 10 * S;
     acd.handle_enqueue(t, 1, "support", None);
-    assert_eq!(drain(&mut acd), vec![offer(1, &["A", "B"])], "the two idle longest");
+    assert_eq!(
+        drain(&mut acd),
+        vec![offer(1, &["A", "B"])],
+        "the two idle longest"
+    );
     acd.handle_offer_result(t + S, 1, "B", OfferResult::Answered);
     let connected = |a: &str| AcdOutput::Connected {
         call: 1,
@@ -289,7 +293,10 @@ fn a_conference_agent_that_rings_out_is_cancelled_and_freed() {
     assert_eq!(deadline, t0 + 16 * S, "B's ring timeout still runs");
     acd.handle_timeout(deadline);
     assert_eq!(drain(&mut acd), vec![cancel(1, &["B"])]);
-    assert!(matches!(acd.agent_state("B"), Some(AgentState::Available(_))));
+    assert!(matches!(
+        acd.agent_state("B"),
+        Some(AgentState::Available(_))
+    ));
 }
 
 #[test]
@@ -325,5 +332,9 @@ fn claiming_an_agent_for_a_live_call() {
     acd.handle_enqueue(t0 + 8 * S, 2, "support", None);
     assert_eq!(drain(&mut acd), vec![]);
     acd.handle_offer_result(t0 + 9 * S, 1, "B", OfferResult::Rejected(486));
-    assert_eq!(drain(&mut acd), vec![offer(2, &["B"])], "freed, B rings for call 2");
+    assert_eq!(
+        drain(&mut acd),
+        vec![offer(2, &["B"])],
+        "freed, B rings for call 2"
+    );
 }

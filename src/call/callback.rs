@@ -4,12 +4,11 @@
 //! media starts after the 200), and nothing but a 2xx counts as an answer.
 
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
-use super::task::{offered_formats, spawn_media, CallTask, CustomerInput};
+use super::start::{offered_formats, CallStart, Customer, CustomerInput};
 use super::{CallManager, CustomerKind};
 use crate::callback::service::{Dialer, Outcome, Progress};
 use crate::callback::store::Callback;
 use crate::ivr::{IvrRunner, Menu, MenuAction};
-use crate::media::leg::NewLeg;
 use crate::media::sdp::{read_answer, Direction, SdpSession};
 use crate::widget::protocol::ServerMessage;
 use rsipstack::dialog::authenticate::Credential;
@@ -126,11 +125,6 @@ async fn place(
         .lease_with_rtcp()
         .await
         .map_err(|_| Outcome::TrunkError)?;
-    let agent = mgr
-        .engine
-        .lease_with_rtcp()
-        .await
-        .map_err(|_| Outcome::TrunkError)?;
     let mut sdp = SdpSession::new(rand::random::<u32>().into());
     let offer = sdp.offer(
         cust.advertised,
@@ -211,35 +205,25 @@ async fn place(
     let _ = progress.send(Progress::Answered);
     info!(remote = ?negotiated.remote, codec = %negotiated.codec.name, "customer answered the callback");
 
-    let sip_local = agent.advertised;
-    let media = spawn_media(mgr, (NewLeg::Rtp(negotiated), cust), agent).await;
     let ctl = super::controller::CallController::new(confirm_menu(mgr, &cb.queue), None);
-    let id = mgr.next_id();
-    mgr.register(id, CustomerKind::Callback);
     let mut context = cb.context.clone();
     context.insert("callback".into(), serde_json::Value::String(cb.id.clone()));
     context
         .entry("caller")
         .or_insert_with(|| serde_json::Value::String(cb.number.clone()));
     let (states_tx, mut states_rx) = mpsc::unbounded_channel();
-    let (input_tx, input_rx) = mpsc::unbounded_channel();
     let verified = if cb.verified { "yes" } else { "no" };
-    let task = CallTask::new(
-        mgr.clone(),
-        id,
-        ctl,
-        media,
-        sip_local,
+    let start = CallStart {
+        kind: CustomerKind::Callback,
+        customer: Customer::Sip(leg.dialog(), negotiated, cust),
         context,
+        headers: vec![("X-Context-Verified".into(), verified.into())],
+        controller: ctl,
         guard,
-        states_tx,
-    )
-    .with_sip_customer(
-        leg.dialog(),
-        vec![("X-Context-Verified".into(), verified.into())],
-    )
-    .with_kind("callback");
-    let call = tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
+        subscriber: Some(states_tx),
+    };
+    let (id, input_tx, call) = super::start::start(mgr, start).await;
+    debug!(call = id, "callback call started");
 
     // The customer's side of the dialog after the answer: BYE ends the call, a re-INVITE gets
     // our offer again, INFO carries digits; a customer's phone may not transfer the call.
@@ -282,7 +266,8 @@ async fn place(
 
     // The call's states go to the requester's widget; leaving the IVR for the queue confirms.
     let mut confirmed = false;
-    while let Some(m) = states_rx.recv().await {
+    while let Some(ev) = states_rx.recv().await {
+        let Some(m) = ev.to_widget() else { continue };
         if let ServerMessage::State { state, .. } = &m {
             if !confirmed && matches!(state.as_str(), "queued" | "ringing" | "connected") {
                 confirmed = true;

@@ -3,9 +3,8 @@
 //! browser customer, and reaches an agent with the configured pass-through headers copied from the
 //! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
 
-use super::task::{offered_formats, spawn_media, CallTask, CustomerInput};
+use super::start::{offered_formats, start, CallStart, Customer, CustomerInput};
 use super::{CallManager, CustomerKind};
-use crate::media::leg::NewLeg;
 use crate::media::sdp::SdpSession;
 use crate::sip::server::InboundCalls;
 use crate::widget::context::sanitize;
@@ -15,8 +14,7 @@ use rsipstack::rsip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info};
 
 /// Call control's entry for inbound INVITEs.
 pub struct Inbound(pub Arc<CallManager>);
@@ -86,11 +84,6 @@ impl Inbound {
             .lease_with_rtcp()
             .await
             .map_err(|e| (503, e.to_string()))?;
-        let agent = mgr
-            .engine
-            .lease_with_rtcp()
-            .await
-            .map_err(|e| (503, e.to_string()))?;
         let mut sdp = SdpSession::new(rand::random::<u32>().into());
         let (answer, negotiated) = sdp
             .answer(&offer, cust.advertised, &offered_formats(), None)
@@ -114,28 +107,18 @@ impl Inbound {
             })
             .collect();
 
-        let sip_local = agent.advertised;
-        let media = spawn_media(mgr, (NewLeg::Rtp(negotiated), cust), agent).await;
-        let start = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
-        let ctl = mgr.controller(start, None);
-        let id = mgr.next_id();
-        mgr.register(id, CustomerKind::Sip);
-        // Nobody reads widget messages for a phone customer.
-        let (widget, _) = mpsc::unbounded_channel();
-        let (input_tx, input_rx) = mpsc::unbounded_channel();
-        let task = CallTask::new(
-            mgr.clone(),
-            id,
-            ctl,
-            media,
-            sip_local,
+        let menu = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
+        let call = CallStart {
+            kind: CustomerKind::Sip,
+            customer: Customer::Sip(dialog.clone(), negotiated, cust),
             context,
+            headers: passed,
+            controller: mgr.controller(menu, None),
             guard,
-            widget,
-        )
-        .with_sip_customer(dialog.clone(), passed);
+            subscriber: None,
+        };
+        let (id, input_tx, _) = start(mgr, call).await;
         info!(call = id, %trunk, %number, "inbound call answered");
-        tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
 
         // The customer's dialog: BYE or CANCEL ends the call; a re-INVITE gets our answer again.
         let layer = mgr.layer.clone();

@@ -1,15 +1,23 @@
-//! Call control: the per-call state machine ([`controller`], sans-IO), the SIP legs toward agents
-//! ([`sip_leg`]), the prompts ([`prompts`]) and the shell that runs one task per call ([`task`]).
+//! Call control: the per-call state machine ([`controller`], sans-IO, with its parties), the one
+//! way in ([`start`]), the shell that runs one task per call ([`task`]) with its parties' legs
+//! ([`agent_legs`]) and the API's commands ([`commands`]), the directory of live calls
+//! ([`directory`]), what a call tells its followers ([`events`]), the SIP legs ([`sip_leg`]), the
+//! prompts ([`prompts`]), and the trunk and callback entry paths ([`inbound`], [`callback`]).
 //!
-//! [`CallManager`] is what the WebSocket endpoint and the SIP dispatcher use to start calls; it
-//! holds the node's shared services (media engine, ACD handle, dialog layer, prompts) and a small
-//! read-only registry of running calls for the REST API. Each call's own state lives in its task.
+//! [`CallManager`] is what the WebSocket endpoint, the SIP dispatcher and the REST API use to start
+//! and steer calls; it holds the node's shared services (media engine, ACD handle, dialog layer,
+//! prompts) and the directory. Each call's own state lives in its task.
 
+mod agent_legs;
 pub mod callback;
+mod commands;
 pub mod controller;
+pub mod directory;
+pub mod events;
 pub mod inbound;
 pub mod prompts;
 pub mod sip_leg;
+pub mod start;
 pub mod task;
 
 use crate::acd::service::AcdHandle;
@@ -23,9 +31,9 @@ use prompts::PromptLibrary;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A call, node-wide.
 pub type CallId = u64;
@@ -42,24 +50,18 @@ pub enum CustomerKind {
     Callback,
 }
 
-/// A running call as the REST API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallSummary {
-    /// Call id.
-    pub id: CallId,
-    /// Browser or SIP.
-    pub kind: CustomerKind,
-    /// `ivr`, `queued`, `ringing`, `connected`, `on_hold`, `transferring`.
-    pub state: String,
-    /// Queue, once chosen.
-    pub queue: Option<String>,
-    /// Connected agent.
-    pub agent: Option<String>,
-    /// Seconds since the call started.
-    pub age_secs: u64,
-    #[serde(skip)]
-    started: std::time::Instant,
+impl CustomerKind {
+    /// The stable string for records and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerKind::Browser => "browser",
+            CustomerKind::Sip => "sip",
+            CustomerKind::Callback => "callback",
+        }
+    }
 }
+
+pub use directory::CallSummary;
 
 /// Why a call could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,8 @@ pub struct CallManager {
     pub callbacks: std::sync::OnceLock<crate::callback::service::CallbackHandle>,
     /// Queues whose callers first go to an external IVR.
     external_ivr_queues: Vec<String>,
-    calls: Mutex<BTreeMap<CallId, CallSummary>>,
+    /// The live calls, by id.
+    pub directory: directory::Directory,
     next_id: AtomicU64,
 }
 
@@ -164,13 +167,13 @@ impl CallManager {
             lifecycle,
             records,
             callbacks: std::sync::OnceLock::new(),
-            calls: Mutex::new(BTreeMap::new()),
+            directory: directory::Directory::default(),
             next_id: AtomicU64::new(1),
         })
     }
 
     /// The state machine of a new call: the IVR from menu `start`, or straight to `direct`.
-    fn controller(
+    pub(crate) fn controller(
         &self,
         start: &str,
         direct: Option<(String, Option<String>)>,
@@ -182,21 +185,21 @@ impl CallManager {
     }
 
     /// Media timing rules from the config.
-    fn media_timers(&self) -> crate::media::rtp_leg::RtpLegTimers {
+    pub(crate) fn media_timers(&self) -> crate::media::rtp_leg::RtpLegTimers {
         crate::media::rtp_leg::RtpLegTimers {
             media_timeout: std::time::Duration::from_secs(self.cfg.media.media_timeout_secs),
             ..Default::default()
         }
     }
 
-    fn next_id(&self) -> CallId {
+    pub(crate) fn next_id(&self) -> CallId {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A call turned away at the door (over `limits.max_calls`, or draining) still gets its
     /// record: the contact center sees the callers it lost (end reason `overload` or `draining`,
     /// hung up by the gateway), and the `call.refused` webhook tells the CRM.
-    fn record_refused(&self, kind: &str, context: Map<String, Value>, reason: &str) {
+    pub(crate) fn record_refused(&self, kind: &str, context: Map<String, Value>, reason: &str) {
         let now = task::unix_ms();
         let mut record = crate::records::cdr::CallRecord::new(self.next_id(), kind, context, now);
         record.ended(reason, &[], now);
@@ -205,46 +208,6 @@ impl CallManager {
 
     /// Running calls, oldest first.
     pub fn calls(&self) -> Vec<CallSummary> {
-        let now = std::time::Instant::now();
-        self.registry()
-            .values()
-            .map(|c| {
-                let mut c = c.clone();
-                c.age_secs = now.saturating_duration_since(c.started).as_secs();
-                c
-            })
-            .collect()
-    }
-
-    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<CallId, CallSummary>> {
-        // A poisoned registry only means a task panicked mid-update; the map itself is intact.
-        self.calls.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn register(&self, id: CallId, kind: CustomerKind) {
-        self.registry().insert(
-            id,
-            CallSummary {
-                id,
-                kind,
-                state: "ivr".into(),
-                queue: None,
-                agent: None,
-                age_secs: 0,
-                started: std::time::Instant::now(),
-            },
-        );
-    }
-
-    fn update(&self, id: CallId, state: &str, queue: Option<&str>, agent: Option<&str>) {
-        if let Some(c) = self.registry().get_mut(&id) {
-            c.state = state.into();
-            c.queue = queue.map(str::to_string);
-            c.agent = agent.map(str::to_string);
-        }
-    }
-
-    fn unregister(&self, id: CallId) {
-        self.registry().remove(&id);
+        self.directory.list()
     }
 }

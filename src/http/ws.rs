@@ -4,7 +4,8 @@
 //! nothing; closing the socket hangs the call up.
 
 use super::HttpState;
-use crate::call::task::{start_browser_call, BrowserCall, CustomerInput};
+use crate::call::events::CallEvent;
+use crate::call::start::{start_browser_call, BrowserCall, CustomerInput};
 use crate::call::CallManager;
 use crate::callback::service::NewCallback;
 use crate::config::{Config, SiteConfig, UnsignedPolicy};
@@ -260,7 +261,19 @@ async fn handle_text(
                 skill,
                 verified,
             };
-            match start_browser_call(mgr, req, out.clone()).await {
+            // The call's events, as the widget's messages.
+            let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<CallEvent>();
+            let fwd = out.clone();
+            tokio::spawn(async move {
+                while let Some(e) = ev_rx.recv().await {
+                    if let Some(m) = e.to_widget() {
+                        if fwd.send(m).is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            match start_browser_call(mgr, req, ev_tx).await {
                 Ok(started) => {
                     *call = Some(started.input);
                     Some(ServerMessage::Answer {

@@ -14,6 +14,22 @@ pub struct OfferRecord {
     pub outcome: String,
 }
 
+/// One party of the call (the customer, each agent, an external IVR): when it joined and left,
+/// and what the gateway received from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyRecord {
+    /// `customer`, an agent id, or `ivr:<queue>`.
+    pub party: String,
+    /// `customer`, `agent` or `external_ivr`.
+    pub role: String,
+    /// Joined (unix ms): the call's start for the customer, the answer for the others.
+    pub joined_ms: i64,
+    /// Left (unix ms), once it has.
+    pub left_ms: Option<i64>,
+    /// The receive quality of its leg, at the end.
+    pub quality: Option<Quality>,
+}
+
 /// Receive-side quality of one RTP stream at the end of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
@@ -64,8 +80,11 @@ pub struct CallRecord {
     pub hung_up_by: Option<String>,
     /// What the gateway received from the customer's side (RTP legs only).
     pub customer_quality: Option<Quality>,
-    /// What the gateway received from the agent's side.
+    /// What the gateway received from the agent's side (the last agent's leg).
     pub agent_quality: Option<Quality>,
+    /// Every party, in the order they joined (an agent who joins twice is listed twice).
+    #[serde(default)]
+    pub parties: Vec<PartyRecord>,
 }
 
 impl CallRecord {
@@ -95,7 +114,50 @@ impl CallRecord {
             hung_up_by: None,
             customer_quality: None,
             agent_quality: None,
+            parties: vec![PartyRecord {
+                party: "customer".into(),
+                role: "customer".into(),
+                joined_ms: now_ms,
+                left_ms: None,
+                quality: None,
+            }],
         }
+    }
+
+    /// `party` (with `role`) joined the call.
+    pub fn party_joined(&mut self, party: &str, role: &str, now_ms: i64) {
+        self.parties.push(PartyRecord {
+            party: party.into(),
+            role: role.into(),
+            joined_ms: now_ms,
+            left_ms: None,
+            quality: None,
+        });
+    }
+
+    /// `party` left the call (its latest stay). True when it was in the call.
+    pub fn party_left(&mut self, party: &str, now_ms: i64) -> bool {
+        match self.stay(party) {
+            Some(p) => {
+                p.left_ms = Some(now_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The receive quality of `party`'s latest leg.
+    pub fn party_quality(&mut self, party: &str, q: Option<Quality>) {
+        if let Some(p) = self.parties.iter_mut().rev().find(|p| p.party == party) {
+            p.quality = q;
+        }
+    }
+
+    fn stay(&mut self, party: &str) -> Option<&mut PartyRecord> {
+        self.parties
+            .iter_mut()
+            .rev()
+            .find(|p| p.party == party && p.left_ms.is_none())
     }
 
     /// The customer's media flows (first time only). True when this is a milestone.
@@ -153,11 +215,15 @@ impl CallRecord {
         }
         self.ivr_path = ivr_path.to_vec();
         self.ended_ms = Some(now_ms);
+        for p in self.parties.iter_mut().filter(|p| p.left_ms.is_none()) {
+            p.left_ms = Some(now_ms);
+        }
         self.end_reason = Some(reason.into());
         self.hung_up_by = Some(
             match reason {
                 "customer_hangup" | "connection_lost" => "customer",
                 "agent_hangup" | "agent_lost" => "agent",
+                "api_hangup" => "api",
                 _ => "gateway",
             }
             .into(),

@@ -10,7 +10,7 @@ mod advertised_address;
 mod agent_registers_with_digest_auth;
 mod large_invite_goes_over_tcp;
 mod malformed_sip_gets_400_or_is_dropped;
+mod session_timer_keeps_the_call_up;
 mod source_acl;
 mod tls_http_and_sip;
 mod udp_retransmissions;
-mod session_timer_keeps_the_call_up;

@@ -34,11 +34,26 @@ fn call() -> CallController {
     c.set_queue_sound(QueueSound {
         music: "moh".into(),
         announce_every: Some(30 * S),
+        conference: false,
+        requeue_after_last_agent: false,
     });
     c
 }
 
+/// The outputs, less the party events (asserted in the party tests).
 fn drain(c: &mut CallController) -> Vec<CallOutput> {
+    drain_all(c)
+        .into_iter()
+        .filter(|o| {
+            !matches!(
+                o,
+                CallOutput::PartyJoined { .. } | CallOutput::PartyLeft { .. }
+            )
+        })
+        .collect()
+}
+
+fn drain_all(c: &mut CallController) -> Vec<CallOutput> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 

@@ -30,6 +30,8 @@ pub enum EndReason {
     AgentLost,
     /// The gateway is shutting down.
     Shutdown,
+    /// Hung up through the REST API.
+    ApiHangup,
     /// Something failed inside the gateway.
     Error,
 }
@@ -46,6 +48,7 @@ impl EndReason {
             EndReason::ConnectionLost => "connection_lost",
             EndReason::AgentLost => "agent_lost",
             EndReason::Shutdown => "shutdown",
+            EndReason::ApiHangup => "api_hangup",
             EndReason::Error => "error",
         }
     }
@@ -67,9 +70,9 @@ pub enum CallState {
     Ringing,
     /// Talking to an agent.
     Connected,
-    /// The agent holds the call (the customer hears music).
+    /// The agent (or the API) holds the call (the customer hears music).
     OnHold,
-    /// The agent transferred the call; the target rings.
+    /// The call is being transferred (to an agent who rings, or to a queue).
     Transferring,
     /// Over.
     Ended(EndReason),
@@ -99,7 +102,7 @@ pub enum Audio {
     Position(usize),
     /// The queue's music, looped.
     Music(String),
-    /// The agent (bridge the legs).
+    /// The parties of the call (the agents, an external IVR): the customer hears them again.
     Agent,
 }
 
@@ -146,6 +149,16 @@ pub enum CallOutput {
         /// Agent id.
         agent: String,
     },
+    /// An agent joined the call (answered and now hears and is heard).
+    PartyJoined {
+        /// Agent id.
+        agent: String,
+    },
+    /// An agent left the call (hung up, was removed, or was transferred away).
+    PartyLeft {
+        /// Agent id.
+        agent: String,
+    },
     /// NOTIFY the transferring agent of the transfer's progress (sipfrag status line).
     TransferProgress {
         /// The agent who sent REFER.
@@ -166,12 +179,14 @@ enum Phase {
         queue: String,
     },
     Queued,
+    /// Talking to the agents in `CallController::agents` (one or more).
     Connected {
-        agent: String,
         held: bool,
     },
+    /// Being transferred to `target`; `from` is the agent who REFERred (`None`: the API asked),
+    /// who stays until the target answers unless gone.
     Transferring {
-        from: String,
+        from: Option<String>,
         target: String,
         from_gone: bool,
     },
@@ -191,7 +206,16 @@ pub struct CallController {
     music: String,
     announce_every: Option<Duration>,
     next_announce: Option<Instant>,
+    /// Agents the ACD offered the waiting call to, ringing.
     ringing: Vec<String>,
+    /// Agents ringing to join the connected call (a conference queue's others, agents added).
+    joining: Vec<String>,
+    /// Agents in the call, in the order they joined.
+    agents: Vec<String>,
+    /// The queue rings several agents and each that answers joins.
+    conference: bool,
+    /// When the last agent leaves, the customer waits in the queue again (else the call ends).
+    requeue_after_last_agent: bool,
     position: Option<usize>,
     estimated_wait: Option<u64>,
     flowing: bool,
@@ -216,6 +240,10 @@ pub struct QueueSound {
     pub music: String,
     /// Position announcements every so often.
     pub announce_every: Option<Duration>,
+    /// A conference queue: each agent that answers joins the call.
+    pub conference: bool,
+    /// When the last agent leaves, the customer waits in the queue again (else the call ends).
+    pub requeue_after_last_agent: bool,
 }
 
 impl CallController {
@@ -230,6 +258,10 @@ impl CallController {
             announce_every: None,
             next_announce: None,
             ringing: Vec::new(),
+            joining: Vec::new(),
+            agents: Vec::new(),
+            conference: false,
+            requeue_after_last_agent: false,
             position: None,
             estimated_wait: None,
             flowing: false,
@@ -254,8 +286,8 @@ impl CallController {
                 position: self.position,
                 estimated_wait_secs: self.estimated_wait,
             },
-            Phase::Connected { held: false, .. } => CallState::Connected,
-            Phase::Connected { held: true, .. } => CallState::OnHold,
+            Phase::Connected { held: false } => CallState::Connected,
+            Phase::Connected { held: true } => CallState::OnHold,
             Phase::Transferring { .. } => CallState::Transferring,
             Phase::Closing(r) => CallState::Ended(*r),
             Phase::Ended(r) => CallState::Ended(*r),
@@ -272,11 +304,30 @@ impl CallController {
         self.queue.as_deref()
     }
 
-    /// The connected agent, if any.
+    /// The first agent in the call, if any.
     pub fn agent(&self) -> Option<&str> {
+        self.agents.first().map(String::as_str)
+    }
+
+    /// The agents in the call, in the order they joined.
+    pub fn agents(&self) -> &[String] {
+        &self.agents
+    }
+
+    /// The agents ringing for the call (offered, or joining it).
+    pub fn ringing(&self) -> impl Iterator<Item = &str> {
+        self.ringing.iter().chain(&self.joining).map(String::as_str)
+    }
+
+    /// True while the customer is on hold (hears music, is not heard).
+    pub fn is_held(&self) -> bool {
+        matches!(self.phase, Phase::Connected { held: true })
+    }
+
+    /// The external IVR party while the customer is with it.
+    pub fn external_ivr(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Connected { agent, .. } => Some(agent),
-            Phase::Transferring { from, .. } => Some(from),
+            Phase::ExternalIvr { party, .. } => Some(party),
             _ => None,
         }
     }
@@ -290,6 +341,8 @@ impl CallController {
     pub fn set_queue_sound(&mut self, sound: QueueSound) {
         self.music = sound.music;
         self.announce_every = sound.announce_every;
+        self.conference = sound.conference;
+        self.requeue_after_last_agent = sound.requeue_after_last_agent;
     }
 
     /// The customer's media flows: the IVR (or the queue) starts now, never clipped.
@@ -382,6 +435,9 @@ impl CallController {
             if let Some(i) = self.ringing.iter().position(|a| a == &agent) {
                 self.ringing.remove(i);
                 self.out.push_back(CallOutput::Cancel { agent });
+            } else if let Some(i) = self.joining.iter().position(|a| a == &agent) {
+                self.joining.remove(i);
+                self.out.push_back(CallOutput::Cancel { agent });
             }
         }
         self.after_ring_change();
@@ -410,283 +466,9 @@ impl CallController {
         }
     }
 
-    /// An agent's phone answered (2xx).
-    pub fn handle_agent_answered(&mut self, agent: &str) {
-        match self.phase.clone() {
-            Phase::ExternalIvr { party, .. } if party == agent => {
-                self.hear(Audio::Agent);
-            }
-            Phase::Queued if self.ringing.iter().any(|a| a == agent) => {
-                self.ringing.retain(|a| a != agent);
-                self.out.push_back(CallOutput::OfferResult {
-                    agent: agent.to_string(),
-                    result: OfferResult::Answered,
-                });
-                // Ring-all losers are cancelled by the ACD's answer to that result.
-                self.phase = Phase::Connected {
-                    agent: agent.to_string(),
-                    held: false,
-                };
-                self.next_announce = None;
-                self.hear(Audio::Agent);
-                self.out.push_back(CallOutput::State(CallState::Connected));
-            }
-            Phase::Transferring {
-                from,
-                target,
-                from_gone,
-            } if target == agent => {
-                self.out.push_back(CallOutput::TransferProgress {
-                    agent: from.clone(),
-                    status: 200,
-                });
-                if !from_gone {
-                    self.out.push_back(CallOutput::Bye {
-                        agent: from.clone(),
-                    });
-                }
-                self.out
-                    .push_back(CallOutput::AgentReleased { agent: from });
-                self.phase = Phase::Connected {
-                    agent: target,
-                    held: false,
-                };
-                self.hear(Audio::Agent);
-                self.out.push_back(CallOutput::State(CallState::Connected));
-            }
-            _ => {
-                // Answered too late (another agent won, or the customer left): hang it up.
-                self.out.push_back(CallOutput::Bye {
-                    agent: agent.to_string(),
-                });
-                self.out.push_back(CallOutput::OfferResult {
-                    agent: agent.to_string(),
-                    result: OfferResult::Rejected(487),
-                });
-            }
-        }
-    }
-
-    /// An agent's phone refused or failed (4xx/5xx/6xx, timeout) before answering.
-    pub fn handle_agent_failed(&mut self, now: Instant, agent: &str, status: u16) {
-        if let Phase::ExternalIvr { party, queue } = self.phase.clone() {
-            if party == agent {
-                // The external IVR is unreachable: the customer goes straight to the queue.
-                self.enter_queue_at(now, queue, None);
-                return;
-            }
-        }
-        if let Phase::Transferring {
-            from,
-            target,
-            from_gone,
-        } = self.phase.clone()
-        {
-            if target == agent {
-                self.out.push_back(CallOutput::TransferProgress {
-                    agent: from.clone(),
-                    status,
-                });
-                if from_gone {
-                    self.out
-                        .push_back(CallOutput::AgentReleased { agent: from });
-                    self.finish(EndReason::AgentHangup);
-                } else {
-                    // Back to the agent who tried to transfer.
-                    self.phase = Phase::Connected {
-                        agent: from,
-                        held: false,
-                    };
-                    self.hear(Audio::Agent);
-                    self.out.push_back(CallOutput::State(CallState::Connected));
-                }
-                return;
-            }
-        }
-        if let Some(i) = self.ringing.iter().position(|a| a == agent) {
-            self.ringing.remove(i);
-            self.out.push_back(CallOutput::OfferResult {
-                agent: agent.to_string(),
-                result: OfferResult::Rejected(status),
-            });
-            self.after_ring_change();
-        }
-    }
-
-    /// The agent's side ended the dialog (BYE) or its media died.
-    pub fn handle_agent_gone(&mut self, now: Instant, agent: &str, lost: bool) {
-        match self.phase.clone() {
-            Phase::ExternalIvr { party, .. } if party == agent => {
-                // The IVR hung up without handing the call back.
-                self.finish(EndReason::IvrHangup);
-            }
-            Phase::Connected { agent: a, .. } if a == agent => {
-                self.out.push_back(CallOutput::AgentReleased {
-                    agent: agent.to_string(),
-                });
-                if lost {
-                    // Its media stopped but its dialog may be up: hang that up too.
-                    self.out.push_back(CallOutput::Bye {
-                        agent: agent.to_string(),
-                    });
-                }
-                self.finish(if lost {
-                    EndReason::AgentLost
-                } else {
-                    EndReason::AgentHangup
-                });
-            }
-            Phase::Transferring { from, target, .. } if from == agent => {
-                // The transferor hangs up after 202, as blind transfer goes: keep the transfer.
-                self.phase = Phase::Transferring {
-                    from,
-                    target,
-                    from_gone: true,
-                };
-            }
-            Phase::Transferring { from, target, .. } if target == agent => {
-                self.handle_agent_failed(now, agent, 487);
-                let _ = from;
-            }
-            _ => self.handle_agent_failed(now, agent, 487),
-        }
-    }
-
-    /// The agent holds (`true`) or resumes (`false`) the call (re-INVITE direction).
-    pub fn handle_agent_hold(&mut self, agent: &str, held: bool) {
-        if let Phase::Connected { agent: a, held: h } = &mut self.phase {
-            if a == agent && *h != held {
-                *h = held;
-                let audio = if held {
-                    Audio::Music(self.music.clone())
-                } else {
-                    Audio::Agent
-                };
-                self.hear(audio);
-                self.out.push_back(CallOutput::State(self.state()));
-            }
-        }
-    }
-
-    /// The connected agent REFERs the call to `target` (blind transfer). Returns false when the
-    /// call cannot be transferred now (the shell answers the REFER with an error).
-    pub fn handle_transfer(&mut self, agent: &str, target: &str) -> bool {
-        let Phase::Connected { agent: a, .. } = &self.phase else {
-            return false;
-        };
-        if a != agent || target == agent {
-            return false;
-        }
-        self.phase = Phase::Transferring {
-            from: agent.to_string(),
-            target: target.to_string(),
-            from_gone: false,
-        };
-        self.out.push_back(CallOutput::Invite {
-            agent: target.to_string(),
-        });
-        self.hear(Audio::Prompt("transfer".into()));
-        self.out
-            .push_back(CallOutput::State(CallState::Transferring));
-        true
-    }
-
-    /// The external IVR REFERs the call back to the gateway naming `queue` (self-transfer): answer
-    /// 202 when this returns true; the IVR leg is NOTIFYd and released, the customer enters `queue`.
-    pub fn handle_ivr_refer(&mut self, now: Instant, party: &str, queue: &str) -> bool {
-        match &self.phase {
-            Phase::ExternalIvr { party: p, .. } if p == party => {}
-            _ => return false,
-        }
-        self.out.push_back(CallOutput::TransferProgress {
-            agent: party.to_string(),
-            status: 200,
-        });
-        self.out.push_back(CallOutput::Bye {
-            agent: party.to_string(),
-        });
-        self.enter_queue_at(now, queue.to_string(), None);
-        true
-    }
-
     /// True while the customer is with an external IVR.
     pub fn in_external_ivr(&self) -> bool {
         matches!(self.phase, Phase::ExternalIvr { .. })
-    }
-
-    /// The customer hung up (or their transport closed).
-    pub fn handle_customer_gone(&mut self, lost: bool) {
-        let reason = if lost {
-            EndReason::ConnectionLost
-        } else {
-            EndReason::CustomerHangup
-        };
-        match self.phase.clone() {
-            Phase::Ivr | Phase::Closing(_) => self.finish(reason),
-            Phase::ExternalIvr { party, .. } => {
-                self.out.push_back(CallOutput::Bye { agent: party });
-                self.finish(reason);
-            }
-            Phase::Queued => {
-                self.cancel_ringing();
-                self.out.push_back(CallOutput::Abandon);
-                self.finish(reason);
-            }
-            Phase::Connected { agent, .. } => {
-                self.out.push_back(CallOutput::Bye {
-                    agent: agent.clone(),
-                });
-                self.out.push_back(CallOutput::AgentReleased { agent });
-                self.finish(reason);
-            }
-            Phase::Transferring {
-                from,
-                target,
-                from_gone,
-            } => {
-                self.out.push_back(CallOutput::Cancel { agent: target });
-                if !from_gone {
-                    self.out.push_back(CallOutput::Bye {
-                        agent: from.clone(),
-                    });
-                }
-                self.out
-                    .push_back(CallOutput::AgentReleased { agent: from });
-                self.finish(reason);
-            }
-            Phase::Ended(_) => {}
-        }
-    }
-
-    /// The gateway ends the call (shutdown grace over, internal failure).
-    pub fn handle_abort(&mut self, reason: EndReason) {
-        match self.phase.clone() {
-            Phase::ExternalIvr { party, .. } => {
-                self.out.push_back(CallOutput::Bye { agent: party });
-            }
-            Phase::Connected { agent, .. } => {
-                self.out.push_back(CallOutput::Bye {
-                    agent: agent.clone(),
-                });
-                self.out.push_back(CallOutput::AgentReleased { agent });
-            }
-            Phase::Queued => {
-                self.cancel_ringing();
-                self.out.push_back(CallOutput::Abandon);
-            }
-            Phase::Transferring { from, target, .. } => {
-                self.out.push_back(CallOutput::Cancel { agent: target });
-                self.out.push_back(CallOutput::Bye {
-                    agent: from.clone(),
-                });
-                self.out
-                    .push_back(CallOutput::AgentReleased { agent: from });
-            }
-            _ => {}
-        }
-        if !self.is_ended() {
-            self.finish(reason);
-        }
     }
 
     /// The next deadline: the IVR's input timeout or the next position announcement.
@@ -749,7 +531,7 @@ impl CallController {
         self.enter_queue_at(now, queue, skill);
     }
 
-    fn enter_queue_at(&mut self, now: Instant, queue: String, skill: Option<String>) {
+    pub(super) fn enter_queue_at(&mut self, now: Instant, queue: String, skill: Option<String>) {
         self.phase = Phase::Queued;
         self.queue = Some(queue.clone());
         self.skill = skill.clone();
@@ -759,40 +541,41 @@ impl CallController {
         self.next_announce = self.announce_every.map(|d| now + d);
     }
 
-    fn after_ring_change(&mut self) {
+    pub(super) fn after_ring_change(&mut self) {
         if self.phase == Phase::Queued && self.ringing.is_empty() {
             self.out.push_back(CallOutput::State(self.state()));
         }
     }
 
-    fn cancel_ringing(&mut self) {
-        for agent in std::mem::take(&mut self.ringing) {
+    pub(super) fn cancel_ringing(&mut self) {
+        let joining = std::mem::take(&mut self.joining);
+        for agent in std::mem::take(&mut self.ringing).into_iter().chain(joining) {
             self.out.push_back(CallOutput::Cancel { agent });
         }
     }
 
-    fn close_with_prompt(&mut self, reason: EndReason, prompt: &str) {
+    pub(super) fn close_with_prompt(&mut self, reason: EndReason, prompt: &str) {
         self.phase = Phase::Closing(reason);
         self.hear(Audio::Prompt(prompt.into()));
     }
 
-    fn finish(&mut self, reason: EndReason) {
+    pub(super) fn finish(&mut self, reason: EndReason) {
         self.phase = Phase::Ended(reason);
         self.out
             .push_back(CallOutput::State(CallState::Ended(reason)));
         self.out.push_back(CallOutput::End(reason));
     }
 
-    fn hearing_prompt(&self) -> bool {
+    pub(super) fn hearing_prompt(&self) -> bool {
         matches!(self.hearing, Some(Audio::Prompt(_) | Audio::Position(_)))
     }
 
-    fn hear(&mut self, audio: Audio) {
+    pub(super) fn hear(&mut self, audio: Audio) {
         self.hearing = Some(audio.clone());
         self.out.push_back(CallOutput::Play(audio));
     }
 }
 
+pub mod parties;
 #[cfg(test)]
-#[path = "controller_tests.rs"]
 mod tests;

@@ -1,0 +1,407 @@
+//! The parties' legs of a call (agents, a queue's external IVR): each is INVITEd with the page's
+//! context from a media port of its own, joins the call's media when it answers, and is handled in
+//! its dialog (re-INVITE and hold, REFER, INFO digits, BYE) until it leaves.
+
+use super::sip_leg::{LegEvent, LegTarget, SipLeg};
+use super::start::offered_formats;
+use super::task::{unix_ms, CallTask};
+use crate::media::engine::{MediaCommand, PortLease};
+use crate::media::leg::NewLeg;
+use crate::media::routes::LegId;
+use crate::media::sdp::{read_answer, Direction, SdpSession};
+use rsipstack::dialog::dialog::TransactionHandle;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::rsip::uri::ParamsExt;
+use rsipstack::rsip::{self, Header, StatusCode};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// How long the first NOTIFY of a transfer waits after the 202.
+const REFER_NOTIFY_GAP: Duration = Duration::from_millis(30);
+
+/// A party's media: its leg in the call's media, the port it was offered, its SDP session.
+pub(super) struct PartyMedia {
+    /// Its leg id.
+    pub leg: LegId,
+    /// The port, until the leg joins the media (then the media task holds it).
+    lease: Option<PortLease>,
+    /// Our side of its offer/answer.
+    sdp: SdpSession,
+    /// The address we offered.
+    local: SocketAddr,
+    /// The leg is in the call's media.
+    pub added: bool,
+}
+
+impl CallTask {
+    pub(super) async fn on_leg(&mut self, ev: LegEvent) {
+        match ev {
+            LegEvent::Ringing { party } => debug!(%party, "agent ringing"),
+            LegEvent::Answered { party, sdp } => self.on_answered(party, &sdp).await,
+            LegEvent::Failed { party, status } => {
+                if self.legs.remove(&party).is_none() {
+                    return; // a leg we cancelled ourselves
+                }
+                info!(%party, status, "agent leg failed");
+                self.drop_media(&party);
+                self.ctl.handle_agent_failed(Instant::now(), &party, status);
+            }
+            LegEvent::Ended { party } => {
+                if self.legs.remove(&party).is_none() {
+                    return; // a leg we hung up ourselves
+                }
+                info!(%party, "party hung up");
+                self.ctl.handle_agent_gone(Instant::now(), &party, false);
+                self.drop_media(&party);
+            }
+            LegEvent::Offer {
+                party,
+                sdp,
+                session_expires,
+                reply,
+            } => self.on_reoffer(party, &sdp, session_expires, reply).await,
+            LegEvent::Refer {
+                party,
+                refer_to,
+                reply,
+            } => self.on_refer(party, &refer_to, reply).await,
+            LegEvent::Info {
+                party,
+                content_type,
+                body,
+                reply,
+            } => {
+                let _ = reply.reply(StatusCode::OK).await;
+                let digit = crate::media::dtmf::parse_info_body(&content_type, &body);
+                if let (Some(d), Some(m)) = (digit, self.party_media.get(&party)) {
+                    let len = Duration::from_millis(160);
+                    let cmd = MediaCommand::InfoDigit(m.leg, d, len);
+                    let _ = self.media.commands.send(cmd).await;
+                }
+            }
+        }
+    }
+
+    async fn on_answered(&mut self, party: String, sdp: &str) {
+        match read_answer(sdp, &offered_formats()) {
+            Ok(n) => {
+                self.ctl.handle_agent_answered(&party);
+                let is_ivr = self.ctl.external_ivr() == Some(party.as_str());
+                if !is_ivr && !self.ctl.agents().contains(&party) {
+                    return; // answered too late: the controller hangs it up
+                }
+                info!(%party, remote = ?n.remote, codec = %n.codec.name, "party answered");
+                let Some(m) = self.party_media.get_mut(&party) else {
+                    return;
+                };
+                if let Some(lease) = m.lease.take() {
+                    m.added = true;
+                    let (id, leg) = (m.leg, NewLeg::Rtp(n));
+                    self.leg_names.insert(id, party.clone());
+                    let cmd = MediaCommand::AddLeg { id, leg, lease };
+                    let _ = self.media.commands.send(cmd).await;
+                }
+                if is_ivr {
+                    let role = super::events::Role::ExternalIvr.as_str();
+                    self.record.party_joined(&party, role, unix_ms());
+                }
+            }
+            Err(e) => {
+                warn!(%party, error = %e, "agent's answer unusable; hanging up that leg");
+                if let Some(leg) = self.legs.remove(&party) {
+                    tokio::spawn(async move { leg.hang_up().await });
+                }
+                self.drop_media(&party);
+                self.ctl.handle_agent_failed(Instant::now(), &party, 488);
+            }
+        }
+    }
+
+    async fn on_reoffer(
+        &mut self,
+        party: String,
+        sdp: &str,
+        session_expires: Option<String>,
+        reply: TransactionHandle,
+    ) {
+        // A refresh re-INVITE's interval is echoed (RFC 4028 §9), so the phone keeps the session.
+        let sdp_ct = || {
+            let mut h = vec![Header::ContentType("application/sdp".into())];
+            if let Some(v) = &session_expires {
+                h.push(Header::Other("Session-Expires".into(), v.clone()));
+                h.push(Header::Require("timer".into()));
+            }
+            h
+        };
+        let Some(m) = self.party_media.get_mut(&party) else {
+            let _ = reply.reply(StatusCode::CallTransactionDoesNotExist).await;
+            return;
+        };
+        if sdp.trim().is_empty() {
+            // An offerless re-INVITE: we offer; the answer in the ACK changes nothing we rely on.
+            let offer = local_offer(m);
+            let body = Some(offer.into_bytes());
+            let _ = reply.respond(StatusCode::OK, Some(sdp_ct()), body).await;
+            return;
+        }
+        match m.sdp.answer(sdp, m.local, &offered_formats(), None) {
+            Ok((answer, n)) => {
+                let held = n.remote.is_none()
+                    || matches!(n.peer_direction, Direction::SendOnly | Direction::Inactive);
+                let cmd = MediaCommand::UpdateRtp(m.leg, n);
+                let _ = self.media.commands.send(cmd).await;
+                let body = Some(answer.into_bytes());
+                let _ = reply.respond(StatusCode::OK, Some(sdp_ct()), body).await;
+                info!(%party, held, "agent re-INVITE");
+                self.ctl.handle_agent_hold(&party, held);
+            }
+            Err(e) => {
+                let _ = reply
+                    .respond(StatusCode::from(e.sip_status()), None, None)
+                    .await;
+            }
+        }
+    }
+
+    async fn on_refer(&mut self, party: String, refer_to: &str, reply: TransactionHandle) {
+        if self.ctl.external_ivr() == Some(party.as_str()) {
+            // Self-transfer: the external IVR hands the customer back, naming a queue.
+            let queue =
+                refer_target(refer_to).filter(|q| self.mgr.cfg.queues.iter().any(|c| &c.name == q));
+            let Some(queue) = queue else {
+                info!(%party, refer_to, "external IVR referred to no known queue");
+                let _ = reply.reply(StatusCode::NotFound).await;
+                return;
+            };
+            if self.ctl.handle_ivr_refer(Instant::now(), &party, &queue) {
+                info!(%party, %queue, "external IVR handed the call back");
+                let _ = reply.reply(StatusCode::Accepted).await;
+                self.notify_after_202(&party);
+            } else {
+                let _ = reply.reply(StatusCode::from(491)).await;
+            }
+            return;
+        }
+        let target = refer_target(refer_to).filter(|t| self.mgr.cfg.agent(t).is_some());
+        let Some(target) = target else {
+            info!(%party, refer_to, "REFER to an unknown target refused");
+            let _ = reply.reply(StatusCode::Forbidden).await;
+            return;
+        };
+        if !self.ctl.handle_transfer(&party, &target) {
+            let _ = reply.reply(StatusCode::from(491)).await;
+            return;
+        }
+        info!(%party, %target, "blind transfer");
+        let _ = reply.reply(StatusCode::Accepted).await;
+        if let Some(leg) = self.legs.get(&party).cloned() {
+            let h = tokio::spawn(async move {
+                tokio::time::sleep(REFER_NOTIFY_GAP).await;
+                leg.notify_transfer(100).await
+            });
+            self.notifies.insert(party, h);
+        }
+    }
+
+    /// The 202 to a REFER goes out through its transaction's task and the NOTIFYs through others:
+    /// the first NOTIFY waits a moment so the transferor sees the 202 first (strict UAs, SIPp among
+    /// them, refuse a NOTIFY before the 202).
+    fn notify_after_202(&mut self, party: &str) {
+        let h = tokio::spawn(tokio::time::sleep(REFER_NOTIFY_GAP));
+        self.notifies.insert(party.to_string(), h);
+    }
+
+    /// CANCELs or BYEs a party's leg (after its NOTIFYs) and lets its media go.
+    pub(super) fn hang_up(&mut self, party: &str) {
+        if let Some(leg) = self.legs.remove(party) {
+            let before = self.notifies.remove(party);
+            tokio::spawn(async move {
+                if let Some(b) = before {
+                    let _ = b.await;
+                }
+                leg.hang_up().await
+            });
+        }
+        self.drop_media(party);
+    }
+
+    /// A party's media leaves the call (its port goes back to the pool).
+    pub(super) fn drop_media(&mut self, party: &str) {
+        let Some(m) = self.party_media.remove(party) else {
+            return;
+        };
+        if m.added {
+            if party.starts_with("ivr:") {
+                self.record.party_left(party, unix_ms());
+            }
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(cmd)) =
+                self.media.commands.try_send(MediaCommand::RemoveLeg(m.leg))
+            {
+                let tx = self.media.commands.clone();
+                tokio::spawn(async move { tx.send(cmd).await });
+            }
+        }
+    }
+
+    /// INVITEs a party (agent, transfer target, external IVR) with the context headers, from a
+    /// media port of its own.
+    pub(super) async fn invite(&mut self, party: &str) {
+        let Some(target) = self.resolve(party).await else {
+            info!(%party, "agent not reachable (no registration, no static URI)");
+            self.ctl.handle_agent_failed(Instant::now(), party, 480);
+            return;
+        };
+        let lease = match self.mgr.engine.lease_with_rtcp().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(%party, error = %e, "no media port for the agent leg");
+                self.ctl.handle_agent_failed(Instant::now(), party, 503);
+                return;
+            }
+        };
+        let mut media = PartyMedia {
+            leg: LegId(self.next_leg),
+            local: lease.advertised,
+            lease: Some(lease),
+            sdp: SdpSession::new(rand::random::<u32>().into()),
+            added: false,
+        };
+        self.next_leg += 1;
+        let opt = match self.invite_option(&mut media) {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "cannot build the agent INVITE");
+                self.ctl.handle_agent_failed(Instant::now(), party, 500);
+                return;
+            }
+        };
+        match SipLeg::invite(&self.mgr.layer, &target, opt, self.leg_tx.clone()) {
+            Ok(leg) => {
+                info!(%party, uri = %target.uri, "offering call to agent");
+                self.legs.insert(party.to_string(), leg);
+                self.party_media.insert(party.to_string(), media);
+            }
+            Err(e) => {
+                warn!(%party, error = %e, "INVITE could not be sent");
+                self.ctl.handle_agent_failed(Instant::now(), party, 503);
+            }
+        }
+    }
+
+    async fn resolve(&self, party: &str) -> Option<LegTarget> {
+        let tcp_fallback = self.mgr.cfg.sip.listen_tcp.is_some();
+        let static_uri = if let Some(queue) = party.strip_prefix("ivr:") {
+            let q = self.mgr.cfg.queues.iter().find(|q| q.name == queue)?;
+            q.external_ivr.as_deref()
+        } else {
+            self.mgr.cfg.agent(party)?.uri.as_deref()
+        };
+        if let Some(uri) = static_uri {
+            let uri = crate::sip::uri::parse_sip_uri(uri).ok()?;
+            let transport = uri
+                .transport()
+                .map(|t| t.to_string().to_ascii_lowercase())
+                .unwrap_or_else(|| "udp".into());
+            return Some(LegTarget {
+                party: party.into(),
+                uri,
+                destination: None,
+                transport,
+                tcp_fallback,
+            });
+        }
+        // A registered agent: its first contact, reached at the address it registered from.
+        let contact = self
+            .mgr
+            .locations
+            .contacts(party)
+            .await
+            .into_iter()
+            .next()?;
+        Some(LegTarget {
+            party: party.into(),
+            uri: crate::sip::uri::parse_sip_uri(&contact.uri).ok()?,
+            destination: Some(contact.source),
+            transport: contact.transport,
+            tcp_fallback,
+        })
+    }
+
+    fn invite_option(&self, media: &mut PartyMedia) -> Result<InviteOption, Box<rsipstack::Error>> {
+        let (pairs, display) =
+            crate::widget::context::headers_for(&self.context, &self.mgr.mapping);
+        let mut headers: Vec<Header> = pairs
+            .into_iter()
+            .map(|(k, v)| Header::Other(k, v))
+            .collect();
+        if let Some(q) = self
+            .ctl
+            .queue()
+            .and_then(|q| self.mgr.cfg.queues.iter().find(|c| c.name == q))
+        {
+            headers.push(Header::Other("X-Queue".into(), q.name.clone()));
+            for (k, v) in &q.headers {
+                let v = crate::widget::context::sanitize(&Value::String(v.clone()));
+                headers.push(Header::Other(k.clone(), v));
+            }
+        }
+        for (k, v) in &self.headers {
+            headers.push(Header::Other(k.clone(), v.clone()));
+        }
+        headers.push(Header::Other("X-Call-Id".into(), self.id.to_string()));
+        let contact = self
+            .mgr
+            .layer
+            .build_local_contact(Some("clicktocall".into()), None)
+            .map_err(Box::new)?;
+        let caller = rsip::Uri {
+            params: vec![],
+            ..contact.clone()
+        };
+        let offer = local_offer(media);
+        Ok(InviteOption {
+            caller_display_name: display,
+            caller,
+            contact,
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.into_bytes()),
+            headers: Some(headers),
+            ..Default::default()
+        })
+    }
+}
+
+/// Our SDP offer toward a party: G.711 with telephone-event from its own port.
+fn local_offer(m: &mut PartyMedia) -> String {
+    m.sdp
+        .offer(m.local, &offered_formats(), true, 20, Direction::SendRecv)
+}
+
+/// The agent id a `Refer-To` names: `<sip:1002@gateway>` → `1002`.
+pub fn refer_target(refer_to: &str) -> Option<String> {
+    let inner = refer_to.trim();
+    let inner = inner
+        .find('<')
+        .and_then(|s| inner[s + 1..].find('>').map(|e| &inner[s + 1..s + 1 + e]))
+        .unwrap_or(inner);
+    let uri = crate::sip::uri::parse_sip_uri(inner).ok()?;
+    uri.auth.map(|a| a.user).filter(|u| !u.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refer_to_names_the_user_part() {
+        assert_eq!(
+            super::refer_target("<sip:1002@127.0.0.1:5060>").as_deref(),
+            Some("1002")
+        );
+        assert_eq!(
+            super::refer_target("sip:sales@gw.example.com").as_deref(),
+            Some("sales")
+        );
+        assert_eq!(super::refer_target("<garbage>"), None);
+    }
+}

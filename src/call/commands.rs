@@ -1,0 +1,96 @@
+//! Commands from outside the call (the REST API): hang up, hold, transfer, add or remove a party.
+//! The controller says whether each fits the call's state; agents are claimed from the ACD before
+//! they ring, so nobody is offered two calls at once.
+
+use super::controller::parties::TransferTarget;
+use super::directory::{CallCommand, CommandError};
+use super::task::CallTask;
+use crate::acd::ClaimError;
+use std::time::{Duration, Instant};
+
+impl CallTask {
+    /// Carries out one command; the answer goes back to whoever sent it.
+    pub(super) async fn on_command(&mut self, cmd: CallCommand) -> Result<(), CommandError> {
+        tracing::info!(call = self.id, ?cmd, "command");
+        let now = Instant::now();
+        match cmd {
+            CallCommand::Hangup => Ok(self.ctl.handle_hangup()?),
+            CallCommand::Hold(held) => Ok(self.ctl.handle_hold(held)?),
+            CallCommand::AddParty(agent) => {
+                self.known_agent(&agent)?;
+                self.ctl.check_add_party(&agent)?;
+                self.claim(&agent).await?;
+                Ok(self.ctl.handle_add_party(&agent)?)
+            }
+            CallCommand::RemoveParty(party) => {
+                self.ctl.handle_remove_party(now, &party).map_err(|r| {
+                    if r.code == "not_in_call" {
+                        CommandError::NotFound(r.message)
+                    } else {
+                        CommandError::Conflict(r)
+                    }
+                })
+            }
+            CallCommand::Transfer(TransferTarget::Agent(agent)) => {
+                self.known_agent(&agent)?;
+                self.ctl.check_transfer()?;
+                if !self.ctl.agents().contains(&agent) {
+                    self.claim(&agent).await?;
+                }
+                Ok(self
+                    .ctl
+                    .handle_transfer_to(now, TransferTarget::Agent(agent))?)
+            }
+            CallCommand::Transfer(TransferTarget::Queue(queue)) => {
+                if !self.mgr.cfg.queues.iter().any(|q| q.name == queue) {
+                    return Err(CommandError::Invalid(
+                        "unknown_queue",
+                        format!("no queue {queue:?}"),
+                    ));
+                }
+                Ok(self
+                    .ctl
+                    .handle_transfer_to(now, TransferTarget::Queue(queue))?)
+            }
+        }
+    }
+
+    fn known_agent(&self, agent: &str) -> Result<(), CommandError> {
+        match self.mgr.cfg.agent(agent) {
+            Some(_) => Ok(()),
+            None => Err(CommandError::Invalid(
+                "unknown_agent",
+                format!("no agent {agent:?}"),
+            )),
+        }
+    }
+
+    /// Claims `agent` from the ACD for this call, ringing up to its queue's ring timeout.
+    async fn claim(&mut self, agent: &str) -> Result<(), CommandError> {
+        let ring = self
+            .ctl
+            .queue()
+            .and_then(|q| self.mgr.cfg.queues.iter().find(|c| c.name == q))
+            .map_or(30, |q| q.ring_timeout_secs);
+        self.mgr
+            .acd
+            .claim(
+                self.id,
+                agent,
+                Duration::from_secs(ring),
+                self.acd_tx.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                ClaimError::UnknownAgent(_) => {
+                    CommandError::Invalid("unknown_agent", e.to_string())
+                }
+                ClaimError::Unavailable(..) => {
+                    CommandError::Conflict(super::controller::parties::Refusal {
+                        code: "agent_unavailable",
+                        message: e.to_string(),
+                    })
+                }
+            })
+    }
+}

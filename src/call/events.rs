@@ -1,0 +1,72 @@
+//! What a call tells whoever follows it (the widget's socket, the callback service, tests): state
+//! changes and parties joining and leaving. The call holds only senders of [`CallEvent`]; each
+//! consumer turns them into its own messages.
+
+use super::controller::{CallState, EndReason};
+use crate::widget::protocol::ServerMessage;
+use serde::Serialize;
+
+/// A party's role in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The caller (browser, trunk or callback).
+    Customer,
+    /// An agent of the gateway.
+    Agent,
+    /// A queue's external IVR.
+    ExternalIvr,
+}
+
+impl Role {
+    /// The stable string for records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent => "agent",
+            Role::ExternalIvr => "external_ivr",
+        }
+    }
+}
+
+/// Something that happened to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The call's state changed.
+    State(CallState),
+    /// A party joined (answered).
+    PartyJoined {
+        /// Agent id (or `ivr:<queue>`).
+        party: String,
+        /// Its role.
+        role: Role,
+    },
+    /// A party left.
+    PartyLeft {
+        /// Agent id (or `ivr:<queue>`).
+        party: String,
+    },
+}
+
+impl CallEvent {
+    /// The widget's message for this event, if the widget shows it (parties stay private).
+    pub fn to_widget(&self) -> Option<ServerMessage> {
+        let CallEvent::State(s) = self else {
+            return None;
+        };
+        let (position, estimated_wait_secs, reason) = match s {
+            CallState::Queued {
+                position,
+                estimated_wait_secs,
+            } => (*position, *estimated_wait_secs, None),
+            CallState::Ended(r) => (None, None, Some(EndReason::as_str(*r).to_string())),
+            _ => (None, None, None),
+        };
+        Some(ServerMessage::State {
+            state: s.name().into(),
+            position,
+            estimated_wait_secs,
+            reason,
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! One way in: every call (a browser's, a trunk caller's, a callback's) starts through [`start`],
+//! with its customer leg (a browser or a SIP dialog), its context and its first menu; the rest of
+//! the call does not care how the customer came.
+
+use super::controller::CallController;
+use super::events::CallEvent;
+use super::task::CallTask;
+use super::{CallId, CallManager, CustomerKind, StartCallError};
+use crate::lifecycle::CallGuard;
+use crate::media::engine::{MediaCommand, PortLease};
+use crate::media::leg::NewLeg;
+use crate::media::routes::LegId;
+use crate::media::sdp::{Format, Negotiated};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tracing::{info, info_span, Instrument};
+
+/// The customer's media leg in every call.
+pub const CUSTOMER: LegId = LegId(0);
+
+/// What the customer's side sends the call (the WebSocket reader, or the customer's SIP dialog).
+#[derive(Debug)]
+pub enum CustomerInput {
+    /// A trickled ICE candidate.
+    Candidate(String),
+    /// Keypad digits sent as a message (fallback to RFC 4733).
+    Digits(String),
+    /// A digit the customer's phone sent out of band (SIP INFO).
+    InfoDigit(char),
+    /// The customer hung up (`hangup` message, or the socket closed, or BYE).
+    Hangup,
+}
+
+/// A browser call's request, parsed from the widget's `call` message.
+#[derive(Debug, Clone)]
+pub struct BrowserCall {
+    /// WebRTC offer.
+    pub offer: String,
+    /// Page context.
+    pub context: Map<String, Value>,
+    /// Queue to go to directly (skipping the menus).
+    pub queue: Option<String>,
+    /// Skill hint.
+    pub skill: Option<String>,
+    /// Whether the context's signature checked out (`X-Context-Verified` toward agents).
+    pub verified: bool,
+}
+
+/// The handle the WebSocket keeps on its call.
+pub struct StartedCall {
+    /// The call's id.
+    pub id: CallId,
+    /// The WebRTC answer.
+    pub answer: String,
+    /// Where the customer's messages go.
+    pub input: mpsc::UnboundedSender<CustomerInput>,
+}
+
+/// The customer's leg of a new call.
+pub enum Customer {
+    /// A browser: its answered leg and port.
+    Browser(Box<crate::media::browser_leg::BrowserLeg>, PortLease),
+    /// A SIP dialog (trunk caller or callback): the dialog, what was negotiated, the port.
+    Sip(InviteDialog, Negotiated, PortLease),
+}
+
+/// Everything a call starts with.
+pub struct CallStart {
+    /// How the customer came (records and metrics say `browser`, `sip`, `callback`).
+    pub kind: CustomerKind,
+    /// The customer's leg.
+    pub customer: Customer,
+    /// The page's or trunk's context.
+    pub context: Map<String, Value>,
+    /// Headers copied onto every agent INVITE (pass-through, `X-Context-Verified`).
+    pub headers: Vec<(String, String)>,
+    /// The state machine, at its first menu.
+    pub controller: CallController,
+    /// The slot under the call limit.
+    pub guard: CallGuard,
+    /// Who follows the call's events (the widget, the callback service).
+    pub subscriber: Option<mpsc::UnboundedSender<CallEvent>>,
+}
+
+/// Starts a call: its media with the customer's leg, its task, its entry in the directory.
+/// Returns its id, where the customer's input goes, and the task.
+pub async fn start(
+    mgr: &Arc<CallManager>,
+    call: CallStart,
+) -> (
+    CallId,
+    mpsc::UnboundedSender<CustomerInput>,
+    tokio::task::JoinHandle<()>,
+) {
+    let media = mgr.engine.spawn_call(mgr.media_timers());
+    let (leg, lease, dialog) = match call.customer {
+        Customer::Browser(leg, lease) => (NewLeg::Browser(leg), lease, None),
+        Customer::Sip(dialog, n, lease) => (NewLeg::Rtp(n), lease, Some(dialog)),
+    };
+    let _ = media
+        .commands
+        .send(MediaCommand::AddLeg {
+            id: CUSTOMER,
+            leg,
+            lease,
+        })
+        .await;
+    let id = mgr.next_id();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    mgr.directory.register(id, call.kind, cmd_tx);
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let task = CallTask::new(
+        mgr.clone(),
+        id,
+        call.kind,
+        call.controller,
+        media,
+        call.context,
+        call.guard,
+    )
+    .with_customer_dialog(dialog)
+    .with_headers(call.headers)
+    .with_commands(cmd_rx)
+    .with_subscriber(call.subscriber);
+    let handle = tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
+    (id, input_tx, handle)
+}
+
+/// Starts a browser call: answers the offer and starts the call.
+pub async fn start_browser_call(
+    mgr: &Arc<CallManager>,
+    req: BrowserCall,
+    subscriber: mpsc::UnboundedSender<CallEvent>,
+) -> Result<StartedCall, StartCallError> {
+    if let Some(q) = &req.queue {
+        if !mgr.cfg.queues.iter().any(|c| &c.name == q) {
+            return Err(StartCallError::UnknownQueue(q.clone()));
+        }
+    }
+    let guard = mgr.lifecycle.try_start_call().map_err(|r| {
+        crate::metrics::rejected(r.as_str());
+        mgr.record_refused("browser", req.context.clone(), r.as_str());
+        match r {
+            crate::lifecycle::CallRefused::Draining => StartCallError::Draining,
+            crate::lifecycle::CallRefused::Full(n) => StartCallError::Full(n),
+        }
+    })?;
+    let (leg, lease, answer) = mgr
+        .engine
+        .answer_browser(Instant::now(), &req.offer)
+        .await?;
+    let controller = mgr.controller(
+        &mgr.cfg.ivr.start,
+        req.queue.clone().map(|q| (q, req.skill.clone())),
+    );
+    let verified = if req.verified { "yes" } else { "no" };
+    let (id, input, _) = start(
+        mgr,
+        CallStart {
+            kind: CustomerKind::Browser,
+            customer: Customer::Browser(Box::new(leg), lease),
+            context: req.context,
+            headers: vec![("X-Context-Verified".into(), verified.into())],
+            controller,
+            guard,
+            subscriber: Some(subscriber),
+        },
+    )
+    .await;
+    info!(call = id, verified = req.verified, "browser call started");
+    Ok(StartedCall { id, answer, input })
+}
+
+/// The SIP side's codecs we offer agents and trunks, in preference order.
+pub(super) fn offered_formats() -> Vec<Format> {
+    vec![Format::pcmu(), Format::pcma()]
+}
