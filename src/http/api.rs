@@ -5,7 +5,8 @@
 //! | `GET /api/agents` | every agent with state and queues |
 //! | `PUT /api/agents/{id}/state` | `{"state":"away"}` or `{"state":"available"}` |
 //! | `GET /api/queues` | waiting calls, longest wait, agents available and logged in, per queue |
-//! | `GET /api/calls` | running calls with state, queue, agent, age |
+//! | `GET /api/calls` | running calls with state, queue, agent, parties, age |
+//! | `/api/calls/{id}/...` | call control: see [`super::call_control`] |
 //! | `POST /api/callbacks` | `{"number", "context"?, "queue"?, "not_before"?}`: schedule a callback |
 //! | `GET /api/callbacks` | the latest callbacks (`?state=scheduled|failed|...`) |
 //! | `GET /api/callbacks/{id}` | one callback |
@@ -22,7 +23,11 @@ use serde_json::json;
 
 /// An API error: a status and a JSON body `{"error": code, "message": text}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -30,7 +35,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let key = &state.cfg.api.key;
     if key.is_empty() {
         return Err(ApiError(
@@ -63,7 +68,9 @@ fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn calls(state: &HttpState) -> Result<&std::sync::Arc<crate::call::CallManager>, ApiError> {
+pub(super) fn calls(
+    state: &HttpState,
+) -> Result<&std::sync::Arc<crate::call::CallManager>, ApiError> {
     state.calls.as_ref().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod assets;
+mod call_control;
 pub mod client_ip;
 pub(crate) mod tls;
 mod ws;
@@ -12,7 +13,7 @@ use crate::lifecycle::Lifecycle;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +64,16 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/api/queues", get(api::queues))
         .route("/api/calls", get(api::list_calls))
+        .route("/api/calls/{id}", get(call_control::get_call))
+        .route("/api/calls/{id}/hangup", post(call_control::hangup))
+        .route("/api/calls/{id}/hold", post(call_control::hold))
+        .route("/api/calls/{id}/unhold", post(call_control::unhold))
+        .route("/api/calls/{id}/transfer", post(call_control::transfer))
+        .route("/api/calls/{id}/parties", post(call_control::add_party))
+        .route(
+            "/api/calls/{id}/parties/{party}",
+            axum::routing::delete(call_control::remove_party),
+        )
         .route("/api/cdrs", get(api::cdrs))
         .route(
             "/api/callbacks",

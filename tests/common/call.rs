@@ -250,9 +250,17 @@ pub struct AgentPhone {
     cseq: u32,
     pub heard: Arc<Mutex<Vec<i16>>>,
     rtp_stop: Option<mpsc::UnboundedSender<()>>,
+    /// The tone the phone sends once answered (1000 Hz unless set).
+    pub tone_hz: f64,
 }
 
 impl AgentPhone {
+    /// The phone sends `hz` instead of 1000 Hz.
+    pub fn with_tone(mut self, hz: f64) -> AgentPhone {
+        self.tone_hz = hz;
+        self
+    }
+
     /// Registers `user` with the gateway at `gw`.
     pub async fn register(gw: SocketAddr, user: &str, password: &str) -> AgentPhone {
         let sip = Peer::bind("127.0.0.1").await;
@@ -264,6 +272,7 @@ impl AgentPhone {
             cseq: 10,
             heard: Arc::default(),
             rtp_stop: None,
+            tone_hz: 1000.0,
         }
     }
 
@@ -276,6 +285,7 @@ impl AgentPhone {
             cseq: 10,
             heard: Arc::default(),
             rtp_stop: None,
+            tone_hz: 1000.0,
         }
     }
 
@@ -329,8 +339,9 @@ impl AgentPhone {
         let heard = self.heard.clone();
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
         self.rtp_stop = Some(stop);
+        let hz = self.tone_hz;
         tokio::spawn(async move {
-            let mut tone = ToneGenerator::new(1000.0, 8000, 0.4);
+            let mut tone = ToneGenerator::new(hz, 8000, 0.4);
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let (mut seq, mut buf) = (1u16, vec![0u8; 2048]);
             loop {
@@ -362,7 +373,7 @@ impl AgentPhone {
             .and_then(|c| c.split('>').next())
             .unwrap()
             .to_string();
-        let ct = if body.is_empty() {
+        let ct = if body.is_empty() || extra.contains("Content-Type:") {
             String::new()
         } else {
             "Content-Type: application/sdp\r\n".into()
@@ -567,24 +578,40 @@ announce_position_secs = 0
 /// records what arrives (PCMU), presses keys (RFC 4733, payload type 101) on request.
 pub struct RtpPhone {
     pub heard: Arc<Mutex<Vec<i16>>>,
+    /// RFC 4733 digits received (once per key press).
+    pub digits: Arc<Mutex<String>>,
     pub keys: mpsc::UnboundedSender<u8>,
     pub go: mpsc::UnboundedSender<SocketAddr>,
 }
 
 pub fn rtp_phone(rtp: UdpSocket, hz: f64) -> RtpPhone {
     let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
+    let digits = Arc::new(Mutex::new(String::new()));
     let (keys, mut key_rx) = mpsc::unbounded_channel::<u8>();
     let (go, mut go_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let h = heard.clone();
+    let (h, d) = (heard.clone(), digits.clone());
     tokio::spawn(async move {
         let mut tone = ToneGenerator::new(hz, 8000, 0.4);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let (mut seq, mut buf) = (1u16, vec![0u8; 2048]);
         let mut press: Option<(u8, u32, u16)> = None;
         let mut to: Option<SocketAddr> = None;
+        let mut rx = clicktocall::media::dtmf::DtmfReceiver::new();
         loop {
             tick.tick().await;
-            receive_pcmu(&rtp, &mut buf, &h);
+            while let Ok((n, _)) = rtp.try_recv_from(&mut buf) {
+                let Ok(p) = RtpView::parse(&buf[..n]) else {
+                    continue;
+                };
+                match p.pt {
+                    0 => g711::decode_ulaw(p.payload, &mut h.lock().unwrap()),
+                    101 => d
+                        .lock()
+                        .unwrap()
+                        .extend(rx.handle_packet(p.timestamp, p.payload)),
+                    _ => {}
+                }
+            }
             if let Ok(a) = go_rx.try_recv() {
                 to = Some(a);
             }
@@ -616,5 +643,10 @@ pub fn rtp_phone(rtp: UdpSocket, hz: f64) -> RtpPhone {
             seq = seq.wrapping_add(1);
         }
     });
-    RtpPhone { heard, keys, go }
+    RtpPhone {
+        heard,
+        digits,
+        keys,
+        go,
+    }
 }

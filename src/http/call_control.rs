@@ -1,0 +1,188 @@
+//! REST call control (behind the API key): read one call, hang it up, hold and resume the
+//! customer, transfer it, add and remove parties. Each command goes to the call's task and is
+//! answered when the task has carried it out: 404 for an unknown call or party, 409 with a reason
+//! when the command does not fit the call's state, 400 for a body that is not what the route takes.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /api/calls/{id}` | the call: state, queue, parties (role, state, since) |
+//! | `POST /api/calls/{id}/hangup` | everybody gets BYE |
+//! | `POST /api/calls/{id}/hold`, `/unhold` | the customer hears music and is not heard, or is back |
+//! | `POST /api/calls/{id}/transfer` | `{"agent": ..}` or `{"queue": ..}`: the agents leave, the target rings / the customer waits |
+//! | `POST /api/calls/{id}/parties` | `{"agent": ..}`: ring an agent and add it to the call |
+//! | `DELETE /api/calls/{id}/parties/{party}` | the party leaves (BYE), or stops ringing |
+
+use super::api::{authorize, calls, ApiError};
+use super::HttpState;
+use crate::call::controller::parties::TransferTarget;
+use crate::call::directory::{CallCommand, CommandError};
+use crate::call::CallId;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+fn call_id(id: &str) -> Result<CallId, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "unknown_call",
+            format!("no call {id:?}"),
+        )
+    })
+}
+
+fn command_error(e: CommandError) -> ApiError {
+    match e {
+        CommandError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
+        CommandError::Conflict(r) => ApiError(StatusCode::CONFLICT, r.code, r.message),
+        CommandError::Invalid(code, m) => ApiError(StatusCode::BAD_REQUEST, code, m),
+    }
+}
+
+/// A body with exactly one field of `fields`, as (field, value).
+fn one_of(body: &str, fields: &[&'static str]) -> Result<(&'static str, String), ApiError> {
+    let expected = || {
+        let alts: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{{\"{f}\": \"...\"}}"))
+            .collect();
+        format!("expected {}", alts.join(" or "))
+    };
+    let bad = |why: String| ApiError(StatusCode::BAD_REQUEST, "bad_request", why);
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| bad(format!("{}: {e}", expected())))?;
+    let obj = v.as_object().ok_or_else(|| bad(expected()))?;
+    if obj.len() != 1 {
+        return Err(bad(expected()));
+    }
+    let (k, v) = obj.iter().next().ok_or_else(|| bad(expected()))?;
+    let field = fields
+        .iter()
+        .find(|f| *f == k)
+        .ok_or_else(|| bad(format!("unknown field {k:?}: {}", expected())))?;
+    match v.as_str() {
+        Some(s) if !s.is_empty() && s.len() <= 128 => Ok((field, s.to_string())),
+        _ => Err(bad(format!(
+            "{k:?} must be a non-empty string: {}",
+            expected()
+        ))),
+    }
+}
+
+async fn run(
+    state: &HttpState,
+    headers: &HeaderMap,
+    id: &str,
+    cmd: impl FnOnce() -> Result<CallCommand, ApiError>,
+) -> Result<Response, ApiError> {
+    authorize(state, headers)?;
+    let mgr = calls(state)?;
+    let id = call_id(id)?;
+    if mgr.directory.get(id).is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "unknown_call",
+            format!("no call {id}"),
+        ));
+    }
+    let cmd = cmd()?;
+    mgr.directory
+        .command(id, cmd)
+        .await
+        .map_err(command_error)?;
+    let call = mgr.directory.get(id);
+    Ok(Json(json!({"ok": true, "call": call})).into_response())
+}
+
+/// `GET /api/calls/{id}`
+pub async fn get_call(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let mgr = calls(&state)?;
+    let call_id = call_id(&id)?;
+    match mgr.directory.get(call_id) {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "unknown_call",
+            format!("no call {id:?}"),
+        )),
+    }
+}
+
+/// `POST /api/calls/{id}/hangup`
+pub async fn hangup(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || Ok(CallCommand::Hangup)).await
+}
+
+/// `POST /api/calls/{id}/hold`
+pub async fn hold(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || Ok(CallCommand::Hold(true))).await
+}
+
+/// `POST /api/calls/{id}/unhold`
+pub async fn unhold(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || Ok(CallCommand::Hold(false))).await
+}
+
+/// `POST /api/calls/{id}/transfer` with `{"agent": ..}` or `{"queue": ..}`.
+pub async fn transfer(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || {
+        let (field, value) = one_of(&body, &["agent", "queue"])?;
+        Ok(CallCommand::Transfer(if field == "agent" {
+            TransferTarget::Agent(value)
+        } else {
+            TransferTarget::Queue(value)
+        }))
+    })
+    .await
+}
+
+/// `POST /api/calls/{id}/parties` with `{"agent": ..}`.
+pub async fn add_party(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let r = run(&state, &headers, &id, || {
+        let (_, agent) = one_of(&body, &["agent"])?;
+        Ok(CallCommand::AddParty(agent))
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, r).into_response())
+}
+
+/// `DELETE /api/calls/{id}/parties/{party}`
+pub async fn remove_party(
+    State(state): State<HttpState>,
+    Path((id, party)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || {
+        Ok(CallCommand::RemoveParty(party))
+    })
+    .await
+}
