@@ -165,6 +165,9 @@ impl CallTask {
                 Some(ev) = self.leg_rx.recv() => self.on_leg(ev).await,
                 Some((cmd, reply)) = self.commands.recv() => {
                     let r = self.on_command(cmd).await;
+                    // Carried out before the answer, so the caller reads the new state.
+                    self.carry_out().await;
+                    self.sync_routes().await;
                     let _ = reply.send(r);
                 }
                 _ = sleep => self.ctl.handle_timeout(Instant::now()),

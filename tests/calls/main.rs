@@ -14,3 +14,4 @@ mod demo_agent_answers_and_echoes;
 mod external_ivr_refers_back_to_a_queue;
 mod inbound_trunk_call_reaches_agent;
 mod parties_hear_each_other;
+mod rest_call_control;
