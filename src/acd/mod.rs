@@ -13,8 +13,7 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// A call, as the ACD knows it.
-pub type CallId = u64;
+pub use crate::call::CallId;
 
 /// How a queue picks among available agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

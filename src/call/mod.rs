@@ -14,6 +14,7 @@ mod commands;
 pub mod controller;
 pub mod directory;
 pub mod events;
+pub mod id;
 pub mod inbound;
 pub mod prompts;
 pub mod sip_leg;
@@ -32,11 +33,9 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A call, node-wide.
-pub type CallId = u64;
+pub use id::CallId;
 
 /// How the customer reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,7 +120,7 @@ pub struct CallManager {
     external_ivr_queues: Vec<String>,
     /// The live calls, by id.
     pub directory: directory::Directory,
-    next_id: AtomicU64,
+    ids: id::CallIds,
 }
 
 impl CallManager {
@@ -154,6 +153,10 @@ impl CallManager {
             .filter(|q| q.external_ivr.is_some())
             .map(|q| q.name.clone())
             .collect();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ids = id::CallIds::new(cfg.cluster.node_id, started);
         Arc::new(CallManager {
             external_ivr_queues,
             cfg,
@@ -168,7 +171,7 @@ impl CallManager {
             records,
             callbacks: std::sync::OnceLock::new(),
             directory: directory::Directory::default(),
-            next_id: AtomicU64::new(1),
+            ids,
         })
     }
 
@@ -193,7 +196,7 @@ impl CallManager {
     }
 
     pub(crate) fn next_id(&self) -> CallId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.ids.next()
     }
 
     /// A call turned away at the door (over `limits.max_calls`, or draining) still gets its

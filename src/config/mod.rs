@@ -105,6 +105,17 @@ pub struct Config {
     pub limits: LimitsSection,
     /// Call events to your systems.
     pub webhooks: WebhooksSection,
+    /// This node among several.
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: this node's place among several gateway nodes.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// This node's number, 0 to 1023, different on every node: it is part of every call id, so
+    /// ids never collide across nodes (one node: leave it 0).
+    pub node_id: u16,
 }
 
 /// `[http]`
@@ -401,6 +412,16 @@ impl Config {
         self.validate_queues_and_agents()?;
         self.validate_calls()?;
         self.validate_callback()?;
+        if self.cluster.node_id > crate::call::id::MAX_NODE {
+            return Err(ConfigError::invalid(
+                "cluster.node_id",
+                format!(
+                    "{} is over {}",
+                    self.cluster.node_id,
+                    crate::call::id::MAX_NODE
+                ),
+            ));
+        }
         Ok(())
     }
 
