@@ -7,6 +7,10 @@
 //! clicktocall-bench load --control 127.0.0.1:7300 --calls 500 --secs 20
 //! ```
 //!
+//! With `--parties 3` each call is a conference: the browser and two phones, everybody hearing
+//! everybody (the gateway mixes); the load then counts packets arriving per leg, since mixed
+//! audio no longer carries the send stamps.
+//!
 //! The load process plays N browsers (str0m peers) and N phones. Every PCMU payload carries its send
 //! time and a sequence number in its first 16 bytes, which the gateway relays untouched, so the load
 //! process measures loss and one-way added latency on its own clock. The gateway reports its CPU time
@@ -50,10 +54,12 @@ fn main() -> anyhow::Result<()> {
         Some("load") => {
             let calls: usize = arg(&args, "--calls", "100").parse()?;
             let secs: u64 = arg(&args, "--secs", "20").parse()?;
-            rt.block_on(load(control, calls, secs))
+            let parties: usize = arg(&args, "--parties", "2").parse()?;
+            anyhow::ensure!(matches!(parties, 2 | 3), "--parties is 2 or 3");
+            rt.block_on(load(control, calls, secs, parties))
         }
         _ => {
-            eprintln!("usage: clicktocall-bench gateway|load [--control ADDR] [--calls N] [--secs S] [--threads T]");
+            eprintln!("usage: clicktocall-bench gateway|load [--control ADDR] [--calls N] [--secs S] [--threads T] [--parties 2|3]");
             std::process::exit(2);
         }
     }
@@ -124,6 +130,14 @@ async fn control_conn(
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.strip_prefix("CALL3 ") {
+            let handle = conference(&engine, rest).await?;
+            let (answer, ports, handle) = handle;
+            calls.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
+            let reply = format!("ANSWER {ports} {}\n", answer.replace("\r\n", "\\n"));
+            w.write_all(reply.as_bytes()).await?;
+            continue;
+        }
         let mut parts = line.splitn(3, ' ');
         match parts.next() {
             Some("CALL") => {
@@ -175,6 +189,62 @@ async fn control_conn(
     Ok(())
 }
 
+/// A three-party call for `CALL3 <phone port> <phone port> <offer>`: the browser leg and two
+/// RTP legs, everybody hearing everybody. Returns the answer, the two gateway ports ("p1 p2").
+async fn conference(
+    engine: &MediaEngine,
+    rest: &str,
+) -> anyhow::Result<(String, String, MediaHandle)> {
+    use clicktocall::media::engine::MediaCommand;
+    use clicktocall::media::routes::LegId;
+    let mut parts = rest.splitn(3, ' ');
+    let ports: Vec<u16> = (0..2)
+        .map(|_| parts.next().unwrap_or("0").parse())
+        .collect::<Result<_, _>>()?;
+    let offer = parts.next().unwrap_or_default().replace("\\n", "\r\n");
+    let (leg, web, answer) = engine.answer_browser(Instant::now(), &offer).await?;
+    let handle = engine.spawn_call(RtpLegTimers {
+        media_timeout: Duration::from_secs(600),
+        ..Default::default()
+    });
+    let browser = MediaCommand::AddLeg {
+        id: LegId(0),
+        leg: NewLeg::Browser(Box::new(leg)),
+        lease: web,
+    };
+    handle.commands.send(browser).await?;
+    let mut gw_ports = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let rtp = engine.lease_with_rtcp().await?;
+        gw_ports.push(rtp.local.port().to_string());
+        let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n");
+        let leg = NewLeg::Rtp(read_answer(&sdp, &[Format::pcmu()])?);
+        let id = LegId(i as u32 + 1);
+        handle
+            .commands
+            .send(MediaCommand::AddLeg {
+                id,
+                leg,
+                lease: rtp,
+            })
+            .await?;
+    }
+    for a in 0..3 {
+        for b in 0..3 {
+            if a != b {
+                let (from, to) = (LegId(a), LegId(b));
+                let route = MediaCommand::Route {
+                    from,
+                    to,
+                    gain: Some(1.0),
+                };
+                handle.commands.send(route).await?;
+            }
+        }
+    }
+    Ok((answer, gw_ports.join(" "), handle))
+}
+
 // ---- load side ------------------------------------------------------------------------------------
 
 /// Packets of one direction. Only packets *sent* inside the window count, wherever their arrival
@@ -183,11 +253,16 @@ async fn control_conn(
 struct Tally {
     sent: AtomicU64,
     received: AtomicU64,
+    /// Packets that arrived inside the window, stamped or not (mixed audio carries no stamp).
+    arrived: AtomicU64,
     latencies_us: Mutex<Vec<u32>>,
 }
 
 impl Tally {
     fn record(&self, payload: &[u8], epoch: Instant, window: &Window) {
+        if window.contains(epoch.elapsed().as_micros() as u64) {
+            self.arrived.fetch_add(1, Ordering::Relaxed);
+        }
         if payload.len() < 16 || &payload[8..12] != b"BNCH" {
             return;
         }
@@ -228,7 +303,7 @@ fn stamped(epoch: Instant, fill: u8) -> Vec<u8> {
     p
 }
 
-async fn load(control: SocketAddr, n: usize, secs: u64) -> anyhow::Result<()> {
+async fn load(control: SocketAddr, n: usize, secs: u64, parties: usize) -> anyhow::Result<()> {
     let epoch = Instant::now();
     let mut ctl = BufReader::new(TcpStream::connect(control).await?);
     let mut line = String::new();
@@ -250,11 +325,20 @@ async fn load(control: SocketAddr, n: usize, secs: u64) -> anyhow::Result<()> {
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().ok_or_else(|| anyhow::anyhow!("no offer"))?;
-        let req = format!(
-            "CALL {} {}\n",
-            phone.local_addr()?.port(),
-            offer.to_sdp_string().replace("\r\n", "\\n")
-        );
+        let phone2 = if parties == 3 {
+            Some(UdpSocket::bind("127.0.0.1:0").await?)
+        } else {
+            None
+        };
+        let sdp = offer.to_sdp_string().replace("\r\n", "\\n");
+        let req = match &phone2 {
+            Some(p2) => format!(
+                "CALL3 {} {} {sdp}\n",
+                phone.local_addr()?.port(),
+                p2.local_addr()?.port()
+            ),
+            None => format!("CALL {} {sdp}\n", phone.local_addr()?.port()),
+        };
         ctl.get_mut().write_all(req.as_bytes()).await?;
         line.clear();
         ctl.read_line(&mut line).await?;
@@ -264,12 +348,22 @@ async fn load(control: SocketAddr, n: usize, secs: u64) -> anyhow::Result<()> {
             "gateway refused call {i}: {line}"
         );
         let gw_rtp: SocketAddr = format!("127.0.0.1:{}", parts.next().unwrap_or("0")).parse()?;
-        let answer = parts.next().unwrap_or_default().replace("\\n", "\r\n");
+        let mut rest = parts.next().unwrap_or_default();
+        let phone2 = match phone2 {
+            Some(p2) => {
+                let (port, tail) = rest.split_once(' ').unwrap_or(("0", ""));
+                rest = tail;
+                Some((p2, format!("127.0.0.1:{port}").parse::<SocketAddr>()?))
+            }
+            None => None,
+        };
+        let answer = rest.replace("\\n", "\r\n");
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
         let (tp, tb, m) = (to_phone.clone(), to_browser.clone(), measuring.clone());
         tasks.push(tokio::spawn(async move {
-            let _ = call_loop(rtc, mid, bsock, phone, gw_rtp, epoch, tp, tb, m).await;
+            let phones = [Some((phone, gw_rtp)), phone2];
+            let _ = call_loop(rtc, mid, bsock, phones, epoch, tp, tb, m).await;
         }));
     }
     eprintln!(
@@ -331,6 +425,14 @@ async fn load(control: SocketAddr, n: usize, secs: u64) -> anyhow::Result<()> {
     );
     report("to phone", &to_phone);
     report("to browser", &to_browser);
+    let per_leg = |t: &Tally, legs: usize| {
+        t.arrived.load(Ordering::Relaxed) as f64 / wall / (n * legs) as f64
+    };
+    println!(
+        "  arrived per leg per second: phones {:.1}, browsers {:.1}",
+        per_leg(&to_phone, parties - 1),
+        per_leg(&to_browser, 1)
+    );
     for t in tasks {
         t.abort();
     }
@@ -342,15 +444,17 @@ async fn call_loop(
     mut rtc: str0m::Rtc,
     mid: str0m::media::Mid,
     bsock: UdpSocket,
-    phone: UdpSocket,
-    gw_rtp: SocketAddr,
+    phones: [Option<(UdpSocket, SocketAddr)>; 2],
     epoch: Instant,
     to_phone: Arc<Tally>,
     to_browser: Arc<Tally>,
     window: Arc<Window>,
 ) -> anyhow::Result<()> {
     let local = bsock.local_addr()?;
-    let (mut bbuf, mut pbuf) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let (mut bbuf, mut pbuf, mut pbuf2) = (vec![0u8; 2048], vec![0u8; 2048], vec![0u8; 2048]);
+    let [Some((phone, gw_rtp)), second] = phones else {
+        anyhow::bail!("no phone");
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (mut connected, mut ticks, mut seq) = (false, 0u64, 0u16);
@@ -386,6 +490,11 @@ async fn call_loop(
                     to_phone.record(p.payload, epoch, &window);
                 }
             }
+            r = recv_opt(second.as_ref().map(|s| &s.0), &mut pbuf2) => {
+                if let Ok(p) = RtpView::parse(&pbuf2[..r?]) {
+                    to_phone.record(p.payload, epoch, &window);
+                }
+            }
             _ = tokio::time::sleep_until(deadline.into()) => rtc.handle_input(Input::Timeout(Instant::now()))?,
             _ = tick.tick() => {
                 if connected {
@@ -403,6 +512,9 @@ async fn call_loop(
                     let mut pkt = Vec::with_capacity(172);
                     rtp::write(&mut pkt, false, 0, seq, ticks as u32, 0xbe7c, &payload);
                     phone.send_to(&pkt, gw_rtp).await?;
+                    if let Some((p2, to)) = &second {
+                        p2.send_to(&pkt, to).await?;
+                    }
                     if counted_b {
                         to_browser.sent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -412,5 +524,13 @@ async fn call_loop(
                 }
             }
         }
+    }
+}
+
+/// Receives on `sock`, or waits forever without one.
+async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match sock {
+        Some(s) => s.recv_from(buf).await.map(|(n, _)| n),
+        None => std::future::pending().await,
     }
 }
