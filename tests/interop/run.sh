@@ -372,6 +372,72 @@ PY
   return $code
 }
 
+test_chromium_conference_with_two_baresip_agents_then_rest_hold_transfer_hangup() {
+  # Issue 13, acceptance 5: real Chromium calls a conference queue; two real baresip desk phones
+  # (1002 sends 1000 Hz, 1003 sends 700 Hz) answer and join. The browser's analyser shows both
+  # agents' peaks; each phone's recording holds the customer's 440 Hz and the other agent's tone,
+  # never its own. Then REST hold (music, on_hold), unhold, transfer to "sales" (transferring, then
+  # connected with a SIPp phone that echoes), hangup (the SIPp phone gets BYE): one complete record.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  command -v baresip >/dev/null || { echo "baresip not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+  local recs=() phones=() agent
+  for agent in 1002 1003; do
+    local n=$((agent - 1002)) hz=1000 dir rec
+    [ "$agent" = 1003 ] && hz=700
+    # baresip cuts file names at 128 characters: its config (and tone) and recordings in short paths.
+    dir=$(mktemp -d /tmp/c2c-ba.XXXXXX); ln -s "$dir" "$T/baresip-$agent"
+    rec=$(mktemp -d /tmp/c2c-rec.XXXXXX); recs+=("$rec")
+    tone8k_wav "$dir/tone1000_8k.wav" "$hz" 60   # the file name the config expects, at this phone's tone
+    sed "s|@T@|$dir|g; s|@REC@|$rec|g; s|127.0.0.1:5080|127.0.0.1:$((5080 + 4 * n))|; s|127.0.0.1:4444|127.0.0.1:$((4444 + n))|; s|10000-10099|$((10000 + 100 * n))-$((10099 + 100 * n))|" \
+      "$HERE/baresip_agent/config" >"$dir/config"
+    sed "s/1002/$agent/g; s/answermode=manual/answermode=auto/" "$HERE/baresip_agent/accounts" >"$dir/accounts"
+  done
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -timeout 60s >"$T/agent1004.out" 2>&1; echo $? >"$T/agent1004.rc") &
+  local echo_agent=$!
+  start_gateway "$HERE/gateway-conference.toml" || return 1
+  for agent in 1002 1003; do
+    baresip -f "$T/baresip-$agent" >"$T/baresip-$agent.log" 2>&1 &
+    phones+=($!)
+  done
+  for agent in 1002 1003; do
+    for _ in $(seq 1 50); do grep -q "\"message\":\"agent online\".*\"agent\":\"$agent\"" "$T/gateway.log" && break; sleep 0.1; done
+    gw_log_has "\"message\":\"agent online\".*\"agent\":\"$agent\"" || { tail -n 20 "$T/baresip-$agent.log"; return 1; }
+  done
+  OUT="$T" GATEWAY=127.0.0.1:8080 node "$HERE/chromium/widget_conference_rest.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  sleep 0.5
+  kill -TERM "${phones[@]}" 2>/dev/null; wait "${phones[@]}" 2>/dev/null
+  wait "$echo_agent"
+  [ "$(cat "$T/agent1004.rc")" = 0 ] || { echo "the sales phone: no call, or no BYE"; tail -n 20 "$T/agent1004.out"; code=1; }
+  # What each agent heard in the conference (baresip's sndfile writes dump-...-dec.wav per call).
+  mv "${recs[0]}" "$T/rec-1002"; mv "${recs[1]}" "$T/rec-1003"
+  python3 - "$T/rec-1002" 1000 700 "$T/rec-1003" 700 1000 <<'PY' || code=1
+import glob, math, struct, sys, wave
+def power(seg, rate, hz):
+    re = sum(v * math.cos(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    im = sum(v * math.sin(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    return (re * re + im * im) / len(seg) ** 2
+args = sys.argv[1:]
+for d, own, other in zip(args[0::3], args[1::3], args[2::3]):
+    files = sorted(glob.glob(d + "/*-dec.wav"))
+    assert files, "%s: baresip recorded nothing" % d
+    w = wave.open(files[-1]); rate = w.getframerate()
+    x = struct.unpack("<%dh" % w.getnframes(), w.readframes(w.getnframes()))
+    seg = x[rate // 2: rate // 2 + rate]           # a second of the conference, before the hold
+    p = {hz: power(seg, rate, hz) for hz in (440, int(other), int(own), 1500)}
+    print("%s: %d samples, power %s" % (d.split("/")[-1], len(x), {k: round(v) for k, v in p.items()}))
+    assert p[440] > 100 * p[1500] and p[int(other)] > 100 * p[1500], "the customer and the other agent are heard"
+    assert p[int(own)] < p[440] / 100, "an agent never hears itself"
+PY
+  stop_gateway || code=1
+  cdrs_complete 1 api_hangup || code=1
+  return $code
+}
+
 test_chromium_widget_relays_through_coturn_with_gateway_credentials() {
   # [ice] TURN: the gateway's hello gives the widget coturn with per-session REST credentials
   # (use-auth-secret); Chromium is held to relay candidates only, so the call connects through
