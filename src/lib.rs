@@ -9,12 +9,12 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`acd`] | queues and agents: hunting strategies, ring timeouts, wrap-up, overflow (sans-IO core), and the task that owns it ([`acd::service`]) |
-//! | [`call`] | call control: the per-call state machine (sans-IO), agent SIP legs, prompts, one task per call |
+//! | [`call`] | call control: the per-call state machine with its parties (sans-IO), one way in for every customer, one task per call, the directory of live calls and their commands, node-unique ids |
 //! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
-//! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS |
-//! | [`media`] | media-plane cores: G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
+//! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS, REST (call control) |
+//! | [`media`] | media-plane cores: one call's N-party media (routes, relay, mixing), G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
 //! | [`ivr`] | the IVR menu runner: prompts after media flows, digits, retries, actions (sans-IO core) |
 //! | [`lifecycle`] | readiness, draining and the shutdown grace period |
 //! | [`telemetry`] | tracing setup: pretty or JSON logs |

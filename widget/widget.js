@@ -41,7 +41,7 @@
     lost: 'The connection was lost.',
     reason_agent_hangup: 'The agent ended the call.', reason_customer_hangup: 'You ended the call.',
     reason_no_agents: 'Nobody is available right now.', reason_max_wait: 'Sorry for the wait: please try again later.',
-    reason_connection_lost: 'The connection was lost.', reason_agent_lost: 'We lost the connection to the agent.', reason_shutdown: 'The service is restarting.'
+    reason_connection_lost: 'The connection was lost.', reason_agent_lost: 'We lost the connection to the agent.', reason_api_hangup: 'The call was ended.', reason_shutdown: 'The service is restarting.'
   };
 
   var context = {};

@@ -2,8 +2,8 @@
 //! context from a media port of its own, joins the call's media when it answers, and is handled in
 //! its dialog (re-INVITE and hold, REFER, INFO digits, BYE) until it leaves.
 
+use super::customer::offered_formats;
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
-use super::start::offered_formats;
 use super::task::{unix_ms, CallTask};
 use crate::media::engine::{MediaCommand, PortLease};
 use crate::media::leg::NewLeg;

@@ -3,8 +3,9 @@
 //! agent"). 180/183 are progress only: early media from the carrier reaches no one (the customer's
 //! media starts after the 200), and nothing but a 2xx counts as an answer.
 
+use super::customer::{offered_formats, Customer, CustomerInput};
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
-use super::start::{offered_formats, CallStart, Customer, CustomerInput};
+use super::start::CallStart;
 use super::{CallManager, CustomerKind};
 use crate::callback::service::{Dialer, Outcome, Progress};
 use crate::callback::store::Callback;

@@ -3,7 +3,8 @@
 //! browser customer, and reaches an agent with the configured pass-through headers copied from the
 //! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
 
-use super::start::{offered_formats, start, CallStart, Customer, CustomerInput};
+use super::customer::{offered_formats, Customer, CustomerInput};
+use super::start::{start, CallStart};
 use super::{CallManager, CustomerKind};
 use crate::media::sdp::SdpSession;
 use crate::sip::server::InboundCalls;

@@ -12,6 +12,7 @@ mod agent_legs;
 pub mod callback;
 mod commands;
 pub mod controller;
+pub mod customer;
 pub mod directory;
 pub mod events;
 pub mod id;

@@ -3,36 +3,18 @@
 //! the call does not care how the customer came.
 
 use super::controller::CallController;
+use super::customer::{Customer, CustomerInput, CUSTOMER};
 use super::events::CallEvent;
 use super::task::CallTask;
 use super::{CallId, CallManager, CustomerKind, StartCallError};
 use crate::lifecycle::CallGuard;
-use crate::media::engine::{MediaCommand, PortLease};
+use crate::media::engine::MediaCommand;
 use crate::media::leg::NewLeg;
-use crate::media::routes::LegId;
-use crate::media::sdp::{Format, Negotiated};
-use rsipstack::dialog::invite_dialog::InviteDialog;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{info, info_span, Instrument};
-
-/// The customer's media leg in every call.
-pub const CUSTOMER: LegId = LegId(0);
-
-/// What the customer's side sends the call (the WebSocket reader, or the customer's SIP dialog).
-#[derive(Debug)]
-pub enum CustomerInput {
-    /// A trickled ICE candidate.
-    Candidate(String),
-    /// Keypad digits sent as a message (fallback to RFC 4733).
-    Digits(String),
-    /// A digit the customer's phone sent out of band (SIP INFO).
-    InfoDigit(char),
-    /// The customer hung up (`hangup` message, or the socket closed, or BYE).
-    Hangup,
-}
 
 /// A browser call's request, parsed from the widget's `call` message.
 #[derive(Debug, Clone)]
@@ -57,14 +39,6 @@ pub struct StartedCall {
     pub answer: String,
     /// Where the customer's messages go.
     pub input: mpsc::UnboundedSender<CustomerInput>,
-}
-
-/// The customer's leg of a new call.
-pub enum Customer {
-    /// A browser: its answered leg and port.
-    Browser(Box<crate::media::browser_leg::BrowserLeg>, PortLease),
-    /// A SIP dialog (trunk caller or callback): the dialog, what was negotiated, the port.
-    Sip(InviteDialog, Negotiated, PortLease),
 }
 
 /// Everything a call starts with.
@@ -172,9 +146,4 @@ pub async fn start_browser_call(
     .await;
     info!(call = id, verified = req.verified, "browser call started");
     Ok(StartedCall { id, answer, input })
-}
-
-/// The SIP side's codecs we offer agents and trunks, in preference order.
-pub(super) fn offered_formats() -> Vec<Format> {
-    vec![Format::pcmu(), Format::pcma()]
 }

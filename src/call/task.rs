@@ -8,10 +8,10 @@
 
 use super::agent_legs::PartyMedia;
 use super::controller::{Audio, CallController, CallOutput, CallState, EndReason, QueueSound};
+use super::customer::{CustomerInput, CUSTOMER};
 use super::directory::{CommandMsg, PartyView};
 use super::events::{CallEvent, Role};
 use super::sip_leg::{LegEvent, SipLeg};
-use super::start::{CustomerInput, CUSTOMER};
 use super::{CallId, CallManager, CustomerKind};
 use crate::acd::service::AcdEvent;
 use crate::lifecycle::CallGuard;

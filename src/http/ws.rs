@@ -4,8 +4,9 @@
 //! nothing; closing the socket hangs the call up.
 
 use super::HttpState;
+use crate::call::customer::CustomerInput;
 use crate::call::events::CallEvent;
-use crate::call::start::{start_browser_call, BrowserCall, CustomerInput};
+use crate::call::start::{start_browser_call, BrowserCall};
 use crate::call::CallManager;
 use crate::callback::service::NewCallback;
 use crate::config::{Config, SiteConfig, UnsignedPolicy};

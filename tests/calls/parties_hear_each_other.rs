@@ -11,7 +11,9 @@
 use crate::common;
 
 use clicktocall::media::tone::goertzel;
-use common::call::{call_config, place_call, rtp_phone, sdp_addr, AgentPhone, RtpPhone, Widget};
+use common::call::{
+    call_config, place_call, records_of, rtp_phone, sdp_addr, AgentPhone, RtpPhone, Widget,
+};
 use common::{header, http, start, status, Peer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -120,33 +122,9 @@ async fn wait_party(http_addr: SocketAddr, id: u64, party: &str, state: &str) ->
 
 /// The ended record of the call: three parties, A left before the end.
 async fn check_record(http_addr: SocketAddr, id: u64, kind: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let record = loop {
-        let (code, rows) = http(
-            http_addr,
-            "GET",
-            "/api/cdrs?ended=true",
-            Some("test-key"),
-            "",
-        )
-        .await;
-        assert_eq!(code, 200);
-        let mine: Vec<Value> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["call"] == id)
-            .cloned()
-            .collect();
-        if let [r] = mine.as_slice() {
-            break r.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "one record: {rows:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let records = records_of(http_addr, id).await;
+    assert_eq!(records.len(), 1, "one record: {records:#?}");
+    let record = &records[0];
     assert_eq!(record["kind"], kind);
     let parties = record["parties"].as_array().expect("parties");
     let names: Vec<&str> = parties
@@ -204,18 +182,8 @@ async fn browser_customer_and_two_agents_one_added_over_rest() {
     assert_eq!(call["state"], "connected");
     assert_eq!(call["parties"].as_array().unwrap().len(), 3, "{call:#}");
 
-    let customer = Arc::new(Mutex::new(Vec::new()));
-    let feed = customer.clone();
-    let ears = browser.ears.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let new = std::mem::take(&mut ears.lock().unwrap().heard);
-            feed.lock().unwrap().extend(new);
-        }
-    });
     let ears = Ears {
-        customer,
+        customer: browser.tap(),
         a: a.heard.clone(),
         b: b.heard.clone(),
     };
@@ -372,18 +340,8 @@ async fn a_conference_queue_rings_two_agents_and_both_join() {
     let id = the_call(gw.http_addr).await;
     wait_party(gw.http_addr, id, "8002", "connected").await;
 
-    let customer = Arc::new(Mutex::new(Vec::new()));
-    let feed = customer.clone();
-    let ears = browser.ears.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let new = std::mem::take(&mut ears.lock().unwrap().heard);
-            feed.lock().unwrap().extend(new);
-        }
-    });
     let ears = Ears {
-        customer,
+        customer: browser.tap(),
         a: a.heard.clone(),
         b: b.heard.clone(),
     };

@@ -11,7 +11,7 @@
 use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
-use common::call::{call_config, place_call, rms, AgentPhone, Widget};
+use common::call::{call_config, place_call, records_of, rms, AgentPhone, Widget};
 use common::{http, start};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -27,24 +27,6 @@ async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
 async fn the_call(addr: SocketAddr) -> u64 {
     let (_, calls) = http(addr, "GET", "/api/calls", KEY, "").await;
     calls[0]["id"].as_u64().expect("a running call")
-}
-
-async fn records_of(addr: SocketAddr, id: u64) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, rows) = http(addr, "GET", "/api/cdrs?ended=true", KEY, "").await;
-        let mine: Vec<Value> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["call"] == id)
-            .cloned()
-            .collect();
-        if !mine.is_empty() || tokio::time::Instant::now() > deadline {
-            return mine;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

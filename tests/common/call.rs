@@ -232,6 +232,38 @@ impl MediaBrowser {
     pub fn heard_len(&self) -> usize {
         self.ears.lock().unwrap().heard.len()
     }
+
+    /// What the browser hears from now on, in a buffer of its own (moved out of its ears every
+    /// 20 ms), to read like a phone's `heard`.
+    pub fn tap(&self) -> Arc<Mutex<Vec<i16>>> {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (feed, ears) = (out.clone(), self.ears.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let new = std::mem::take(&mut ears.lock().unwrap().heard);
+                feed.lock().unwrap().extend(new);
+            }
+        });
+        out
+    }
+}
+
+/// The ended call records of call `id` (waits up to 5 s for the first).
+pub async fn records_of(addr: SocketAddr, id: u64) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, rows) =
+            super::http(addr, "GET", "/api/cdrs?ended=true", Some("test-key"), "").await;
+        let mine: Vec<Value> = rows
+            .as_array()
+            .map(|a| a.iter().filter(|r| r["call"] == id).cloned().collect())
+            .unwrap_or_default();
+        if !mine.is_empty() || tokio::time::Instant::now() > deadline {
+            return mine;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Root mean square of samples.
