@@ -246,6 +246,70 @@ fn rtp(data: &[u8]) {
     }
     let _ = clicktocall::media::rtcp::parse(data);
     let _ = clicktocall::media::dtmf::DtmfEvent::parse(data);
+    CALL.with(|c| c.borrow_mut().feed(data));
+}
+
+/// A three-party call's media core (PCMU, PCMA, PCMU legs, everybody hearing everybody, so the
+/// relay, transcode and mix paths all run) that every RTP input is also fed to, from each peer's
+/// address in turn, with simulated time moving 7 ms per input.
+struct Conference {
+    media: clicktocall::media::call_media::CallMedia,
+    now: std::time::Instant,
+    n: u32,
+}
+
+thread_local! {
+    static CALL: std::cell::RefCell<Conference> = std::cell::RefCell::new(Conference::new());
+}
+
+impl Conference {
+    fn new() -> Self {
+        use clicktocall::media::leg::NewLeg;
+        use clicktocall::media::routes::LegId;
+        use clicktocall::media::sdp::{Direction, Format, Negotiated};
+        let now = std::time::Instant::now();
+        let mut media = clicktocall::media::call_media::CallMedia::new(Default::default());
+        for i in 0..3u16 {
+            let n = Negotiated {
+                remote: Some(std::net::SocketAddr::from(([10, 0, 0, 9], 6000 + 2 * i))),
+                codec: if i == 1 {
+                    Format::pcma()
+                } else {
+                    Format::pcmu()
+                },
+                dtmf: Some(Format::telephone_event()),
+                ptime_ms: 20,
+                peer_direction: Direction::SendRecv,
+            };
+            media.add_leg(now, LegId(u32::from(i)), NewLeg::Rtp(n), u32::from(i));
+        }
+        for a in 0..3 {
+            for b in 0..3 {
+                media.set_route(now, LegId(a), LegId(b), Some(1.0));
+            }
+        }
+        Conference { media, now, n: 0 }
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        use clicktocall::media::call_media::MediaOutput;
+        use clicktocall::media::routes::LegId;
+        let leg = self.n % 3;
+        self.n = self.n.wrapping_add(1);
+        self.now += std::time::Duration::from_millis(7);
+        let from = std::net::SocketAddr::from(([10, 0, 0, 9], 6000 + 2 * leg as u16));
+        let local = std::net::SocketAddr::from(([10, 0, 0, 1], 30000));
+        self.media
+            .handle_datagram(self.now, LegId(leg), from, local, data);
+        self.media.handle_rtcp(self.now, LegId(leg), from, data);
+        if self.n % 97 == 0 {
+            let d = ['5', '#', 'x', 'A'][self.n as usize / 97 % 4];
+            let len = std::time::Duration::from_millis(u64::from(self.n % 300));
+            self.media.handle_info_digit(self.now, LegId(leg), d, len);
+        }
+        self.media.handle_timeout(self.now);
+        while !matches!(self.media.poll_output(), MediaOutput::Timeout(_)) {}
+    }
 }
 
 fn widget(data: &[u8]) {
