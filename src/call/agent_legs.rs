@@ -148,8 +148,7 @@ impl CallTask {
         }
         match m.sdp.answer(sdp, m.local, &offered_formats(), None) {
             Ok((answer, n)) => {
-                let held = n.remote.is_none()
-                    || matches!(n.peer_direction, Direction::SendOnly | Direction::Inactive);
+                let held = n.peer_holds();
                 let cmd = MediaCommand::UpdateRtp(m.leg, n);
                 let _ = self.media.commands.send(cmd).await;
                 let body = Some(answer.into_bytes());
@@ -166,37 +165,20 @@ impl CallTask {
     }
 
     async fn on_refer(&mut self, party: String, refer_to: &str, reply: TransactionHandle) {
-        if self.ctl.external_ivr() == Some(party.as_str()) {
-            // Self-transfer: the external IVR hands the customer back, naming a queue.
-            let queue =
-                refer_target(refer_to).filter(|q| self.mgr.cfg.queues.iter().any(|c| &c.name == q));
-            let Some(queue) = queue else {
-                info!(%party, refer_to, "external IVR referred to no known queue");
-                let _ = reply.reply(StatusCode::NotFound).await;
-                return;
-            };
-            if self.ctl.handle_ivr_refer(Instant::now(), &party, &queue) {
-                info!(%party, %queue, "external IVR handed the call back");
-                let _ = reply.reply(StatusCode::Accepted).await;
-                self.notify_after_202(&party);
-            } else {
-                let _ = reply.reply(StatusCode::from(491)).await;
-            }
+        let from_ivr = self.ctl.external_ivr() == Some(party.as_str());
+        let target = refer_target(refer_to);
+        let status = self
+            .ctl
+            .handle_refer(Instant::now(), &party, target.as_deref());
+        info!(%party, refer_to, status, "REFER");
+        let _ = reply.reply(StatusCode::from(status)).await;
+        if status != 202 {
             return;
         }
-        let target = refer_target(refer_to).filter(|t| self.mgr.cfg.agent(t).is_some());
-        let Some(target) = target else {
-            info!(%party, refer_to, "REFER to an unknown target refused");
-            let _ = reply.reply(StatusCode::Forbidden).await;
-            return;
-        };
-        if !self.ctl.handle_transfer(&party, &target) {
-            let _ = reply.reply(StatusCode::from(491)).await;
-            return;
-        }
-        info!(%party, %target, "blind transfer");
-        let _ = reply.reply(StatusCode::Accepted).await;
-        if let Some(leg) = self.legs.get(&party).cloned() {
+        if from_ivr {
+            // Its NOTIFY and BYE come from the controller's outputs, after this gap.
+            self.notify_after_202(&party);
+        } else if let Some(leg) = self.legs.get(&party).cloned() {
             let h = tokio::spawn(async move {
                 tokio::time::sleep(REFER_NOTIFY_GAP).await;
                 leg.notify_transfer(100).await

@@ -206,7 +206,7 @@ async fn place(
     let _ = progress.send(Progress::Answered);
     info!(remote = ?negotiated.remote, codec = %negotiated.codec.name, "customer answered the callback");
 
-    let ctl = super::controller::CallController::new(confirm_menu(mgr, &cb.queue), None);
+    let ctl = mgr.controller_with(confirm_menu(mgr, &cb.queue), None);
     let mut context = cb.context.clone();
     context.insert("callback".into(), serde_json::Value::String(cb.id.clone()));
     context

@@ -16,6 +16,15 @@ impl CallTask {
         match cmd {
             CallCommand::Hangup => Ok(self.ctl.handle_hangup()?),
             CallCommand::Hold(held) => Ok(self.ctl.handle_hold(held)?),
+            CallCommand::Play(prompt) => {
+                if self.mgr.prompts.get(&prompt).is_none() {
+                    return Err(CommandError::Invalid(
+                        "unknown_prompt",
+                        format!("no prompt {prompt:?}"),
+                    ));
+                }
+                Ok(self.ctl.handle_play(&prompt)?)
+            }
             CallCommand::AddParty(agent) => {
                 self.known_agent(&agent)?;
                 self.ctl.check_add_party(&agent)?;

@@ -24,6 +24,8 @@ pub enum CallCommand {
     AddParty(String),
     /// Remove a party (BYE), or stop it ringing.
     RemoveParty(String),
+    /// Play a named prompt to the customer (then the parties again).
+    Play(String),
 }
 
 /// Why a command was not carried out.

@@ -30,7 +30,7 @@ impl Role {
 }
 
 /// Something that happened to a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
     /// The call's state changed.
     State(CallState),
@@ -45,6 +45,20 @@ pub enum CallEvent {
     PartyLeft {
         /// Agent id (or `ivr:<queue>`).
         party: String,
+    },
+    /// A party pressed a key (RFC 4733 or SIP INFO), once per press.
+    Digit {
+        /// `customer`, an agent id, or `ivr:<queue>`.
+        party: String,
+        /// The key.
+        digit: char,
+    },
+    /// At the end: what the gateway received from a party's leg.
+    Quality {
+        /// `customer`, an agent id, or `ivr:<queue>`.
+        party: String,
+        /// Packets expected and lost, jitter.
+        quality: crate::records::cdr::Quality,
     },
 }
 

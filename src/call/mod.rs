@@ -183,8 +183,20 @@ impl CallManager {
         direct: Option<(String, Option<String>)>,
     ) -> controller::CallController {
         let ivr = crate::ivr::IvrRunner::new(self.menus.clone(), start);
+        self.controller_with(ivr, direct)
+    }
+
+    /// The state machine of a new call whose customer meets `ivr`.
+    pub(crate) fn controller_with(
+        &self,
+        ivr: crate::ivr::IvrRunner,
+        direct: Option<(String, Option<String>)>,
+    ) -> controller::CallController {
         let mut ctl = controller::CallController::new(ivr, direct);
         ctl.set_external_ivrs(self.external_ivr_queues.clone());
+        let agents = self.cfg.agents.iter().map(|a| a.id.clone()).collect();
+        let queues = self.cfg.queues.iter().map(|q| q.name.clone()).collect();
+        ctl.set_known(agents, queues);
         ctl
     }
 

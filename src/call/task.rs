@@ -213,6 +213,13 @@ impl CallTask {
 
     fn record_qualities(&mut self, legs: Vec<(LegId, Option<crate::records::cdr::Quality>)>) {
         for (leg, q) in legs {
+            let party = match leg {
+                CUSTOMER => Some("customer".to_string()),
+                _ => self.leg_names.get(&leg).cloned(),
+            };
+            if let (Some(party), Some(quality)) = (party, q) {
+                self.publish(CallEvent::Quality { party, quality });
+            }
             if leg == CUSTOMER {
                 if let Some(q) = &q {
                     crate::metrics::media_quality("customer", q);
@@ -241,7 +248,18 @@ impl CallTask {
                 }
                 self.ctl.handle_media_flowing(now)
             }
-            Some(MediaEvent::Digit(CUSTOMER, d)) => self.ctl.handle_digit(now, d),
+            Some(MediaEvent::Digit(CUSTOMER, d)) => {
+                self.publish(CallEvent::Digit {
+                    party: "customer".into(),
+                    digit: d,
+                });
+                self.ctl.handle_digit(now, d)
+            }
+            Some(MediaEvent::Digit(leg, digit)) => {
+                if let Some(party) = self.leg_names.get(&leg).cloned() {
+                    self.publish(CallEvent::Digit { party, digit });
+                }
+            }
             Some(MediaEvent::PromptDone(CUSTOMER)) => self.ctl.handle_prompt_done(now),
             Some(MediaEvent::Lost(CUSTOMER)) | None => self.ctl.handle_customer_gone(true),
             Some(MediaEvent::Lost(leg)) => {
@@ -296,7 +314,8 @@ impl CallTask {
                 CallOutput::Abandon => self.mgr.acd.abandon(self.id),
                 CallOutput::OfferResult { agent, result } => {
                     if let crate::acd::OfferResult::Rejected(status) = result {
-                        self.record.offer_outcome(&agent, busy_or_not(status));
+                        let outcome = super::controller::offer_outcome(status);
+                        self.record.offer_outcome(&agent, outcome);
                     }
                     self.mgr.acd.offer_result(self.id, &agent, result)
                 }
@@ -506,14 +525,5 @@ impl CallTask {
             let _ = self.media.commands.send(cmd).await;
         }
         self.routes = want;
-    }
-}
-
-/// The record's outcome for an offer that ended with `status`.
-fn busy_or_not(status: u16) -> &'static str {
-    match status {
-        486 | 600 => "busy",
-        408 | 480 | 487 => "no_answer",
-        _ => "rejected",
     }
 }

@@ -11,6 +11,7 @@
 //! | `POST /api/calls/{id}/transfer` | `{"agent": ..}` or `{"queue": ..}`: the agents leave, the target rings / the customer waits |
 //! | `POST /api/calls/{id}/parties` | `{"agent": ..}`: ring an agent and add it to the call |
 //! | `DELETE /api/calls/{id}/parties/{party}` | the party leaves (BYE), or stops ringing |
+//! | `POST /api/calls/{id}/play` | `{"prompt": ..}`: the customer hears that prompt, then the call again |
 
 use super::api::{authorize, calls, ApiError};
 use super::HttpState;
@@ -173,6 +174,20 @@ pub async fn add_party(
     })
     .await?;
     Ok((StatusCode::ACCEPTED, r).into_response())
+}
+
+/// `POST /api/calls/{id}/play` with `{"prompt": ..}`.
+pub async fn play(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || {
+        let (_, prompt) = one_of(&body, &["prompt"])?;
+        Ok(CallCommand::Play(prompt))
+    })
+    .await
 }
 
 /// `DELETE /api/calls/{id}/parties/{party}`

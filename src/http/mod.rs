@@ -70,6 +70,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/calls/{id}/unhold", post(call_control::unhold))
         .route("/api/calls/{id}/transfer", post(call_control::transfer))
         .route("/api/calls/{id}/parties", post(call_control::add_party))
+        .route("/api/calls/{id}/play", post(call_control::play))
         .route(
             "/api/calls/{id}/parties/{party}",
             axum::routing::delete(call_control::remove_party),

@@ -152,6 +152,18 @@ pub struct Negotiated {
     pub peer_direction: Direction,
 }
 
+impl Negotiated {
+    /// True when the peer holds us (RFC 3264 §8.4): it only sends, or nothing flows, or it gave
+    /// no address (`c=0.0.0.0`, the RFC 2543 way).
+    pub fn peer_holds(&self) -> bool {
+        self.remote.is_none()
+            || matches!(
+                self.peer_direction,
+                Direction::SendOnly | Direction::Inactive
+            )
+    }
+}
+
 /// Our side of the session: the o= line's id and version, bumped when our SDP changes (RFC 3264 §8).
 #[derive(Debug, Clone)]
 pub struct SdpSession {

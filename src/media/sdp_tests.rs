@@ -48,13 +48,18 @@ fn hold_and_unhold_in_both_forms() {
     let mut s = SdpSession::new(7);
     let (answer, n) = s.answer(&sendonly, local(), &prefs(), None).unwrap();
     assert_eq!(n.peer_direction, Direction::SendOnly);
+    assert!(n.peer_holds());
     assert!(answer.contains("a=recvonly"));
     let old_style = SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
     let (_, n) = s.answer(&old_style, local(), &prefs(), None).unwrap();
     assert_eq!((n.remote, n.peer_direction), (None, Direction::SendOnly));
+    assert!(n.peer_holds());
     let inactive = SIPP_OFFER.replace("a=fmtp:101 0-15\r\n", "a=fmtp:101 0-15\r\na=inactive\r\n");
-    let (answer, _) = s.answer(&inactive, local(), &prefs(), None).unwrap();
+    let (answer, n) = s.answer(&inactive, local(), &prefs(), None).unwrap();
     assert!(answer.contains("a=inactive"));
+    assert!(n.peer_holds());
+    let (_, n) = s.answer(SIPP_OFFER, local(), &prefs(), None).unwrap();
+    assert!(!n.peer_holds(), "sendrecv is no hold");
 }
 
 #[test]

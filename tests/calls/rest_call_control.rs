@@ -74,6 +74,42 @@ async fn hold_transfer_to_a_queue_and_hangup_over_rest() {
     let h = browser.heard_since(mark);
     assert_eq!(dominant_frequency(&h[h.len() - 4000..], 8000), 1000.0);
 
+    // A prompt played into the call: the customer hears it in place of the agent, then the agent.
+    let (code, body) = post(
+        addr,
+        &format!("/api/calls/{id}/play"),
+        r#"{"prompt": "goodbye"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mark = browser.heard_len();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let prompt = browser.heard_since(mark);
+    assert!(
+        rms(&prompt) > 300.0,
+        "the prompt plays: rms {}",
+        rms(&prompt)
+    );
+    assert_ne!(
+        dominant_frequency(&prompt, 8000),
+        1000.0,
+        "not the agent while it plays"
+    );
+    let back = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mark = browser.heard_len();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let h = browser.heard_since(mark);
+        if h.len() > 2000 && dominant_frequency(&h[h.len() - 2000..], 8000) == 1000.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < back,
+            "the agent again after the prompt"
+        );
+    }
+
     // Transfer to the sales queue: the first agent gets BYE, the second rings and answers.
     let (code, body) = post(
         addr,
@@ -143,6 +179,7 @@ async fn unknown_calls_wrong_states_and_bad_bodies_get_clear_errors() {
         ("POST", "/api/calls/999/unhold", ""),
         ("POST", "/api/calls/999/transfer", r#"{"queue":"sales"}"#),
         ("POST", "/api/calls/999/parties", r#"{"agent":"7002"}"#),
+        ("POST", "/api/calls/999/play", r#"{"prompt":"queued"}"#),
         ("DELETE", "/api/calls/999/parties/7002", ""),
     ] {
         let (code, b) = http(addr, method, path, KEY, body).await;
@@ -161,6 +198,7 @@ async fn unknown_calls_wrong_states_and_bad_bodies_get_clear_errors() {
         ("unhold", ""),
         ("transfer", r#"{"queue":"sales"}"#),
         ("parties", r#"{"agent":"7002"}"#),
+        ("play", r#"{"prompt":"queued"}"#),
     ] {
         let (code, b) = post(addr, &format!("/api/calls/{id}/{path}"), body).await;
         assert_eq!(code, 409, "{path} while queued: {b}");
@@ -188,6 +226,8 @@ async fn unknown_calls_wrong_states_and_bad_bodies_get_clear_errors() {
         ("transfer", r#"["7002"]"#),
         ("parties", r#"{"queue": "sales"}"#),
         ("parties", r#"{"agent": ""}"#),
+        ("play", r#"{"file": "/etc/passwd"}"#),
+        ("play", ""),
     ] {
         let (code, b) = post(addr, &format!("/api/calls/{id}/{path}"), body).await;
         assert_eq!(code, 400, "{path} {body}: {b}");
@@ -210,6 +250,17 @@ async fn unknown_calls_wrong_states_and_bad_bodies_get_clear_errors() {
         let (c, b) = post(addr, &format!("/api/calls/{id}/parties"), body).await;
         assert_eq!((c, b["error"].as_str()), (code, Some(error)), "{body}: {b}");
     }
+    let (c, b) = post(
+        addr,
+        &format!("/api/calls/{id}/play"),
+        r#"{"prompt":"../../x"}"#,
+    )
+    .await;
+    assert_eq!(
+        (c, b["error"].as_str()),
+        (400, Some("unknown_prompt")),
+        "{b}"
+    );
     let (c, b) = post(
         addr,
         &format!("/api/calls/{id}/transfer"),

@@ -79,8 +79,9 @@ fn tones_cross_the_bridge_both_ways_with_pcmu_passthrough() {
             MediaOutput::Tap {
                 from: BROWSER_LEG,
                 pcm,
+                ..
             } => tap_customer.extend(pcm),
-            MediaOutput::Tap { from: _, pcm } => tap_agent.extend(pcm),
+            MediaOutput::Tap { from: _, pcm, .. } => tap_agent.extend(pcm),
             MediaOutput::Event(e) => events.push(e),
             other => panic!("unexpected {other:?}"),
         });

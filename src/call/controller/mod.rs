@@ -225,7 +225,19 @@ pub struct CallController {
     hearing: Option<Audio>,
     /// Queues that first B2B the customer to an external IVR.
     external_ivr: Vec<String>,
+    /// The configured agents (a REFER may name one) and queues (an external IVR may name one).
+    known_agents: Vec<String>,
+    known_queues: Vec<String>,
     out: VecDeque<CallOutput>,
+}
+
+/// The record's outcome of an offer an agent's phone answered with `status` (4xx/5xx/6xx).
+pub fn offer_outcome(status: u16) -> &'static str {
+    match status {
+        486 | 600 => "busy",
+        408 | 480 | 487 => "no_answer",
+        _ => "rejected",
+    }
 }
 
 /// The party name of a queue's external IVR leg.
@@ -268,6 +280,8 @@ impl CallController {
             direct,
             hearing: None,
             external_ivr: Vec::new(),
+            known_agents: Vec::new(),
+            known_queues: Vec::new(),
             out: VecDeque::new(),
         }
     }
@@ -275,6 +289,12 @@ impl CallController {
     /// Queues whose customers first go to an external IVR (which REFERs them back to a queue).
     pub fn set_external_ivrs(&mut self, queues: Vec<String>) {
         self.external_ivr = queues;
+    }
+
+    /// The configured agents and queues: what a REFER may name.
+    pub fn set_known(&mut self, agents: Vec<String>, queues: Vec<String>) {
+        self.known_agents = agents;
+        self.known_queues = queues;
     }
 
     /// The current state.
@@ -381,6 +401,15 @@ impl CallController {
                 self.hear(Audio::Music(self.music.clone()));
             }
             Phase::Transferring { .. } => self.hear(Audio::Music(self.music.clone())),
+            // A prompt the API played into the call: back to the parties (or the music on hold).
+            Phase::Connected { held } if self.hearing_prompt() => {
+                let audio = if *held {
+                    Audio::Music(self.music.clone())
+                } else {
+                    Audio::Agent
+                };
+                self.hear(audio);
+            }
             Phase::Closing(reason) => {
                 let reason = *reason;
                 self.finish(reason);
@@ -577,5 +606,7 @@ impl CallController {
 }
 
 pub mod parties;
+#[cfg(test)]
+mod party_tests;
 #[cfg(test)]
 mod tests;

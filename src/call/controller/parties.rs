@@ -255,6 +255,33 @@ impl CallController {
         true
     }
 
+    /// A party REFERs the call to `target` (the Refer-To's user part): the SIP status to answer
+    /// (RFC 3515). An agent may blind-transfer to a configured agent (403 otherwise); a queue's
+    /// external IVR may hand the customer back to a configured queue (404 otherwise); a REFER
+    /// that does not fit the call's state now gets 491. On 202 the transfer has begun.
+    pub fn handle_refer(&mut self, now: Instant, party: &str, target: Option<&str>) -> u16 {
+        if self.external_ivr() == Some(party) {
+            let Some(queue) = target.filter(|q| self.known_queues.iter().any(|k| k == q)) else {
+                return 404;
+            };
+            let queue = queue.to_string();
+            return if self.handle_ivr_refer(now, party, &queue) {
+                202
+            } else {
+                491
+            };
+        }
+        let Some(target) = target.filter(|t| self.known_agents.iter().any(|k| k == t)) else {
+            return 403;
+        };
+        let target = target.to_string();
+        if self.handle_transfer(party, &target) {
+            202
+        } else {
+            491
+        }
+    }
+
     /// The external IVR REFERs the call back to the gateway naming `queue` (self-transfer): answer
     /// 202 when this returns true; the IVR leg is NOTIFYd and released, the customer enters `queue`.
     pub fn handle_ivr_refer(&mut self, now: Instant, party: &str, queue: &str) -> bool {
@@ -389,6 +416,22 @@ impl CallController {
             ));
         }
         self.set_held(held);
+        Ok(())
+    }
+
+    /// The API plays the prompt `name` to the customer of a connected call (who then hears the
+    /// parties again, or the music while held).
+    pub fn handle_play(&mut self, name: &str) -> Result<(), Refusal> {
+        if !matches!(self.phase, Phase::Connected { .. }) {
+            return Err(refuse(
+                "not_connected",
+                format!(
+                    "the call is {}: prompts play into connected calls",
+                    self.state().name()
+                ),
+            ));
+        }
+        self.hear(Audio::Prompt(name.to_string()));
         Ok(())
     }
 

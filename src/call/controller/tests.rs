@@ -53,7 +53,7 @@ fn drain(c: &mut CallController) -> Vec<CallOutput> {
         .collect()
 }
 
-fn drain_all(c: &mut CallController) -> Vec<CallOutput> {
+pub(super) fn drain_all(c: &mut CallController) -> Vec<CallOutput> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
@@ -62,7 +62,7 @@ fn play(name: &str) -> CallOutput {
 }
 
 /// Media flows, digit 2: the call is queued in "support" and hears the queue prompt.
-fn queued(t0: Instant) -> CallController {
+pub(super) fn queued(t0: Instant) -> CallController {
     let mut c = call();
     c.handle_media_flowing(t0);
     c.handle_digit(t0 + S, '2');

@@ -50,7 +50,7 @@ impl CallMedia {
             }
             if decoded && self.tap {
                 let pcm = self.pcm.clone();
-                self.out.push_back(MediaOutput::Tap { from, pcm });
+                self.out.push_back(MediaOutput::Tap { from, at: ts8, pcm });
             }
         }
         for j in 0..self.legs.len() {

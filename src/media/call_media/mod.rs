@@ -60,6 +60,9 @@ pub enum MediaOutput {
     Tap {
         /// Whose voice.
         from: LegId,
+        /// Its media time: the leg's RTP time of the frame at 8 kHz (a browser's counted from its
+        /// first packet), so a recorder can place it and fill what never came with silence.
+        at: u32,
         /// The samples.
         pcm: Vec<i16>,
     },
@@ -214,6 +217,13 @@ impl CallMedia {
         let id = self.next_source;
         if let Some(s) = self.slot_mut(leg) {
             s.playing = Some(Playback::new(now, source, id));
+        }
+    }
+
+    /// Plays `source` to every leg from `now` on, each in place of what it hears.
+    pub fn play_all(&mut self, now: Instant, source: Source) {
+        for leg in self.leg_ids() {
+            self.play(now, leg, source.clone());
         }
     }
 

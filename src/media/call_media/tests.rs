@@ -309,3 +309,39 @@ fn a_prompt_replaces_what_a_leg_hears_and_digits_reach_listeners() {
     assert_eq!(per_leg.len(), 3, "every leg flows, once: {per_leg:?}");
     assert!(per_leg.values().all(|n| *n == 1));
 }
+
+#[test]
+fn the_tap_carries_each_frame_with_its_media_time_and_a_prompt_can_play_to_all() {
+    let mut h = Harness::new(&[0, 0]);
+    h.connect_all();
+    h.media.set_tap(true);
+    let mut taps = Vec::new();
+    for _ in 0..10 {
+        h.now += Duration::from_millis(20);
+        let pkt = h.phones[1].packet();
+        let (leg, addr) = (h.phones[1].leg, h.phones[1].addr);
+        let local = SocketAddr::from(([10, 0, 0, 1], 30000));
+        h.media.handle_datagram(h.now, leg, addr, local, &pkt);
+        loop {
+            match h.media.poll_output() {
+                MediaOutput::Tap { from, at, pcm } => taps.push((from, at, pcm.len())),
+                MediaOutput::Timeout(_) => break,
+                _ => {}
+            }
+        }
+    }
+    let times: Vec<u32> = taps.iter().map(|t| t.1).collect();
+    assert_eq!(times, (0..10).map(|i| i * 160).collect::<Vec<_>>());
+    assert!(taps.iter().all(|t| t.0 == LegId(1) && t.2 == 160));
+    h.media.set_tap(false);
+    h.media.play_all(h.now, Source::Silence);
+    h.clear_heard();
+    h.run(50, &[0, 1]);
+    for p in &h.phones {
+        let powers = p.powers();
+        assert!(
+            powers.iter().all(|x| *x < 1e3),
+            "everybody hears the prompt: {powers:?}"
+        );
+    }
+}
