@@ -6,6 +6,8 @@
 //! SIP (INVITE the agents of an `Offer`, CANCEL those of a `Cancel`) and reports back with
 //! [`Acd::handle_offer_result`].
 
+mod joining;
+mod pick;
 pub mod service;
 #[cfg(test)]
 mod tests;
@@ -552,125 +554,5 @@ impl Acd {
                 agents: picked,
             });
         }
-    }
-
-    /// Available agents of the call's queue not yet offered this call, chosen by `strategy`.
-    fn pick(&self, i: usize, strategy: Strategy) -> Vec<String> {
-        let w = &self.waiting[i];
-        let per_call = self.rules.get(&w.queue).map_or(1, |r| r.conference.max(1));
-        let mut candidates: Vec<(&String, Instant, u8)> = self
-            .agent_order
-            .iter()
-            .filter(|id| !w.offered.contains(id))
-            .filter_map(|id| {
-                let a = self.agents.get(id)?;
-                let AgentState::Available(since) = a.state else {
-                    return None;
-                };
-                if !a.queues.iter().any(|q| q == &w.queue) {
-                    return None;
-                }
-                let level = match &w.skill {
-                    Some(s) => *a.skills.get(s)?,
-                    None => 0,
-                };
-                Some((id, since, level))
-            })
-            .collect();
-        match strategy {
-            Strategy::RingAll => candidates
-                .into_iter()
-                .map(|(id, _, _)| id.clone())
-                .collect(),
-            Strategy::LongestIdle => {
-                candidates.sort_by_key(|(_, since, _)| *since);
-                first(candidates, per_call)
-            }
-            Strategy::SkillsBased => {
-                candidates.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
-                first(candidates, per_call)
-            }
-            Strategy::RoundRobin => {
-                let last = self.last_offered.get(&w.queue);
-                let start = last
-                    .and_then(|l| self.agent_order.iter().position(|a| a == l))
-                    .map_or(0, |p| p + 1);
-                let order: Vec<&String> = self.agent_order[start..]
-                    .iter()
-                    .chain(self.agent_order[..start].iter())
-                    .collect();
-                order
-                    .into_iter()
-                    .filter(|id| candidates.iter().any(|(c, _, _)| c == id))
-                    .take(per_call)
-                    .cloned()
-                    .collect()
-            }
-        }
-    }
-
-    /// Claims `agent` for the live call `call` (an agent added to it): the agent rings for up to
-    /// `ring`; report the outcome with [`Acd::handle_offer_result`]. Available agents and agents
-    /// in wrap-up can be claimed; offline, away, ringing or busy ones cannot.
-    pub fn handle_claim(
-        &mut self,
-        now: Instant,
-        call: CallId,
-        agent: &str,
-        ring: Duration,
-    ) -> Result<(), ClaimError> {
-        let a = self
-            .agents
-            .get_mut(agent)
-            .ok_or_else(|| ClaimError::UnknownAgent(agent.into()))?;
-        match a.state {
-            AgentState::Available(_) | AgentState::WrapUp(_) => {}
-            other => {
-                return Err(ClaimError::Unavailable(
-                    agent.into(),
-                    service::state_name(other),
-                ))
-            }
-        }
-        a.state = AgentState::Ringing(call);
-        self.joining.push(Joining {
-            call,
-            agent: agent.into(),
-            until: now + ring,
-        });
-        Ok(())
-    }
-
-    /// How a joining agent's ring ended.
-    fn join_result(&mut self, now: Instant, call: CallId, agent: &str, result: OfferResult) {
-        match result {
-            OfferResult::Answered => {
-                if let Some(a) = self.agents.get_mut(agent) {
-                    a.state = AgentState::Busy(call);
-                }
-                self.out.push_back(AcdOutput::Connected {
-                    call,
-                    agent: agent.to_string(),
-                });
-            }
-            OfferResult::Rejected(_) => self.set_available(now, agent),
-        }
-        self.dispatch(now);
-    }
-}
-
-/// The first `n` candidates' ids.
-fn first(candidates: Vec<(&String, Instant, u8)>, n: usize) -> Vec<String> {
-    candidates
-        .into_iter()
-        .take(n.max(1))
-        .map(|(id, _, _)| id.clone())
-        .collect()
-}
-
-impl Acd {
-    /// Agents ringing to join connected calls.
-    pub fn joining(&self) -> impl Iterator<Item = (CallId, &str)> {
-        self.joining.iter().map(|j| (j.call, j.agent.as_str()))
     }
 }

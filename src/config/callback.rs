@@ -215,7 +215,7 @@ impl super::Config {
                 ));
             }
             for (j, o) in s.origins.iter().enumerate() {
-                if !super::is_origin(o) {
+                if !super::validate::is_origin(o) {
                     return Err(ConfigError::invalid(
                         format!("sites[{i}].origins[{j}]"),
                         format!("{o:?} is not an origin like https://shop.example.com"),

@@ -534,7 +534,7 @@ impl super::Config {
                 }
             }
             for name in q.headers.keys() {
-                if !super::is_token(name) {
+                if !super::validate::is_token(name) {
                     return Err(ConfigError::invalid(
                         format!("queues[{i}].headers"),
                         format!("{name:?} is not a header name"),
@@ -566,7 +566,7 @@ impl super::Config {
             }
         }
         for (field, header) in &self.context.headers {
-            if !super::is_token(header) {
+            if !super::validate::is_token(header) {
                 return Err(ConfigError::invalid(
                     format!("context.headers.{field}"),
                     format!("{header:?} is not a header name"),

@@ -125,3 +125,12 @@ mod tests {
         }
     }
 }
+
+/// `[cluster]`: this node's place among several gateway nodes.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// This node's number, 0 to 1023, different on every node: it is part of every call id, so
+    /// ids never collide across nodes (one node: leave it 0).
+    pub node_id: u16,
+}
