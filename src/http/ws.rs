@@ -225,6 +225,22 @@ async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
     }
 }
 
+/// A follower of a call's events that sends the widget its messages (states) on `out`.
+fn widget_events(out: &mpsc::UnboundedSender<ServerMessage>) -> mpsc::UnboundedSender<CallEvent> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
+    let out = out.clone();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let Some(m) = e.to_widget() {
+                if out.send(m).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    tx
+}
+
 /// Handles one text message; returns a direct reply, if any.
 async fn handle_text(
     mgr: &Arc<CallManager>,
@@ -262,19 +278,7 @@ async fn handle_text(
                 skill,
                 verified,
             };
-            // The call's events, as the widget's messages.
-            let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<CallEvent>();
-            let fwd = out.clone();
-            tokio::spawn(async move {
-                while let Some(e) = ev_rx.recv().await {
-                    if let Some(m) = e.to_widget() {
-                        if fwd.send(m).is_err() {
-                            break;
-                        }
-                    }
-                }
-            });
-            match start_browser_call(mgr, req, ev_tx).await {
+            match start_browser_call(mgr, req, widget_events(out)).await {
                 Ok(started) => {
                     *call = Some(started.input);
                     Some(ServerMessage::Answer {
