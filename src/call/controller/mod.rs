@@ -420,9 +420,23 @@ impl CallController {
     }
 
     pub(super) fn cancel_ringing(&mut self) {
-        let joining = std::mem::take(&mut self.joining);
-        for agent in std::mem::take(&mut self.ringing).into_iter().chain(joining) {
+        for agent in std::mem::take(&mut self.ringing) {
             self.out.push_back(CallOutput::Cancel { agent });
+        }
+        self.cancel_joining();
+    }
+
+    /// Stops the agents ringing to join: CANCEL, and the ACD frees them at once (it holds them
+    /// for this call otherwise until their ring timeout).
+    pub(super) fn cancel_joining(&mut self) {
+        for agent in std::mem::take(&mut self.joining) {
+            self.out.push_back(CallOutput::Cancel {
+                agent: agent.clone(),
+            });
+            self.out.push_back(CallOutput::OfferResult {
+                agent,
+                result: OfferResult::Rejected(487),
+            });
         }
     }
 

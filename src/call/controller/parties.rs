@@ -195,10 +195,7 @@ impl CallController {
         }
         match self.queue.clone() {
             Some(q) if self.requeue_after_last_agent => {
-                let joining = std::mem::take(&mut self.joining);
-                for agent in joining {
-                    self.out.push_back(CallOutput::Cancel { agent });
-                }
+                self.cancel_joining();
                 self.enter_queue_at(now, q, self.skill.clone());
             }
             _ => {
@@ -465,9 +462,7 @@ impl CallController {
                 ));
             }
         }
-        for agent in std::mem::take(&mut self.joining) {
-            self.out.push_back(CallOutput::Cancel { agent });
-        }
+        self.cancel_joining();
         for agent in self.agents.clone() {
             self.out.push_back(CallOutput::Bye {
                 agent: agent.clone(),

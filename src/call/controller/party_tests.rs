@@ -169,3 +169,24 @@ fn refer_verdicts_come_from_the_controller() {
     assert_eq!(offer_outcome(487), "no_answer");
     assert_eq!(offer_outcome(503), "rejected");
 }
+
+#[test]
+fn an_agent_ringing_to_join_is_cancelled_and_freed_when_the_customer_leaves() {
+    let t0 = Instant::now();
+    let mut c = connected(t0);
+    c.handle_add_party("B").unwrap();
+    drain_all(&mut c);
+    c.handle_customer_gone(false);
+    let out = drain_all(&mut c);
+    assert!(
+        out.contains(&CallOutput::Cancel { agent: "B".into() }),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&CallOutput::OfferResult {
+            agent: "B".into(),
+            result: OfferResult::Rejected(487)
+        }),
+        "the ACD frees B at once: {out:?}"
+    );
+}
