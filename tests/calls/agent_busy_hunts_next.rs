@@ -6,7 +6,8 @@
 
 use crate::common;
 
-use common::call::{call_config, place_call, response, AgentPhone, Widget};
+use common::call::{call_config, place_call, Widget};
+use common::phones::{response, AgentPhone};
 use common::{header, start};
 use serde_json::json;
 use std::time::Duration;

@@ -9,7 +9,8 @@
 use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
-use common::call::{call_config, place_call, rms, AgentPhone, Widget};
+use common::call::{call_config, place_call, rms, Widget};
+use common::phones::AgentPhone;
 use common::{header, start, status};
 use serde_json::json;
 use std::time::Duration;

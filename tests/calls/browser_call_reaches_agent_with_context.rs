@@ -8,7 +8,8 @@ use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use clicktocall::widget::context::decode_user_to_user;
-use common::call::{call_config, place_call, rms, AgentPhone, Widget};
+use common::call::{call_config, place_call, rms, Widget};
+use common::phones::AgentPhone;
 use common::{header, start};
 use serde_json::json;
 use std::time::Duration;

@@ -9,7 +9,8 @@ use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
 use clicktocall::widget::signing;
-use common::call::{call_config, response, rms, rtp_phone, sdp_addr, AgentPhone, Widget};
+use common::call::{call_config, rms, sdp_addr, Widget};
+use common::phones::{response, rtp_phone, AgentPhone};
 use common::{header, start, Peer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;

@@ -6,7 +6,8 @@
 use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
-use common::call::{call_config, rms, rtp_phone, sdp_addr, AgentPhone};
+use common::call::{call_config, rms, sdp_addr};
+use common::phones::{rtp_phone, AgentPhone};
 use common::{header, start, status, Peer};
 use std::time::Duration;
 use tokio::net::UdpSocket;

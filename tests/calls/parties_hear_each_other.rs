@@ -11,9 +11,8 @@
 use crate::common;
 
 use clicktocall::media::tone::goertzel;
-use common::call::{
-    call_config, place_call, records_of, rtp_phone, sdp_addr, AgentPhone, RtpPhone, Widget,
-};
+use common::call::{call_config, place_call, records_of, sdp_addr, Widget};
+use common::phones::{rtp_phone, AgentPhone, RtpPhone};
 use common::{header, http, start, status, Peer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;

@@ -11,7 +11,8 @@
 use crate::common;
 
 use clicktocall::media::tone::dominant_frequency;
-use common::call::{call_config, place_call, records_of, rms, AgentPhone, Widget};
+use common::call::{call_config, place_call, records_of, rms, Widget};
+use common::phones::AgentPhone;
 use common::{http, start};
 use serde_json::{json, Value};
 use std::net::SocketAddr;

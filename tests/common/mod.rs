@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod call;
 pub mod media;
+pub mod phones;
 
 use clicktocall::config::Config;
 use clicktocall::gateway::Gateway;

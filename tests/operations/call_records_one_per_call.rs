@@ -6,7 +6,8 @@
 use crate::common;
 
 use clicktocall::records::store::{Filter, RecordStore};
-use common::call::{call_config, place_call, AgentPhone, Widget};
+use common::call::{call_config, place_call, Widget};
+use common::phones::AgentPhone;
 use common::{http, start};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use common::call::{call_config, place_call, AgentPhone, Widget};
+use common::call::{call_config, place_call, Widget};
+use common::phones::AgentPhone;
 use common::start;
 use serde_json::{Map, Value};
 use std::time::Duration;

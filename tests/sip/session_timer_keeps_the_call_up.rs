@@ -5,7 +5,8 @@
 
 use crate::common;
 
-use common::call::{call_config, place_call, AgentPhone, Widget};
+use common::call::{call_config, place_call, Widget};
+use common::phones::AgentPhone;
 use common::{header, start, status};
 use serde_json::json;
 use std::time::{Duration, Instant};
