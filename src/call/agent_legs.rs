@@ -33,6 +33,9 @@ pub(super) struct PartyMedia {
     local: SocketAddr,
     /// The leg is in the call's media.
     pub added: bool,
+    /// The host the party signals from (where it registered from, or its URI's address): its
+    /// media from there is latched from the first packet.
+    signalling: Option<std::net::IpAddr>,
 }
 
 impl CallTask {
@@ -98,10 +101,13 @@ impl CallTask {
                 };
                 if let Some(lease) = m.lease.take() {
                     m.added = true;
-                    let (id, leg) = (m.leg, NewLeg::Rtp(n));
+                    let (id, leg, signalling) = (m.leg, NewLeg::Rtp(n), m.signalling);
                     self.leg_names.insert(id, party.clone());
                     let cmd = MediaCommand::AddLeg { id, leg, lease };
                     let _ = self.media.commands.send(cmd).await;
+                    if let Some(ip) = signalling {
+                        let _ = self.media.commands.send(MediaCommand::Trust(id, ip)).await;
+                    }
                 }
                 if is_ivr {
                     let role = super::events::Role::ExternalIvr.as_str();
@@ -170,8 +176,13 @@ impl CallTask {
         let status = self
             .ctl
             .handle_refer(Instant::now(), &party, target.as_deref());
-        info!(%party, refer_to, status, "REFER");
         let _ = reply.reply(StatusCode::from(status)).await;
+        match (from_ivr, status) {
+            (true, 202) => info!(%party, ?target, "external IVR handed the call back"),
+            (false, 202) => info!(%party, ?target, "blind transfer"),
+            (true, 404) => info!(%party, refer_to, "external IVR referred to no known queue"),
+            (_, _) => info!(%party, refer_to, status, "REFER refused"),
+        }
         if status != 202 {
             return;
         }
@@ -249,6 +260,12 @@ impl CallTask {
             lease: Some(lease),
             sdp: SdpSession::new(rand::random::<u32>().into()),
             added: false,
+            signalling: target.destination.map(|d| d.ip()).or(
+                match &target.uri.host_with_port.host {
+                    rsip::Host::IpAddr(ip) => Some(*ip),
+                    rsip::Host::Domain(_) => None,
+                },
+            ),
         };
         self.next_leg += 1;
         let opt = match self.invite_option(&mut media) {

@@ -93,6 +93,8 @@ pub enum MediaCommand {
     RemoveLeg(LegId),
     /// A re-INVITE or an answer changed an RTP leg.
     UpdateRtp(LegId, Negotiated),
+    /// The peer of an RTP leg signals from this host (its media from there latches at once).
+    Trust(LegId, IpAddr),
     /// `to` hears `from` at a gain, or (`None`) not at all.
     Route {
         /// Who is heard.
@@ -326,6 +328,7 @@ fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
             socks.legs.retain(|(l, _)| *l != id);
         }
         MediaCommand::UpdateRtp(id, n) => media.update_rtp(now, id, n),
+        MediaCommand::Trust(id, ip) => media.trust(id, ip),
         MediaCommand::Route { from, to, gain } => media.set_route(now, from, to, gain),
         MediaCommand::Play(id, s) => media.play(now, id, s),
         MediaCommand::StopPlaying(id) => media.stop_playing(id),

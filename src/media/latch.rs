@@ -2,19 +2,33 @@
 //! which behind NAT is not the one in the SDP. Sans-IO: every packet's source and the time in, a
 //! verdict out.
 //!
+//! The peer's *known hosts* are the SDP's IP address and the addresses it signals from (the address
+//! an agent's phone registered from, a trunk's source): media from them is the peer's, whatever the
+//! port (NAT rewrites ports; a phone behind NAT or an SBC that does not rewrite SDP puts a private
+//! address in it and sends from its public one, which is the one it registered from).
+//!
 //! Rules:
-//! 1. Until something is latched, the first RTP packet from the SDP's IP address (any port: NAT may
-//!    rewrite ports) latches; packets from other IP addresses are ignored for `grace`, after which the
-//!    first source to send `confirm` packets in a row with one SSRC latches (a phone entirely behind NAT).
+//! 1. Until something is latched, the first RTP packet from a known host latches at once, so the
+//!    peer's first words are heard; packets from other hosts are ignored for `grace`, after which the
+//!    first source to send `confirm` packets in a row with one SSRC latches (a phone entirely behind
+//!    NAT, signalling through a proxy).
 //! 2. Once latched, packets from any other address are ignored, unless the latched source has been
 //!    silent for `grace` and the newcomer sends `confirm` packets in a row with one SSRC (the phone's
-//!    NAT binding changed).
+//!    NAT binding changed); a newcomer on a known host needs only [`QUICK_RELATCH`] of silence.
 //! 3. A source latched by IP alone gives way to the SDP's exact address when that starts sending
 //!    (two phones on one host, or the previous peer still sending after a transfer).
-//! 4. A new SDP (re-INVITE, a new agent) resets the latch.
+//! 4. A new SDP (re-INVITE, a new agent) resets the latch; the known signalling hosts stay.
+//!
+//! This is the middle way between rtpengine's default (learn the first source, whatever it is) and
+//! Asterisk's `strictrtp` (learn a source only after a probation of packets in sequence): strangers
+//! still need the probation and the grace, the peer's own hosts need neither.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// How long the latched source must be silent before a newcomer on one of the peer's known hosts
+/// takes over (its NAT binding or its port changed): three packet times.
+pub const QUICK_RELATCH: Duration = Duration::from_millis(60);
 
 /// What to do with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +45,8 @@ pub enum LatchVerdict {
 #[derive(Debug, Clone)]
 pub struct Latch {
     sdp: Option<SocketAddr>,
+    /// Hosts the peer signals from.
+    signalling: Vec<IpAddr>,
     latched: Option<SocketAddr>,
     last_from_latched: Option<Instant>,
     created: Instant,
@@ -44,6 +60,7 @@ impl Latch {
     pub fn new(now: Instant, sdp: Option<SocketAddr>, grace: Duration, confirm: u32) -> Self {
         Latch {
             sdp,
+            signalling: Vec::new(),
             latched: None,
             last_from_latched: None,
             created: now,
@@ -58,9 +75,23 @@ impl Latch {
         self.latched.or(self.sdp)
     }
 
-    /// A new remote SDP (re-INVITE): start over.
+    /// A new remote SDP (re-INVITE): start over (the signalling hosts stay).
     pub fn reset(&mut self, now: Instant, sdp: Option<SocketAddr>) {
+        let signalling = std::mem::take(&mut self.signalling);
         *self = Latch::new(now, sdp, self.grace, self.confirm);
+        self.signalling = signalling;
+    }
+
+    /// The peer signals from `ip` (registered from it, or its requests come from it).
+    pub fn trust(&mut self, ip: IpAddr) {
+        if !self.signalling.contains(&ip) {
+            self.signalling.push(ip);
+        }
+    }
+
+    /// True when `from` is one of the peer's known hosts.
+    fn known(&self, from: SocketAddr) -> bool {
+        self.sdp.is_some_and(|s| s.ip() == from.ip()) || self.signalling.contains(&from.ip())
     }
 
     /// Judges an RTP packet with `ssrc` from `from` at `now`.
@@ -73,11 +104,16 @@ impl Latch {
         if self.sdp == Some(from) {
             return self.latch(now, from);
         }
-        if self.latched.is_none() && self.sdp.is_some_and(|s| s.ip() == from.ip()) {
+        let known = self.known(from);
+        if self.latched.is_none() && known {
             return self.latch(now, from);
         }
         let quiet_since = self.last_from_latched.unwrap_or(self.created);
-        if now.saturating_duration_since(quiet_since) < self.grace {
+        let quiet = now.saturating_duration_since(quiet_since);
+        if known && self.latched.is_some() && quiet >= QUICK_RELATCH {
+            return self.latch(now, from);
+        }
+        if quiet < self.grace {
             return LatchVerdict::Ignore;
         }
         let count = match self.candidate {
@@ -161,7 +197,8 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Latch::new(t0, Some(addr("10.0.0.5:4000")), Duration::from_secs(1), 2);
         l.handle_packet(t0, addr("10.0.0.5:4000"), 1);
-        let moved = addr("10.0.0.5:4444");
+        // The phone's NAT binding moved to another public address: a stranger's host.
+        let moved = addr("198.51.100.8:4444");
         let t = t0 + Duration::from_millis(500);
         assert_eq!(l.handle_packet(t, moved, 1), LatchVerdict::Ignore);
         assert_eq!(
@@ -212,5 +249,61 @@ mod exact_address_tests {
         assert_eq!(l.handle_packet(t0, sdp, 2), LatchVerdict::Latched(sdp));
         assert_eq!(l.handle_packet(t0, old, 1), LatchVerdict::Ignore);
         assert_eq!(l.target(), Some(sdp));
+    }
+}
+
+#[cfg(test)]
+mod known_host_tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_first_packet_from_the_host_the_phone_signals_from_latches_at_once() {
+        // The SDP names a private address; the phone registered from, and sends from, another.
+        let t0 = Instant::now();
+        let mut l = Latch::new(t0, Some(addr("127.0.0.4:4000")), Duration::from_secs(2), 3);
+        l.trust("127.0.0.1".parse().unwrap());
+        assert_eq!(
+            l.handle_packet(t0, addr("127.0.0.9:4000"), 5),
+            LatchVerdict::Ignore,
+            "a stranger is still refused"
+        );
+        let real = addr("127.0.0.1:5000");
+        assert_eq!(l.handle_packet(t0, real, 7), LatchVerdict::Latched(real));
+        assert_eq!(l.target(), Some(real));
+        let t = t0 + Duration::from_millis(20);
+        assert_eq!(
+            l.handle_packet(t, addr("127.0.0.9:4000"), 5),
+            LatchVerdict::Ignore
+        );
+        assert_eq!(l.handle_packet(t, real, 7), LatchVerdict::Accept);
+    }
+
+    #[test]
+    fn a_known_host_relatches_after_three_packet_times_of_silence() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(t0, Some(addr("10.0.0.5:4000")), Duration::from_secs(2), 3);
+        l.handle_packet(t0, addr("10.0.0.5:4000"), 1);
+        let moved = addr("10.0.0.5:4444");
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(
+            l.handle_packet(ms(20), moved, 2),
+            LatchVerdict::Ignore,
+            "both send"
+        );
+        l.handle_packet(ms(20), addr("10.0.0.5:4000"), 1);
+        assert_eq!(l.handle_packet(ms(60), moved, 2), LatchVerdict::Ignore);
+        assert_eq!(
+            l.handle_packet(ms(80), moved, 2),
+            LatchVerdict::Latched(moved)
+        );
+        // A new SDP keeps the hosts the phone signals from.
+        l.trust("192.0.2.7".parse().unwrap());
+        l.reset(ms(100), Some(addr("10.0.0.9:6000")));
+        let nat = addr("192.0.2.7:30000");
+        assert_eq!(l.handle_packet(ms(100), nat, 3), LatchVerdict::Latched(nat));
     }
 }

@@ -135,6 +135,12 @@ impl RtpLeg {
         self.negotiated = negotiated;
     }
 
+    /// The peer signals from `ip`: its media from that host is its own from the first packet
+    /// (see [`super::latch`]).
+    pub fn trust(&mut self, ip: std::net::IpAddr) {
+        self.latch.trust(ip);
+    }
+
     /// True when the peer wants our media (not holding us with sendonly/inactive).
     pub fn may_send(&self) -> bool {
         matches!(

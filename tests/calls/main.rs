@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_behind_nat_heard_from_the_first_packet;
 mod agent_busy_hunts_next;
 mod agent_hold_and_blind_transfer;
 mod browser_call_reaches_agent_with_context;

@@ -247,6 +247,13 @@ impl CallMedia {
         }
     }
 
+    /// The peer of an RTP leg signals from `ip`: media from that host latches at once.
+    pub fn trust(&mut self, leg: LegId, ip: std::net::IpAddr) {
+        if let Some(r) = self.rtp_mut(leg) {
+            r.trust(ip);
+        }
+    }
+
     /// An RTP leg (for tests and re-INVITEs).
     pub fn rtp_mut(&mut self, leg: LegId) -> Option<&mut RtpLeg> {
         match self.slot_mut(leg).map(|s| &mut s.media) {
