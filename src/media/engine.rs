@@ -118,15 +118,6 @@ pub enum MediaCommand {
     Stop,
 }
 
-impl std::fmt::Debug for NewLeg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NewLeg::Browser(_) => f.write_str("Browser"),
-            NewLeg::Rtp(n) => write!(f, "Rtp({:?})", n.remote),
-        }
-    }
-}
-
 /// The call's handle on its media task.
 pub struct MediaHandle {
     /// Commands to the task.

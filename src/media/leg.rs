@@ -22,6 +22,15 @@ pub enum NewLeg {
     Rtp(Negotiated),
 }
 
+impl std::fmt::Debug for NewLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewLeg::Browser(_) => f.write_str("Browser"),
+            NewLeg::Rtp(n) => write!(f, "Rtp({:?})", n.remote),
+        }
+    }
+}
+
 /// The browser's side of a leg: str0m plus the state we keep around it.
 pub struct BrowserSide {
     /// The peer connection.
@@ -64,11 +73,6 @@ impl BrowserSide {
     pub fn media_time(&mut self, ticks: u64) -> u32 {
         let base = *self.base.get_or_insert(ticks);
         dtmf::rescale(ticks.wrapping_sub(base) as u32, self.rate(), 8000)
-    }
-
-    /// Where the stream toward the browser stands at `now`, in its clock.
-    pub fn out_timestamp(&self, now: Instant) -> u32 {
-        self.out.current_timestamp(now)
     }
 
     /// DTLS is up.

@@ -3,7 +3,7 @@
 //! are taken in.
 
 use super::{CallMedia, HeardDtmf, MediaEvent, MediaOutput, Slot, MIX_SOURCE};
-use crate::media::browser_leg::{AudioCodec, BrowserEvent, BrowserLegError};
+use crate::media::browser_leg::{AudioCodec, BrowserEvent};
 use crate::media::dtmf::DtmfEvent;
 use crate::media::leg::LegMedia;
 use crate::media::mixer;
@@ -311,11 +311,6 @@ impl CallMedia {
             );
             self.after_send(j, r);
         }
-    }
-
-    /// After sending toward leg `i`: its datagrams out, its events queued, a failure reported.
-    pub(super) fn after_send(&mut self, i: usize, r: Result<(), BrowserLegError>) {
-        self.after_browser(i, r);
     }
 }
 

@@ -213,8 +213,7 @@ impl CallMedia {
 
     /// Plays `source` to `leg` from `now` on, in place of what it hears.
     pub fn play(&mut self, now: Instant, leg: LegId, source: Source) {
-        self.next_source = self.next_source.wrapping_add(1).max(FIRST_LOCAL_SOURCE);
-        let id = self.next_source;
+        let id = self.fresh_source();
         if let Some(s) = self.slot_mut(leg) {
             s.playing = Some(Playback::new(now, source, id));
         }
@@ -326,7 +325,7 @@ impl CallMedia {
                 let r = b.leg.handle_receive(now, from, local, data);
                 let r =
                     r.and_then(|_| super::leg::drain_browser(b, &mut self.tx, &mut self.events));
-                self.after_browser(i, r);
+                self.after_send(i, r);
             }
         }
         self.handle_pending(now);
@@ -350,16 +349,20 @@ impl CallMedia {
         let listeners: Vec<LegId> = self.routes.listeners(leg).collect();
         for to in listeners {
             let Some(j) = self.index(to) else { continue };
-            self.next_source = self.next_source.wrapping_add(1).max(FIRST_LOCAL_SOURCE);
-            let source = self.next_source;
-            if let LegMedia::Browser(b) = &mut self.legs[j].media {
-                let ticks = u64::from(b.out_timestamp(now));
-                let r = b
-                    .leg
-                    .send_dtmf(now, ticks, code, Duration::from_millis(u64::from(ms)));
-                let r =
-                    r.and_then(|_| super::leg::drain_browser(b, &mut self.tx, &mut self.events));
-                self.after_browser(j, r);
+            let source = self.fresh_source();
+            if let LegMedia::Browser(_) = self.legs[j].media {
+                // A browser is given the whole press at once (str0m sends its packet series).
+                let event = DtmfEvent {
+                    code,
+                    end: true,
+                    volume: 10,
+                    duration: (ms * 8) as u16,
+                };
+                let (tx, events) = (&mut self.tx, &mut self.events);
+                let r = self.legs[j]
+                    .media
+                    .send_dtmf(now, source, 0, 0, true, event, 8000, tx, events);
+                self.after_send(j, r);
                 continue;
             }
             let Some(packets) = dtmf::event_packets(digit, ms, 50, 8000) else {
@@ -408,7 +411,7 @@ impl CallMedia {
                         .leg
                         .handle_timeout(now)
                         .and_then(|_| super::leg::drain_browser(b, &mut self.tx, &mut self.events));
-                    self.after_browser(i, r);
+                    self.after_send(i, r);
                 }
             }
         }
@@ -432,6 +435,12 @@ impl CallMedia {
             .flatten()
             .min();
         MediaOutput::Timeout(t.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)))
+    }
+
+    /// A source id for a prompt or a generated digit, never a leg's.
+    fn fresh_source(&mut self) -> SourceId {
+        self.next_source = self.next_source.wrapping_add(1).max(FIRST_LOCAL_SOURCE);
+        self.next_source
     }
 
     fn index(&self, id: LegId) -> Option<usize> {
@@ -488,8 +497,9 @@ impl CallMedia {
         }
     }
 
-    /// After a browser leg was driven: its datagrams out, its events queued, a failure reported.
-    fn after_browser(&mut self, i: usize, r: Result<(), BrowserLegError>) {
+    /// After a leg was driven or sent to: its datagrams out, a browser's events queued, its
+    /// failure reported.
+    fn after_send(&mut self, i: usize, r: Result<(), BrowserLegError>) {
         self.flush_tx(i);
         let id = self.legs[i].id;
         for e in self.events.drain(..) {
