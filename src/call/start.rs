@@ -94,10 +94,10 @@ pub async fn start(
         media,
         call.context,
         call.guard,
+        cmd_rx,
     )
     .with_customer_dialog(dialog)
     .with_headers(call.headers)
-    .with_commands(cmd_rx)
     .with_subscriber(call.subscriber);
     let handle = tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
     (id, input_tx, handle)

@@ -76,6 +76,7 @@ pub(crate) fn unix_ms() -> i64 {
 }
 
 impl CallTask {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         mgr: Arc<CallManager>,
         id: CallId,
@@ -84,10 +85,10 @@ impl CallTask {
         media: MediaHandle,
         context: Map<String, Value>,
         guard: CallGuard,
+        commands: mpsc::UnboundedReceiver<CommandMsg>,
     ) -> Self {
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
         let (acd_tx, acd_rx) = mpsc::unbounded_channel();
-        let (_, commands) = mpsc::unbounded_channel();
         let record = CallRecord::new(id, kind.as_str(), context.clone(), unix_ms());
         CallTask {
             mgr,
@@ -130,12 +131,6 @@ impl CallTask {
         self
     }
 
-    /// Where the API's commands come from.
-    pub(super) fn with_commands(mut self, rx: mpsc::UnboundedReceiver<CommandMsg>) -> Self {
-        self.commands = rx;
-        self
-    }
-
     /// A first follower of the call's events.
     pub(super) fn with_subscriber(mut self, s: Option<mpsc::UnboundedSender<CallEvent>>) -> Self {
         self.subscribers.extend(s);
@@ -150,7 +145,6 @@ impl CallTask {
         let mut input_open = true;
         loop {
             self.carry_out().await;
-            self.sync_routes().await;
             if self.ended.is_some() {
                 break;
             }
@@ -167,7 +161,6 @@ impl CallTask {
                     let r = self.on_command(cmd).await;
                     // Carried out before the answer, so the caller reads the new state.
                     self.carry_out().await;
-                    self.sync_routes().await;
                     let _ = reply.send(r);
                 }
                 _ = sleep => self.ctl.handle_timeout(Instant::now()),
@@ -304,9 +297,12 @@ impl CallTask {
         }
     }
 
-    /// Carries out everything the controller wants, until it wants nothing.
+    /// Carries out everything the controller wants, until it wants nothing; when it wanted
+    /// anything, the media's routes and the directory follow.
     async fn carry_out(&mut self) {
+        let mut changed = false;
         while let Some(out) = self.ctl.poll_output() {
+            changed = true;
             match out {
                 CallOutput::Play(audio) => self.play(audio).await,
                 CallOutput::State(s) => self.send_state(&s),
@@ -340,7 +336,10 @@ impl CallTask {
                 CallOutput::End(reason) => self.ended = Some(reason),
             }
         }
-        self.publish_directory();
+        if changed {
+            self.sync_routes().await;
+            self.publish_directory();
+        }
     }
 
     fn enqueue(&mut self, queue: &str, skill: Option<&str>) {
