@@ -230,9 +230,8 @@ fn an_agent_whose_phone_goes_offline_while_ringing_is_skipped() {
     assert_eq!(drain(&mut acd), vec![offer(1, &["B"])]);
 }
 
-#[test]
-fn a_conference_queue_rings_two_and_connects_each_that_answers() {
-    let t0 = Instant::now();
+/// Conference queue "support" (two agents per call) with `agents` online, the first idle longest.
+fn conference_queue(t0: Instant, agents: &[&str]) -> Acd {
     let mut acd = Acd::new();
     acd.add_queue(
         "support",
@@ -241,11 +240,18 @@ fn a_conference_queue_rings_two_and_connects_each_that_answers() {
             ..QueueRules::default()
         },
     );
-    for (i, a) in ["A", "B", "C"].iter().enumerate() {
+    for (i, a) in agents.iter().enumerate() {
         acd.add_agent(a, &["support"], &[]);
         acd.handle_presence(t0 + S * i as u32, a, true);
     }
     drain(&mut acd);
+    acd
+}
+
+#[test]
+fn a_conference_queue_rings_two_and_connects_each_that_answers() {
+    let t0 = Instant::now();
+    let mut acd = conference_queue(t0, &["A", "B", "C"]);
     let t = t0 + 10 * S;
     acd.handle_enqueue(t, 1, "support", None);
     assert_eq!(
@@ -272,19 +278,7 @@ fn a_conference_queue_rings_two_and_connects_each_that_answers() {
 #[test]
 fn a_conference_agent_that_rings_out_is_cancelled_and_freed() {
     let t0 = Instant::now();
-    let mut acd = Acd::new();
-    acd.add_queue(
-        "support",
-        QueueRules {
-            conference: 2,
-            ..QueueRules::default()
-        },
-    );
-    for a in ["A", "B"] {
-        acd.add_agent(a, &["support"], &[]);
-        acd.handle_presence(t0, a, true);
-    }
-    drain(&mut acd);
+    let mut acd = conference_queue(t0, &["A", "B"]);
     acd.handle_enqueue(t0 + S, 1, "support", None);
     drain(&mut acd);
     acd.handle_offer_result(t0 + 2 * S, 1, "A", OfferResult::Answered);

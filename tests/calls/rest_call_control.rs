@@ -25,6 +25,22 @@ async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
     http(addr, "POST", path, KEY, body).await
 }
 
+/// `method path body` answers `code` (and, when given, that `error` code).
+async fn expect(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    code: u16,
+    error: Option<&str>,
+) {
+    let (c, b) = http(addr, method, path, KEY, body).await;
+    assert_eq!(c, code, "{method} {path} {body}: {b}");
+    if let Some(e) = error {
+        assert_eq!(b["error"].as_str(), Some(e), "{method} {path} {body}: {b}");
+    }
+}
+
 async fn the_call(addr: SocketAddr) -> u64 {
     let (_, calls) = http(addr, "GET", "/api/calls", KEY, "").await;
     calls[0]["id"].as_u64().expect("a running call")
@@ -243,87 +259,71 @@ async fn unknown_calls_wrong_states_and_bad_bodies_get_clear_errors() {
     widget.wait_for("state", Some("connected"), WAIT).await;
     assert!(widget.states().len() > states_before);
 
-    for (body, code, error) in [
-        (r#"{"agent":"7001"}"#, 409, "already_in_call"),
-        (r#"{"agent":"7003"}"#, 409, "agent_unavailable"),
-        (r#"{"agent":"nobody"}"#, 400, "unknown_agent"),
+    for (method, route, body, code, error) in [
+        (
+            "POST",
+            "parties",
+            r#"{"agent":"7001"}"#,
+            409,
+            Some("already_in_call"),
+        ),
+        (
+            "POST",
+            "parties",
+            r#"{"agent":"7003"}"#,
+            409,
+            Some("agent_unavailable"),
+        ),
+        (
+            "POST",
+            "parties",
+            r#"{"agent":"nobody"}"#,
+            400,
+            Some("unknown_agent"),
+        ),
+        (
+            "POST",
+            "play",
+            r#"{"prompt":"../../x"}"#,
+            400,
+            Some("unknown_prompt"),
+        ),
+        (
+            "POST",
+            "transfer",
+            r#"{"queue":"nowhere"}"#,
+            400,
+            Some("unknown_queue"),
+        ),
+        (
+            "POST",
+            "transfer",
+            r#"{"agent":"7003"}"#,
+            409,
+            Some("agent_unavailable"),
+        ),
+        // 7002 is not in the call.
+        ("DELETE", "parties/7002", "", 404, None),
     ] {
-        let (c, b) = post(addr, &format!("/api/calls/{id}/parties"), body).await;
-        assert_eq!((c, b["error"].as_str()), (code, Some(error)), "{body}: {b}");
+        expect(
+            addr,
+            method,
+            &format!("/api/calls/{id}/{route}"),
+            body,
+            code,
+            error,
+        )
+        .await;
     }
-    let (c, b) = post(
-        addr,
-        &format!("/api/calls/{id}/play"),
-        r#"{"prompt":"../../x"}"#,
-    )
-    .await;
-    assert_eq!(
-        (c, b["error"].as_str()),
-        (400, Some("unknown_prompt")),
-        "{b}"
-    );
-    let (c, b) = post(
-        addr,
-        &format!("/api/calls/{id}/transfer"),
-        r#"{"queue":"nowhere"}"#,
-    )
-    .await;
-    assert_eq!(
-        (c, b["error"].as_str()),
-        (400, Some("unknown_queue")),
-        "{b}"
-    );
-    let (c, b) = post(
-        addr,
-        &format!("/api/calls/{id}/transfer"),
-        r#"{"agent":"7003"}"#,
-    )
-    .await;
-    assert_eq!(
-        (c, b["error"].as_str()),
-        (409, Some("agent_unavailable")),
-        "{b}"
-    );
-    let (c, b) = http(
-        addr,
-        "DELETE",
-        &format!("/api/calls/{id}/parties/7002"),
-        KEY,
-        "",
-    )
-    .await;
-    assert_eq!(c, 404, "7002 is not in the call: {b}");
 
     // Adding the same agent twice: the second is refused while the first rings.
     let _b = AgentPhone::register(sip, "7002", "pw7002").await;
-    let (c, b) = post(
-        addr,
-        &format!("/api/calls/{id}/parties"),
-        r#"{"agent":"7002"}"#,
-    )
-    .await;
-    assert_eq!(c, 202, "{b}");
-    let (c, b) = post(
-        addr,
-        &format!("/api/calls/{id}/parties"),
-        r#"{"agent":"7002"}"#,
-    )
-    .await;
-    assert_eq!(
-        (c, b["error"].as_str()),
-        (409, Some("already_ringing")),
-        "{b}"
-    );
+    let parties = format!("/api/calls/{id}/parties");
+    let add = r#"{"agent":"7002"}"#;
+    expect(addr, "POST", &parties, add, 202, None).await;
+    expect(addr, "POST", &parties, add, 409, Some("already_ringing")).await;
     // Removing a ringing party cancels it.
-    let (c, b) = http(
-        addr,
-        "DELETE",
-        &format!("/api/calls/{id}/parties/7002"),
-        KEY,
-        "",
-    )
-    .await;
-    assert_eq!(c, 200, "{b}");
+    expect(addr, "DELETE", &format!("{parties}/7002"), "", 200, None).await;
 
     // A hangup racing a transfer: one wins, the other gets a clear error; the call ends once.
     let path_h = format!("/api/calls/{id}/hangup");

@@ -44,16 +44,7 @@ impl AgentPhone {
     pub async fn register(gw: SocketAddr, user: &str, password: &str) -> AgentPhone {
         let sip = Peer::bind("127.0.0.1").await;
         register_agent(&sip, gw, user, password).await;
-        AgentPhone {
-            sip,
-            user: user.into(),
-            gw,
-            cseq: 10,
-            heard: Arc::default(),
-            rtp_stop: None,
-            tone_hz: 1000.0,
-            sdp_ip: "127.0.0.1".into(),
-        }
+        AgentPhone::with_peer(sip, gw, user)
     }
 
     /// A static (unregistered) phone on an already bound peer.
