@@ -31,7 +31,10 @@ pub enum CallCommand {
 /// Why a command was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    /// No such call (any more), or no such party in it.
+    /// No such call (any more).
+    #[error("{0}")]
+    UnknownCall(String),
+    /// No such party in the call.
     #[error("{0}")]
     NotFound(String),
     /// The command does not fit the call's state now.
@@ -155,7 +158,7 @@ impl Directory {
 
     /// Sends `cmd` to call `id` and waits for its outcome.
     pub async fn command(&self, id: CallId, cmd: CallCommand) -> Result<(), CommandError> {
-        let gone = || CommandError::NotFound(format!("no call {id} (it may have just ended)"));
+        let gone = || CommandError::UnknownCall(format!("no call {id} (it may have just ended)"));
         let tx = self.lock().get(&id).map(|e| e.commands.clone());
         let tx = tx.ok_or_else(gone)?;
         let (reply, rx) = oneshot::channel();

@@ -207,26 +207,22 @@ impl CallTask {
     fn record_qualities(&mut self, legs: Vec<(LegId, Option<crate::records::cdr::Quality>)>) {
         for (leg, q) in legs {
             let party = match leg {
-                CUSTOMER => Some("customer".to_string()),
-                _ => self.leg_names.get(&leg).cloned(),
+                CUSTOMER => "customer".to_string(),
+                _ => match self.leg_names.get(&leg) {
+                    Some(p) => p.clone(),
+                    None => continue,
+                },
             };
-            if let (Some(party), Some(quality)) = (party, q) {
-                self.publish(CallEvent::Quality { party, quality });
-            }
             if leg == CUSTOMER {
-                if let Some(q) = &q {
-                    crate::metrics::media_quality("customer", q);
-                }
                 self.record.customer_quality = q;
-                self.record.party_quality("customer", q);
-            } else if let Some(party) = self.leg_names.get(&leg).cloned() {
-                if let Some(q) = &q {
-                    crate::metrics::media_quality("agent", q);
-                }
-                if self.record.agent.as_deref() == Some(party.as_str()) {
-                    self.record.agent_quality = q;
-                }
-                self.record.party_quality(&party, q);
+            } else if self.record.agent.as_ref() == Some(&party) {
+                self.record.agent_quality = q;
+            }
+            self.record.party_quality(&party, q);
+            if let Some(quality) = q {
+                let side = if leg == CUSTOMER { "customer" } else { "agent" };
+                crate::metrics::media_quality(side, &quality);
+                self.publish(CallEvent::Quality { party, quality });
             }
         }
     }

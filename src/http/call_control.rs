@@ -17,25 +17,30 @@ use super::api::{authorize, calls, ApiError};
 use super::HttpState;
 use crate::call::controller::parties::TransferTarget;
 use crate::call::directory::{CallCommand, CommandError};
-use crate::call::CallId;
+use crate::call::{CallId, CallManager, CallSummary};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-fn call_id(id: &str) -> Result<CallId, ApiError> {
-    id.parse().map_err(|_| {
+/// The running call `id` names (404 `unknown_call` for none, or for an id that is no number).
+fn live_call(mgr: &CallManager, id: &str) -> Result<(CallId, CallSummary), ApiError> {
+    let unknown = || {
         ApiError(
             StatusCode::NOT_FOUND,
             "unknown_call",
             format!("no call {id:?}"),
         )
-    })
+    };
+    let call_id: CallId = id.parse().map_err(|_| unknown())?;
+    let call = mgr.directory.get(call_id).ok_or_else(unknown)?;
+    Ok((call_id, call))
 }
 
 fn command_error(e: CommandError) -> ApiError {
     match e {
+        CommandError::UnknownCall(m) => ApiError(StatusCode::NOT_FOUND, "unknown_call", m),
         CommandError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
         CommandError::Conflict(r) => ApiError(StatusCode::CONFLICT, r.code, r.message),
         CommandError::Invalid(code, m) => ApiError(StatusCode::BAD_REQUEST, code, m),
@@ -80,14 +85,8 @@ async fn run(
 ) -> Result<Response, ApiError> {
     authorize(state, headers)?;
     let mgr = calls(state)?;
-    let id = call_id(id)?;
-    if mgr.directory.get(id).is_none() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "unknown_call",
-            format!("no call {id}"),
-        ));
-    }
+    // An unknown call is a 404 before a bad body is a 400.
+    let (id, _) = live_call(mgr, id)?;
     let cmd = cmd()?;
     mgr.directory
         .command(id, cmd)
@@ -104,16 +103,8 @@ pub async fn get_call(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let mgr = calls(&state)?;
-    let call_id = call_id(&id)?;
-    match mgr.directory.get(call_id) {
-        Some(c) => Ok(Json(c).into_response()),
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "unknown_call",
-            format!("no call {id:?}"),
-        )),
-    }
+    let (_, call) = live_call(calls(&state)?, &id)?;
+    Ok(Json(call).into_response())
 }
 
 /// `POST /api/calls/{id}/hangup`
