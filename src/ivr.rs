@@ -42,6 +42,8 @@ pub struct Menu {
     pub invalid_prompt: Option<String>,
     /// What happens when the retries are used up.
     pub on_exhausted: MenuAction,
+    /// Button labels for a visual menu (digit, label), in digit order; empty: no buttons.
+    pub labels: Vec<(char, String)>,
 }
 
 /// What the call controller should do.
@@ -49,6 +51,8 @@ pub struct Menu {
 pub enum IvrOutput {
     /// Play this prompt to the customer (stop whatever plays).
     Play(String),
+    /// Another menu started (its labels are [`IvrRunner::labels`]).
+    Entered,
     /// The IVR is done: carry out this action (queue or hang up).
     Done(MenuAction),
 }
@@ -145,6 +149,14 @@ impl IvrRunner {
         }
     }
 
+    /// The current menu's button labels (empty when it has none, or once the IVR is done).
+    pub fn labels(&self) -> &[(char, String)] {
+        match (self.phase, self.menu()) {
+            (Phase::Done, _) | (_, None) => &[],
+            (_, Some(m)) => &m.labels,
+        }
+    }
+
     fn menu(&self) -> Option<&Menu> {
         self.menus.get(&self.current)
     }
@@ -165,6 +177,7 @@ impl IvrRunner {
                 self.current = name.clone();
                 self.path.push(name);
                 self.attempts = 0;
+                self.out.push(IvrOutput::Entered);
                 self.start_menu();
             }
             MenuAction::Repeat => self.start_menu(),
@@ -227,6 +240,7 @@ mod tests {
             retries: 2,
             invalid_prompt: Some("invalid".into()),
             on_exhausted: MenuAction::HangUp,
+            labels: vec![('1', "Sales".into()), ('2', "Support".into())],
         };
         let billing = Menu {
             prompt: "billing".into(),
@@ -244,6 +258,7 @@ mod tests {
                 queue: "support".into(),
                 skill: None,
             },
+            labels: Vec::new(),
         };
         HashMap::from([("main".into(), main), ("billing".into(), billing)])
     }
@@ -302,6 +317,8 @@ mod tests {
     fn submenu_repeat_and_exhausted_fallback() {
         let t0 = Instant::now();
         let mut ivr = IvrRunner::new(menus(), "main");
+        let buttons = [('1', "Sales".to_string()), ('2', "Support".to_string())];
+        assert_eq!(ivr.labels(), buttons, "the start menu's buttons");
         ivr.handle_media_flowing();
         ivr.handle_digit('9');
         ivr.handle_digit('3');
@@ -310,9 +327,11 @@ mod tests {
             vec![
                 IvrOutput::Play("welcome".into()),
                 IvrOutput::Play("welcome".into()),
+                IvrOutput::Entered,
                 IvrOutput::Play("billing".into())
             ]
         );
+        assert!(ivr.labels().is_empty(), "billing has no buttons");
         ivr.handle_prompt_done(t0);
         ivr.handle_timeout(t0 + 5 * S);
         assert_eq!(

@@ -59,6 +59,20 @@ pub fn media_quality(leg: &'static str, q: &crate::records::cdr::Quality) {
     }
 }
 
+/// Upper bounds of the MOS histogram (1 = bad, 4.5 = the best G.711 can do).
+pub const MOS_BUCKETS: [f64; 7] = [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5];
+
+/// Per leg (customer, agent): a call's MOS estimate at its end.
+static MOS: [Histogram<{ MOS_BUCKETS.len() }>; 2] =
+    [Histogram::new(MOS_BUCKETS), Histogram::new(MOS_BUCKETS)];
+
+/// A leg's MOS estimate at the end of its call (`customer` or `agent`).
+pub fn call_mos(leg: &'static str, mos: f64) {
+    if let Some(i) = LEGS.iter().position(|l| *l == leg) {
+        MOS[i].observe(mos);
+    }
+}
+
 /// A cumulative histogram with fixed upper bounds; the sum is kept in millionths of the unit.
 struct Histogram<const N: usize> {
     bounds: [f64; N],
@@ -267,6 +281,13 @@ pub fn render(s: &Snapshot) -> String {
             &format!("leg=\"{leg}\""),
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP clicktocall_call_mos MOS estimate (E-model) of each leg, at the end of each call.\n# TYPE clicktocall_call_mos histogram"
+    );
+    for (leg, h) in LEGS.iter().zip(&MOS) {
+        h.render(&mut out, "clicktocall_call_mos", &format!("leg=\"{leg}\""));
+    }
     out
 }
 
@@ -314,6 +335,7 @@ mod tests {
             jitter_ms: 12.5,
         };
         media_quality("agent", &q);
+        call_mos("customer", 3.4);
         let text = render(&Snapshot::default());
         let value = |series: &str| {
             text.lines()
@@ -329,6 +351,8 @@ mod tests {
         let b10 = value("clicktocall_media_jitter_ms_bucket{leg=\"agent\",le=\"10\"}");
         assert!(b20 >= b10 + 1.0, "{text}");
         assert!(value("clicktocall_media_jitter_ms_count{leg=\"agent\"}") >= 1.0);
+        assert!(value("clicktocall_call_mos_bucket{leg=\"customer\",le=\"3.5\"}") >= 1.0);
+        assert!(value("clicktocall_call_mos_count{leg=\"customer\"}") >= 1.0);
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn confirm_menu(mgr: &CallManager, queue: &str) -> IvrRunner {
         retries: 1,
         invalid_prompt: None,
         on_exhausted: MenuAction::HangUp,
+        labels: Vec::new(),
     };
     IvrRunner::new(HashMap::from([("callback".to_string(), menu)]), "callback")
 }
@@ -222,6 +223,7 @@ async fn place(
         controller: ctl,
         guard,
         subscriber: Some(states_tx),
+        lang: None,
     };
     let (id, input_tx, call) = super::start::start(mgr, start).await;
     debug!(call = id, "callback call started");

@@ -2,10 +2,12 @@
 //! dialog from a trunk or a callback), its place in the call's media, and what it sends the call
 //! (candidates, digits, hang-up) in one shape for every kind.
 
+use super::events::CallEvent;
 use crate::media::engine::PortLease;
 use crate::media::routes::LegId;
 use crate::media::sdp::{Format, Negotiated};
 use rsipstack::dialog::invite_dialog::InviteDialog;
+use tokio::sync::{mpsc, oneshot};
 
 /// The customer's media leg in every call.
 pub const CUSTOMER: LegId = LegId(0);
@@ -19,8 +21,30 @@ pub enum CustomerInput {
     Digits(String),
     /// A digit the customer's phone sent out of band (SIP INFO).
     InfoDigit(char),
-    /// The customer hung up (`hangup` message, or the socket closed, or BYE).
+    /// The customer hung up (`hangup` message, or BYE).
     Hangup,
+    /// Widget session `session` now holds the call (its first socket, or one that resumed it):
+    /// the call's events go to `events`, starting with its current state.
+    Attach {
+        /// The socket's session number.
+        session: u64,
+        /// Where its events go.
+        events: mpsc::UnboundedSender<CallEvent>,
+    },
+    /// Widget session `session`'s socket closed or went silent.
+    Detach {
+        /// The socket's session number.
+        session: u64,
+    },
+    /// A new offer from the browser (ICE restart); the answer, or why not, goes to `reply`.
+    Reoffer {
+        /// The offer.
+        sdp: String,
+        /// The answer SDP, or the refusal.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// What the browser says it received (`stats`).
+    Stats(crate::widget::stats::WidgetStats),
 }
 
 /// The customer's leg of a new call.

@@ -85,6 +85,8 @@ pub struct CallSummary {
 struct Entry {
     summary: CallSummary,
     commands: mpsc::UnboundedSender<CommandMsg>,
+    /// A browser call's input, for a widget socket that resumes it.
+    customer: Option<mpsc::UnboundedSender<super::customer::CustomerInput>>,
 }
 
 /// The live calls of this node.
@@ -119,7 +121,31 @@ impl Directory {
             parties: Vec::new(),
             started: Instant::now(),
         };
-        self.lock().insert(id, Entry { summary, commands });
+        let entry = Entry {
+            summary,
+            commands,
+            customer: None,
+        };
+        self.lock().insert(id, entry);
+    }
+
+    /// Where a browser call's customer input goes (a resumed socket sends there).
+    pub fn set_customer_input(
+        &self,
+        id: CallId,
+        input: mpsc::UnboundedSender<super::customer::CustomerInput>,
+    ) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.customer = Some(input);
+        }
+    }
+
+    /// A running browser call's input; `None` once the call is over (or for other calls).
+    pub fn customer_input(
+        &self,
+        id: CallId,
+    ) -> Option<mpsc::UnboundedSender<super::customer::CustomerInput>> {
+        self.lock().get(&id).and_then(|e| e.customer.clone())
     }
 
     /// The call's state, queue and parties changed.

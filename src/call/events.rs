@@ -3,7 +3,7 @@
 //! consumer turns them into its own messages.
 
 use super::controller::{CallState, EndReason};
-use crate::widget::protocol::ServerMessage;
+use crate::widget::protocol::{MenuOption, ServerMessage};
 use serde::Serialize;
 
 /// A party's role in a call.
@@ -32,8 +32,8 @@ impl Role {
 /// Something that happened to a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
-    /// The call's state changed.
-    State(CallState),
+    /// The call's state changed (in the IVR: with the current menu's button labels).
+    State(CallState, Vec<(char, String)>),
     /// A party joined (answered).
     PartyJoined {
         /// Agent id (or `ivr:<queue>`).
@@ -65,9 +65,18 @@ pub enum CallEvent {
 impl CallEvent {
     /// The widget's message for this event, if the widget shows it (parties stay private).
     pub fn to_widget(&self) -> Option<ServerMessage> {
-        let CallEvent::State(s) = self else {
+        let CallEvent::State(s, labels) = self else {
             return None;
         };
+        let options = (matches!(s, CallState::Ivr) && !labels.is_empty()).then(|| {
+            labels
+                .iter()
+                .map(|(d, l)| MenuOption {
+                    digit: d.to_string(),
+                    label: l.clone(),
+                })
+                .collect()
+        });
         let (position, estimated_wait_secs, reason) = match s {
             CallState::Queued {
                 position,
@@ -81,6 +90,7 @@ impl CallEvent {
             position,
             estimated_wait_secs,
             reason,
+            options,
         })
     }
 }

@@ -117,6 +117,7 @@ impl Inbound {
             controller: mgr.controller(menu, None),
             guard,
             subscriber: None,
+            lang: None,
         };
         let (id, input_tx, _) = start(mgr, call).await;
         info!(call = id, %trunk, %number, "inbound call answered");

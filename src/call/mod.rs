@@ -18,9 +18,11 @@ pub mod events;
 pub mod id;
 pub mod inbound;
 pub mod prompts;
+mod quality;
 pub mod sip_leg;
 pub mod start;
 pub mod task;
+mod widget_link;
 
 use crate::acd::service::AcdHandle;
 use crate::config::Config;
@@ -121,6 +123,8 @@ pub struct CallManager {
     external_ivr_queues: Vec<String>,
     /// The live calls, by id.
     pub directory: directory::Directory,
+    /// Signs and checks the widget's resume tokens.
+    pub resume: crate::widget::resume::ResumeKey,
     ids: id::CallIds,
 }
 
@@ -158,6 +162,13 @@ impl CallManager {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let ids = id::CallIds::new(cfg.cluster.node_id, started);
+        // A token outlives the grace by a minute: the widget gets a fresh one every few seconds
+        // (`pong`), so the one it holds when its socket drops is valid for the whole grace.
+        let ttl = cfg.widget.resume_grace_secs + 60;
+        let resume = match &cfg.widget.resume_secret {
+            Some(secret) => crate::widget::resume::ResumeKey::new(secret.as_bytes(), ttl),
+            None => crate::widget::resume::ResumeKey::random(ttl),
+        };
         Arc::new(CallManager {
             external_ivr_queues,
             cfg,
@@ -172,6 +183,7 @@ impl CallManager {
             records,
             callbacks: std::sync::OnceLock::new(),
             directory: directory::Directory::default(),
+            resume,
             ids,
         })
     }

@@ -39,6 +39,8 @@ pub struct PromptError {
 #[derive(Debug, Clone, Default)]
 pub struct PromptLibrary {
     clips: HashMap<String, Clip>,
+    /// Per language: the prompts its directory has (the rest fall back to `clips`).
+    languages: HashMap<String, HashMap<String, Clip>>,
 }
 
 impl PromptLibrary {
@@ -68,7 +70,31 @@ impl PromptLibrary {
             let clip = Self::load_one(cfg, &name).map_err(|reason| PromptError { key, reason })?;
             lib.clips.insert(name, clip);
         }
+        for (lang, dir) in &cfg.ivr.language_prompts {
+            let mut clips = HashMap::new();
+            for name in lib.clips.keys() {
+                let path = dir.join(format!("{name}.wav"));
+                if path.exists() {
+                    let clip = Clip::load(&path).map_err(|e| PromptError {
+                        key: format!("ivr.language_prompts.{lang}"),
+                        reason: e.to_string(),
+                    })?;
+                    clips.insert(name.clone(), clip);
+                }
+            }
+            lib.languages.insert(lang.clone(), clips);
+        }
         Ok(lib)
+    }
+
+    /// The prompt called `name` in language `lang` (`de`, `de-AT`) where configured, else the
+    /// default one.
+    pub fn get_in(&self, lang: Option<&str>, name: &str) -> Option<Clip> {
+        let primary = lang.map(|l| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
+        primary
+            .and_then(|l| self.languages.get(&l))
+            .and_then(|clips| clips.get(name).cloned())
+            .or_else(|| self.get(name))
     }
 
     fn load_one(cfg: &Config, name: &str) -> Result<Clip, String> {
@@ -99,15 +125,20 @@ impl PromptLibrary {
         self.clips.get(name).cloned()
     }
 
-    /// "You are caller number N" as one clip.
+    /// "You are caller number N" as one clip, in the default language.
     pub fn position(&self, n: usize) -> Option<Clip> {
+        self.position_in(None, n)
+    }
+
+    /// "You are caller number N" as one clip, in `lang` where configured.
+    pub fn position_in(&self, lang: Option<&str>, n: usize) -> Option<Clip> {
         let number = if (1..=9).contains(&n) {
             format!("n{n}")
         } else {
             "n10plus".to_string()
         };
-        let a = self.get("position")?;
-        let b = self.get(&number)?;
+        let a = self.get_in(lang, "position")?;
+        let b = self.get_in(lang, &number)?;
         let mut samples = a.samples().to_vec();
         samples.extend(std::iter::repeat_n(0, 800));
         samples.extend_from_slice(b.samples());

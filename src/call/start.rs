@@ -29,6 +29,10 @@ pub struct BrowserCall {
     pub skill: Option<String>,
     /// Whether the context's signature checked out (`X-Context-Verified` toward agents).
     pub verified: bool,
+    /// The visitor's language, for prompts.
+    pub lang: Option<String>,
+    /// The widget socket's session number (a later socket may resume the call).
+    pub session: u64,
 }
 
 /// The handle the WebSocket keeps on its call.
@@ -55,8 +59,10 @@ pub struct CallStart {
     pub controller: CallController,
     /// The slot under the call limit.
     pub guard: CallGuard,
-    /// Who follows the call's events (the widget, the callback service).
+    /// Who follows the call's events (the callback service; a widget attaches itself).
     pub subscriber: Option<mpsc::UnboundedSender<CallEvent>>,
+    /// The customer's language, for prompts.
+    pub lang: Option<String>,
 }
 
 /// Starts a call: its media with the customer's leg, its task, its entry in the directory.
@@ -86,6 +92,10 @@ pub async fn start(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     mgr.directory.register(id, call.kind, cmd_tx);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
+    if call.kind == CustomerKind::Browser {
+        // A socket that drops and comes back finds the call's input here (by the resume token).
+        mgr.directory.set_customer_input(id, input_tx.clone());
+    }
     let task = CallTask::new(
         mgr.clone(),
         id,
@@ -98,7 +108,8 @@ pub async fn start(
     )
     .with_customer_dialog(dialog)
     .with_headers(call.headers)
-    .with_subscriber(call.subscriber);
+    .with_subscriber(call.subscriber)
+    .with_lang(call.lang);
     let handle = tokio::spawn(task.run(input_rx).instrument(info_span!("call", id)));
     (id, input_tx, handle)
 }
@@ -140,10 +151,15 @@ pub async fn start_browser_call(
             headers: vec![("X-Context-Verified".into(), verified.into())],
             controller,
             guard,
-            subscriber: Some(subscriber),
+            subscriber: None,
+            lang: req.lang,
         },
     )
     .await;
+    let _ = input.send(CustomerInput::Attach {
+        session: req.session,
+        events: subscriber,
+    });
     info!(call = id, verified = req.verified, "browser call started");
     Ok(StartedCall { id, answer, input })
 }

@@ -39,6 +39,12 @@ pub(super) struct CallTask {
     pub(super) headers: Vec<(String, String)>,
     pub(super) context: Map<String, Value>,
     subscribers: Vec<mpsc::UnboundedSender<CallEvent>>,
+    /// The widget socket that holds the call now (a resumed one replaces a dropped one).
+    pub(super) widget: Option<mpsc::UnboundedSender<CallEvent>>,
+    /// The customer's language, for prompts.
+    lang: Option<String>,
+    /// What the customer's browser says it received (its latest `stats`).
+    pub(super) reported: Option<crate::widget::stats::WidgetStats>,
     commands: mpsc::UnboundedReceiver<CommandMsg>,
     /// SIP dialogs of the parties (agents, the external IVR), by party.
     pub(super) legs: HashMap<String, SipLeg>,
@@ -99,6 +105,9 @@ impl CallTask {
             headers: Vec::new(),
             context,
             subscribers: Vec::new(),
+            widget: None,
+            lang: None,
+            reported: None,
             commands,
             legs: HashMap::new(),
             party_media: HashMap::new(),
@@ -134,6 +143,12 @@ impl CallTask {
     /// A first follower of the call's events.
     pub(super) fn with_subscriber(mut self, s: Option<mpsc::UnboundedSender<CallEvent>>) -> Self {
         self.subscribers.extend(s);
+        self
+    }
+
+    /// The customer's language (prompts in it where configured).
+    pub(super) fn with_lang(mut self, lang: Option<String>) -> Self {
+        self.lang = lang;
         self
     }
 
@@ -204,29 +219,6 @@ impl CallTask {
         info!(call = self.id, reason, record = %self.record.id, "call ended");
     }
 
-    fn record_qualities(&mut self, legs: Vec<(LegId, Option<crate::records::cdr::Quality>)>) {
-        for (leg, q) in legs {
-            let party = match leg {
-                CUSTOMER => "customer".to_string(),
-                _ => match self.leg_names.get(&leg) {
-                    Some(p) => p.clone(),
-                    None => continue,
-                },
-            };
-            if leg == CUSTOMER {
-                self.record.customer_quality = q;
-            } else if self.record.agent.as_ref() == Some(&party) {
-                self.record.agent_quality = q;
-            }
-            self.record.party_quality(&party, q);
-            if let Some(quality) = q {
-                let side = if leg == CUSTOMER { "customer" } else { "agent" };
-                crate::metrics::media_quality(side, &quality);
-                self.publish(CallEvent::Quality { party, quality });
-            }
-        }
-    }
-
     fn on_media(&mut self, ev: Option<MediaEvent>) {
         let now = Instant::now();
         match ev {
@@ -260,23 +252,6 @@ impl CallTask {
             // Other parties' flow, digits (already relayed to who hears them) and prompts.
             Some(_) => {}
         }
-    }
-
-    async fn on_customer(&mut self, m: CustomerInput) {
-        let cmd = match m {
-            CustomerInput::Candidate(c) => MediaCommand::AddCandidate(CUSTOMER, c),
-            CustomerInput::Digits(ds) => {
-                for d in ds.chars() {
-                    self.ctl.handle_digit(Instant::now(), d);
-                }
-                return;
-            }
-            CustomerInput::InfoDigit(d) => {
-                MediaCommand::InfoDigit(CUSTOMER, d, Duration::from_millis(160))
-            }
-            CustomerInput::Hangup => return self.ctl.handle_customer_gone(false),
-        };
-        let _ = self.media.commands.send(cmd).await;
     }
 
     fn on_acd(&mut self, ev: AcdEvent) {
@@ -403,15 +378,16 @@ impl CallTask {
 
     async fn play(&mut self, audio: Audio) {
         let prompts = &self.mgr.prompts;
+        let lang = self.lang.as_deref();
         let source = match &audio {
             Audio::Agent => {
                 let cmd = MediaCommand::StopPlaying(CUSTOMER);
                 let _ = self.media.commands.send(cmd).await;
                 return;
             }
-            Audio::Prompt(name) => prompts.get(name).map(Source::Prompt),
-            Audio::Position(n) => prompts.position(*n).map(Source::Prompt),
-            Audio::Music(name) => prompts.get(name).map(Source::Loop),
+            Audio::Prompt(name) => prompts.get_in(lang, name).map(Source::Prompt),
+            Audio::Position(n) => prompts.position_in(lang, *n).map(Source::Prompt),
+            Audio::Music(name) => prompts.get_in(lang, name).map(Source::Loop),
         };
         match source {
             Some(s) => {
@@ -431,10 +407,25 @@ impl CallTask {
     }
 
     fn send_state(&mut self, s: &CallState) {
-        self.publish(CallEvent::State(s.clone()));
+        let e = self.state_event(s);
+        self.publish(e);
     }
 
-    fn publish(&mut self, e: CallEvent) {
+    /// The event for state `s`: in the IVR, with the current menu's buttons.
+    pub(super) fn state_event(&self, s: &CallState) -> CallEvent {
+        let labels = match s {
+            CallState::Ivr => self.ctl.menu_labels().to_vec(),
+            _ => Vec::new(),
+        };
+        CallEvent::State(s.clone(), labels)
+    }
+
+    pub(super) fn publish(&mut self, e: CallEvent) {
+        if let Some(w) = &self.widget {
+            if w.send(e.clone()).is_err() {
+                self.widget = None;
+            }
+        }
         self.subscribers.retain(|s| s.send(e.clone()).is_ok());
     }
 

@@ -103,6 +103,28 @@ pub enum UnsignedPolicy {
     Refuse,
 }
 
+/// `[widget]`: how the gateway treats the widget's socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetSection {
+    /// How long a call whose widget socket dropped waits for the widget to come back (`resume`)
+    /// before it ends as `connection_lost`; 0 ends it at once. The media goes on meanwhile.
+    pub resume_grace_secs: u64,
+    /// The key resume tokens are signed with (or `CLICKTOCALL_RESUME_SECRET`). Unset: a random
+    /// key per process, which is right for one node (only the node holding a call can resume it);
+    /// set the same on every node when any node should tell a stale token from a forged one.
+    pub resume_secret: Option<String>,
+}
+
+impl Default for WidgetSection {
+    fn default() -> Self {
+        WidgetSection {
+            resume_grace_secs: 30,
+            resume_secret: None,
+        }
+    }
+}
+
 /// `[[sites]]`: a website allowed to embed the widget.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +143,12 @@ pub struct SiteConfig {
 
 impl super::Config {
     pub(super) fn validate_callback(&self) -> Result<(), ConfigError> {
+        if self.widget.resume_grace_secs > 600 {
+            return Err(ConfigError::invalid(
+                "widget.resume_grace_secs",
+                "at most 600 (a call nobody can reach should not hold an agent for long)",
+            ));
+        }
         let c = &self.callback;
         let digits = |k: &str, v: &str, empty_ok: bool| {
             if (v.is_empty() && !empty_ok) || !v.chars().all(|c| c.is_ascii_digit()) || v.len() > 4

@@ -25,6 +25,8 @@ pub struct MediaSection {
     pub port_max: u16,
     /// Seconds without a packet before a leg is declared dead.
     pub media_timeout_secs: u64,
+    /// A leg whose MOS estimate (E-model, 1 to 4.5) ends under this fires `call.quality_poor`.
+    pub poor_mos: f64,
 }
 
 impl Default for MediaSection {
@@ -35,6 +37,7 @@ impl Default for MediaSection {
             port_min: 20000,
             port_max: 20999,
             media_timeout_secs: 30,
+            poor_mos: 3.6,
         }
     }
 }
@@ -170,6 +173,9 @@ pub struct IvrSection {
     pub start: String,
     /// A directory whose `<name>.wav` files override the bundled prompts.
     pub prompts_dir: Option<PathBuf>,
+    /// Per language (`de = "/etc/clicktocall/prompts/de"`): a directory of `<name>.wav` prompts
+    /// played to callers whose widget asks for that language; a prompt it lacks falls back.
+    pub language_prompts: BTreeMap<String, PathBuf>,
     /// The menus.
     pub menus: Vec<MenuSection>,
 }
@@ -179,6 +185,7 @@ impl Default for IvrSection {
         IvrSection {
             start: "main".into(),
             prompts_dir: None,
+            language_prompts: BTreeMap::new(),
             menus: Vec::new(),
         }
     }
@@ -195,7 +202,18 @@ impl IvrSection {
             .map(|(i, q)| ((i + 1).to_string(), format!("queue:{}", q.name)))
             .collect();
         options.insert("9".into(), "repeat".into());
+        // The visual menu names each queue as the config does (its display name, else its name).
+        let labels = queues
+            .iter()
+            .take(8)
+            .enumerate()
+            .map(|(i, q)| {
+                let name = q.display_name.clone().unwrap_or_else(|| q.name.clone());
+                ((i + 1).to_string(), name.chars().take(40).collect())
+            })
+            .collect();
         MenuSection {
+            labels,
             name: "main".into(),
             prompt: "welcome".into(),
             options,
@@ -239,6 +257,9 @@ pub struct MenuSection {
     /// Action once the retries are used up.
     #[serde(default = "default_exhausted")]
     pub on_exhausted: String,
+    /// Button labels for the widget's visual menu: digit → label (`{ "1" = "Sales" }`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_input_timeout() -> u64 {
@@ -398,6 +419,30 @@ pub fn parse_action(s: &str) -> Result<MenuAction, String> {
     ))
 }
 
+/// A menu's button labels, in digit order: each names a digit the menu has, and says something
+/// short enough for a button.
+fn menu_labels(
+    m: &MenuSection,
+    options: &HashMap<char, MenuAction>,
+) -> Result<Vec<(char, String)>, String> {
+    let mut out = Vec::new();
+    for (digit, label) in &m.labels {
+        let d = digit
+            .chars()
+            .next()
+            .filter(|d| digit.len() == 1 && options.contains_key(d))
+            .ok_or_else(|| format!("{digit:?} is not one of the menu's options"))?;
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 40 || label.chars().any(char::is_control) {
+            return Err(format!(
+                "the label of {digit:?} must be 1 to 40 characters, no control characters"
+            ));
+        }
+        out.push((d, label.to_string()));
+    }
+    Ok(out)
+}
+
 impl IvrSection {
     /// The menus as the IVR runner wants them; errors carry the key.
     pub fn menus(&self, queues: &[QueueConfig]) -> Result<HashMap<String, Menu>, ConfigError> {
@@ -422,6 +467,8 @@ impl IvrSection {
             }
             let on_exhausted = parse_action(&m.on_exhausted)
                 .map_err(|e| ConfigError::invalid(key("on_exhausted"), e))?;
+            let labels =
+                menu_labels(m, &options).map_err(|e| ConfigError::invalid(key("labels"), e))?;
             if out
                 .insert(
                     m.name.clone(),
@@ -432,6 +479,7 @@ impl IvrSection {
                         retries: m.retries,
                         invalid_prompt: m.invalid_prompt.clone(),
                         on_exhausted,
+                        labels,
                     },
                 )
                 .is_some()
@@ -490,6 +538,21 @@ impl super::Config {
                 "media.port_min",
                 "the range must start at 1024 or above and below port_max",
             ));
+        }
+        if !(1.0..=4.5).contains(&m.poor_mos) {
+            return Err(ConfigError::invalid(
+                "media.poor_mos",
+                "a MOS from 1.0 to 4.5 (3.6 is where users start to complain)",
+            ));
+        }
+        for lang in self.ivr.language_prompts.keys() {
+            let ok = (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_lowercase());
+            if !ok {
+                return Err(ConfigError::invalid(
+                    format!("ivr.language_prompts.{lang}"),
+                    "keys are two- or three-letter lowercase language codes (de, fr)",
+                ));
+            }
         }
         let queue_exists = |q: &str| self.queues.iter().any(|c| c.name == q);
         let menus = self.ivr.menus(&self.queues)?;

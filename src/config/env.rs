@@ -12,6 +12,7 @@
 //! | `CLICKTOCALL_WEBHOOK_SECRET` | `webhooks.secret` |
 //! | `CLICKTOCALL_RECORDS_DATABASE` | `records.database` |
 //! | `CLICKTOCALL_SITE_<KEY>_SECRET` | `sites[key=<KEY>].secret` |
+//! | `CLICKTOCALL_RESUME_SECRET` | `widget.resume_secret` |
 //!
 //! `<ID>`, `<NAME>` and `<KEY>` are upper-cased with every character other than a letter or digit turned into `_`.
 
@@ -51,6 +52,7 @@ pub(super) fn apply(
             "TURN_SECRET" => cfg.ice.turn_secret = value,
             "WEBHOOK_SECRET" => cfg.webhooks.secret = value,
             "RECORDS_DATABASE" => cfg.records.database = value.into(),
+            "RESUME_SECRET" => cfg.widget.resume_secret = Some(value),
             _ => apply_secret(cfg, &name, rest, value)?,
         }
     }

@@ -11,7 +11,7 @@ mod env;
 mod net;
 mod validate;
 
-pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy};
+pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy, WidgetSection};
 pub use calls::{
     parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
     LimitsSection, MediaSection, MenuSection, QueueConfig, RecordsSection, WebhooksSection,
@@ -100,6 +100,8 @@ pub struct Config {
     pub callback: CallbackSection,
     /// Websites allowed to embed the widget (none: any origin, unsigned context).
     pub sites: Vec<SiteConfig>,
+    /// The widget's socket: how long a dropped one may come back.
+    pub widget: WidgetSection,
     /// Call detail records.
     pub records: RecordsSection,
     /// Overload protection.

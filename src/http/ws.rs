@@ -1,12 +1,14 @@
 //! `/ws`: the widget's WebSocket (protocol in `docs/protocol.md`). One socket carries at most one
 //! call at a time; the socket's reader forwards the widget's messages to the call task, the call
 //! task's state and errors come back through a channel. Bad messages get an `error` and change
-//! nothing; closing the socket hangs the call up.
+//! nothing. A socket that closes, or goes silent (the gateway pings it), does not hang its call
+//! up: the call waits `widget.resume_grace_secs` for a new socket to `resume` it.
 
 use super::HttpState;
 use crate::call::customer::CustomerInput;
 use crate::call::events::CallEvent;
 use crate::call::start::{start_browser_call, BrowserCall};
+use crate::call::CallId;
 use crate::call::CallManager;
 use crate::callback::service::NewCallback;
 use crate::config::{Config, SiteConfig, UnsignedPolicy};
@@ -22,8 +24,11 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// `/ws?site=KEY`
@@ -187,15 +192,48 @@ fn hello(mgr: &CallManager) -> ServerMessage {
     }
 }
 
+/// How often the gateway pings a widget's socket (browsers answer pings by themselves).
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// A socket that has sent nothing (not even a pong) for this long is dead: its TCP path went
+/// silent (a network change, a NAT that forgot it). Its call waits for a resume.
+const SILENT_LIMIT: Duration = Duration::from_secs(15);
+
+/// Each socket's number: a call knows which socket holds it.
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+/// The call a socket holds.
+struct SocketCall {
+    id: CallId,
+    input: mpsc::UnboundedSender<CustomerInput>,
+}
+
+/// One widget socket's side of the protocol.
+struct Session {
+    mgr: Arc<CallManager>,
+    peer: Peer,
+    number: u64,
+    call: Option<SocketCall>,
+    out: mpsc::UnboundedSender<ServerMessage>,
+}
+
 async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
     if !send(&mut socket, &hello(&mgr)).await {
         return;
     }
-    let mut call: Option<mpsc::UnboundedSender<CustomerInput>> = None;
+    let mut s = Session {
+        mgr,
+        peer,
+        number: SESSIONS.fetch_add(1, Ordering::Relaxed),
+        call: None,
+        out: out_tx,
+    };
+    let mut heard = Instant::now();
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
             msg = socket.recv() => {
+                heard = Instant::now();
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
@@ -206,22 +244,30 @@ async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => { debug!(error = %e, "WebSocket read failed"); break; }
                 };
-                let reply = handle_text(&mgr, &peer, &text, &mut call, &out_tx).await;
+                let reply = s.handle_text(&text).await;
                 if let Some(r) = reply {
                     if !send(&mut socket, &r).await { break; }
                 }
             }
             Some(out) = out_rx.recv() => {
                 if matches!(&out, ServerMessage::State { state, .. } if state == "ended") {
-                    call = None;
+                    s.call = None;
                 }
                 if !send(&mut socket, &out).await { break; }
             }
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENT_LIMIT {
+                    info!(session = s.number, "widget socket silent; treated as lost");
+                    break;
+                }
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() { break; }
+            }
         }
     }
-    if let Some(c) = call {
-        let _ = c.send(CustomerInput::Hangup);
-        info!("widget socket closed; its call hangs up");
+    if let Some(c) = s.call {
+        // Not a hang-up: the visitor may be back in a moment (the call waits its grace).
+        let _ = c.input.send(CustomerInput::Detach { session: s.number });
+        info!(call = c.id, session = s.number, "widget socket closed");
     }
 }
 
@@ -241,109 +287,204 @@ fn widget_events(out: &mpsc::UnboundedSender<ServerMessage>) -> mpsc::UnboundedS
     tx
 }
 
-/// Handles one text message; returns a direct reply, if any.
-async fn handle_text(
-    mgr: &Arc<CallManager>,
-    peer: &Peer,
-    text: &str,
-    call: &mut Option<mpsc::UnboundedSender<CustomerInput>>,
-    out: &mpsc::UnboundedSender<ServerMessage>,
-) -> Option<ServerMessage> {
-    let msg = match protocol::parse(text) {
-        Ok(m) => m,
-        Err(e) => return Some(e.to_message()),
-    };
-    match msg {
-        ClientMessage::Call {
+impl Session {
+    fn site(&self) -> Option<&str> {
+        self.peer.site.as_ref().map(|s| s.key.as_str())
+    }
+
+    /// A fresh resume token for call `id`.
+    fn token(&self, id: CallId) -> String {
+        self.mgr.resume.issue(id, self.site(), ice_now())
+    }
+
+    /// The `answer` to a `call` or a `reoffer`.
+    fn answer(&self, id: CallId, sdp: String) -> ServerMessage {
+        ServerMessage::Answer {
+            v: protocol::VERSION,
             sdp,
-            mut context,
-            queue,
-            skill,
-            ..
-        } => {
-            if call.is_some() {
-                return Some(error(
-                    "call_in_progress",
-                    "this socket already has a call; hang up first",
-                ));
-            }
-            let verified = match verify_context(peer, &mut context) {
-                Ok(v) => v,
-                Err(e) => return Some(e),
-            };
-            let req = BrowserCall {
-                offer: sdp,
-                context,
+            call_id: id,
+            resume: self.token(id),
+            resume_grace_secs: self.mgr.cfg.widget.resume_grace_secs,
+        }
+    }
+
+    /// Handles one text message; returns a direct reply, if any.
+    async fn handle_text(&mut self, text: &str) -> Option<ServerMessage> {
+        let msg = match protocol::parse(text) {
+            Ok(m) => m,
+            Err(e) => return Some(e.to_message()),
+        };
+        match msg {
+            ClientMessage::Call {
+                sdp,
+                mut context,
                 queue,
                 skill,
-                verified,
-            };
-            match start_browser_call(mgr, req, widget_events(out)).await {
-                Ok(started) => {
-                    *call = Some(started.input);
-                    Some(ServerMessage::Answer {
-                        v: protocol::VERSION,
-                        sdp: started.answer,
-                    })
+                lang,
+                ..
+            } => {
+                if self.call.is_some() {
+                    return Some(in_progress());
                 }
-                Err(e) => {
-                    info!(error = %e, "call refused");
-                    Some(error(e.code(), e.to_string()))
-                }
+                let verified = match verify_context(&self.peer, &mut context) {
+                    Ok(v) => v,
+                    Err(e) => return Some(e),
+                };
+                let req = BrowserCall {
+                    offer: sdp,
+                    context,
+                    queue,
+                    skill,
+                    verified,
+                    lang,
+                    session: self.number,
+                };
+                Some(self.start_call(req).await)
             }
-        }
-        ClientMessage::Callback {
-            number,
-            mut context,
-            queue,
-            ..
-        } => {
-            let Some(callbacks) = mgr.callbacks.get() else {
-                return Some(error(
-                    "callback_unavailable",
-                    "call-back is not available here",
-                ));
-            };
-            let verified = match verify_context(peer, &mut context) {
-                Ok(v) => v,
-                Err(e) => return Some(e),
-            };
-            let req = NewCallback {
+            ClientMessage::Callback {
                 number,
-                context,
-                verified,
+                mut context,
                 queue,
-                site: peer.site.as_ref().map(|s| s.key.clone()),
-                ip: peer.ip,
-                not_before: None,
-            };
-            // Accepted: the service sends the `callback` message (and every later one) itself.
-            match callbacks.request(req, Some(out.clone())).await {
-                Ok(_) => None,
-                Err(e) => Some(error(e.code(), e.to_string())),
+                ..
+            } => self.callback(number, &mut context, queue).await,
+            ClientMessage::Resume { token, .. } => Some(self.resume(&token)),
+            ClientMessage::Ping {} => Some(ServerMessage::Pong {
+                resume: self.call.as_ref().map(|c| self.token(c.id)),
+            }),
+            ClientMessage::Reoffer { sdp } => Some(self.reoffer(sdp).await),
+            ClientMessage::Hangup {} => match self.call.take() {
+                Some(c) => {
+                    let _ = c.input.send(CustomerInput::Hangup);
+                    None
+                }
+                None => Some(no_call()),
+            },
+            other => self.pass_to_call(other),
+        }
+    }
+
+    async fn start_call(&mut self, req: BrowserCall) -> ServerMessage {
+        match start_browser_call(&self.mgr, req, widget_events(&self.out)).await {
+            Ok(started) => {
+                let answer = self.answer(started.id, started.answer);
+                self.call = Some(SocketCall {
+                    id: started.id,
+                    input: started.input,
+                });
+                answer
+            }
+            Err(e) => {
+                info!(error = %e, "call refused");
+                error(e.code(), e.to_string())
             }
         }
-        ClientMessage::Ice { candidate } => match (call.as_ref(), candidate) {
-            (Some(c), Some(cand)) => {
-                let _ = c.send(CustomerInput::Candidate(cand));
-                None
-            }
-            (Some(_), None) => None,
-            (None, _) => Some(error("no_call", "no call on this socket")),
-        },
-        ClientMessage::Dtmf { digits } => match call.as_ref() {
-            Some(c) => {
-                let _ = c.send(CustomerInput::Digits(digits));
-                None
-            }
-            None => Some(error("no_call", "no call on this socket")),
-        },
-        ClientMessage::Hangup {} => match call.take() {
-            Some(c) => {
-                let _ = c.send(CustomerInput::Hangup);
-                None
-            }
-            None => Some(error("no_call", "no call on this socket")),
-        },
     }
+
+    async fn callback(
+        &self,
+        number: String,
+        context: &mut Map<String, Value>,
+        queue: Option<String>,
+    ) -> Option<ServerMessage> {
+        let Some(callbacks) = self.mgr.callbacks.get() else {
+            return Some(error(
+                "callback_unavailable",
+                "call-back is not available here",
+            ));
+        };
+        let verified = match verify_context(&self.peer, context) {
+            Ok(v) => v,
+            Err(e) => return Some(e),
+        };
+        let req = NewCallback {
+            number,
+            context: std::mem::take(context),
+            verified,
+            queue,
+            site: self.site().map(str::to_string),
+            ip: self.peer.ip,
+            not_before: None,
+        };
+        // Accepted: the service sends the `callback` message (and every later one) itself.
+        match callbacks.request(req, Some(self.out.clone())).await {
+            Ok(_) => None,
+            Err(e) => Some(error(e.code(), e.to_string())),
+        }
+    }
+
+    /// Takes a running call onto this socket: the token must be genuine, this site's, fresh, and
+    /// name a call that is still running. Nothing is touched otherwise.
+    fn resume(&mut self, token: &str) -> ServerMessage {
+        if self.call.is_some() {
+            return in_progress();
+        }
+        let id = match self.mgr.resume.check(token, self.site(), ice_now()) {
+            Ok(id) => id,
+            Err(e) => {
+                info!(session = self.number, reason = e.code(), "resume refused");
+                return error(e.code(), e.to_string());
+            }
+        };
+        let ended = || error("call_ended", format!("call {id} has ended"));
+        let Some(input) = self.mgr.directory.customer_input(id) else {
+            return ended();
+        };
+        let attach = CustomerInput::Attach {
+            session: self.number,
+            events: widget_events(&self.out),
+        };
+        if input.send(attach).is_err() {
+            return ended();
+        }
+        self.call = Some(SocketCall { id, input });
+        ServerMessage::Resumed {
+            call_id: id,
+            resume: self.token(id),
+        }
+    }
+
+    /// A new offer on the socket's call (ICE restart): its answer.
+    async fn reoffer(&mut self, sdp: String) -> ServerMessage {
+        let Some(c) = &self.call else {
+            return no_call();
+        };
+        let id = c.id;
+        let (reply, rx) = oneshot::channel();
+        if c.input.send(CustomerInput::Reoffer { sdp, reply }).is_err() {
+            return no_call();
+        }
+        match rx.await {
+            Ok(Ok(answer)) => self.answer(id, answer),
+            Ok(Err(reason)) => error("bad_offer", reason),
+            Err(_) => no_call(),
+        }
+    }
+
+    /// Candidates, digits and stats for the socket's call.
+    fn pass_to_call(&self, msg: ClientMessage) -> Option<ServerMessage> {
+        let Some(c) = &self.call else {
+            return Some(no_call());
+        };
+        let input = match msg {
+            ClientMessage::Ice {
+                candidate: Some(cand),
+            } => CustomerInput::Candidate(cand),
+            ClientMessage::Dtmf { digits } => CustomerInput::Digits(digits),
+            ClientMessage::Stats(stats) => CustomerInput::Stats(stats),
+            _ => return None,
+        };
+        let _ = c.input.send(input);
+        None
+    }
+}
+
+fn no_call() -> ServerMessage {
+    error("no_call", "no call on this socket")
+}
+
+fn in_progress() -> ServerMessage {
+    error(
+        "call_in_progress",
+        "this socket already has a call; hang up first",
+    )
 }

@@ -148,6 +148,27 @@ fn receive_input(now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) ->
     ))
 }
 
+/// Checks a browser's offer (bounded before any parsing: a few kilobytes with a handful of
+/// m-lines) and parses it.
+fn parse_offer(offer: &str) -> Result<SdpOffer, BrowserLegError> {
+    // Bounded before any parsing: a browser offer is a few kilobytes with a handful of m-lines.
+    if offer.len() > 64 * 1024 {
+        return Err(BrowserLegError::BadOffer("larger than 64 KiB".into()));
+    }
+    let m_lines = offer.lines().filter(|l| l.starts_with("m=")).count();
+    if m_lines > 16 {
+        return Err(BrowserLegError::BadOffer(format!(
+            "{m_lines} media lines (at most 16)"
+        )));
+    }
+    if !offer.contains("a=fingerprint:") {
+        return Err(BrowserLegError::Refused(
+            "no DTLS fingerprint (RFC 8122): not a WebRTC offer".into(),
+        ));
+    }
+    SdpOffer::from_sdp_string(offer).map_err(|e| BrowserLegError::BadOffer(e.to_string()))
+}
+
 /// One browser's peer connection.
 pub struct BrowserLeg {
     rtc: Rtc,
@@ -166,23 +187,7 @@ impl BrowserLeg {
         candidates: &[(SocketAddr, SocketAddr)],
         codecs: &[AudioCodec],
     ) -> Result<(Self, String), BrowserLegError> {
-        // Bounded before any parsing: a browser offer is a few kilobytes with a handful of m-lines.
-        if offer.len() > 64 * 1024 {
-            return Err(BrowserLegError::BadOffer("larger than 64 KiB".into()));
-        }
-        let m_lines = offer.lines().filter(|l| l.starts_with("m=")).count();
-        if m_lines > 16 {
-            return Err(BrowserLegError::BadOffer(format!(
-                "{m_lines} media lines (at most 16)"
-            )));
-        }
-        if !offer.contains("a=fingerprint:") {
-            return Err(BrowserLegError::Refused(
-                "no DTLS fingerprint (RFC 8122): not a WebRTC offer".into(),
-            ));
-        }
-        let offer = SdpOffer::from_sdp_string(offer)
-            .map_err(|e| BrowserLegError::BadOffer(e.to_string()))?;
+        let offer = parse_offer(offer)?;
         let mut config = RtcConfig::new().set_ice_lite(true).clear_codecs();
         for c in codecs {
             config = match c {
@@ -232,6 +237,26 @@ impl BrowserLeg {
             return Err(BrowserLegError::Refused("no common audio codec".into()));
         }
         Ok((leg, answer))
+    }
+
+    /// Answers a new offer on the running connection: an ICE restart (new credentials: str0m
+    /// answers with new ones of its own and keeps its candidates) or a renegotiation. The audio
+    /// stream stays what it was (same m-line, codec, SSRC and timestamps), so the other parties
+    /// notice nothing.
+    pub fn reoffer(&mut self, offer: &str) -> Result<String, BrowserLegError> {
+        let offer = parse_offer(offer)?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| BrowserLegError::Refused(e.to_string()))?
+            .to_sdp_string();
+        if accepted_audio_mid(&answer).map(|m| Mid::from(m.as_str())) != self.mid {
+            return Err(BrowserLegError::Refused(
+                "the new offer dropped or moved the audio".into(),
+            ));
+        }
+        Ok(answer)
     }
 
     /// Takes the audio m-line and the first of `codecs` it negotiated.

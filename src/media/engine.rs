@@ -112,6 +112,8 @@ pub enum MediaCommand {
     AddCandidate(LegId, String),
     /// A digit that came out of band on this leg (SIP INFO).
     InfoDigit(LegId, char, Duration),
+    /// A new offer from a browser leg (ICE restart); the answer, or why not.
+    Reoffer(LegId, String, oneshot::Sender<Result<String, String>>),
     /// Receive quality of every leg the call had.
     Quality(oneshot::Sender<Vec<(LegId, Option<Quality>)>>),
     /// End the media.
@@ -329,6 +331,9 @@ fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
             }
         }
         MediaCommand::InfoDigit(id, d, len) => media.handle_info_digit(now, id, d, len),
+        MediaCommand::Reoffer(id, offer, reply) => {
+            let _ = reply.send(media.reoffer(id, &offer).map_err(|e| e.to_string()));
+        }
         MediaCommand::Quality(reply) => {
             let _ = reply.send(media.qualities());
         }

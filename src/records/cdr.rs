@@ -28,6 +28,13 @@ pub struct PartyRecord {
     pub left_ms: Option<i64>,
     /// The receive quality of its leg, at the end.
     pub quality: Option<Quality>,
+    /// The leg's MOS estimate (E-model, see `records::mos`): from what the gateway received,
+    /// and for a browser also from what the browser says it received (the lower of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mos: Option<f64>,
+    /// What the customer's browser says it received (its last `stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<crate::widget::stats::WidgetStats>,
 }
 
 /// Receive-side quality of one RTP stream at the end of the call.
@@ -120,6 +127,8 @@ impl CallRecord {
                 joined_ms: now_ms,
                 left_ms: None,
                 quality: None,
+                mos: None,
+                reported: None,
             }],
         }
     }
@@ -132,6 +141,8 @@ impl CallRecord {
             joined_ms: now_ms,
             left_ms: None,
             quality: None,
+            mos: None,
+            reported: None,
         });
     }
 
@@ -150,6 +161,19 @@ impl CallRecord {
     pub fn party_quality(&mut self, party: &str, q: Option<Quality>) {
         if let Some(p) = self.parties.iter_mut().rev().find(|p| p.party == party) {
             p.quality = q;
+        }
+    }
+
+    /// The MOS estimate of `party`'s latest leg, and what its browser reported.
+    pub fn party_mos(
+        &mut self,
+        party: &str,
+        mos: Option<f64>,
+        reported: Option<crate::widget::stats::WidgetStats>,
+    ) {
+        if let Some(p) = self.parties.iter_mut().rev().find(|p| p.party == party) {
+            p.mos = mos;
+            p.reported = reported;
         }
     }
 

@@ -9,6 +9,7 @@
 //!   URLs in order, signed, retried with backoff.
 
 pub mod cdr;
+pub mod mos;
 pub mod store;
 pub mod webhooks;
 pub mod writer;

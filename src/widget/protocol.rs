@@ -32,7 +32,26 @@ pub enum ClientMessage {
         /// Skill hint for skills-based routing.
         #[serde(default)]
         skill: Option<String>,
+        /// The visitor's language (`de`, `fr`...): prompts in it where configured.
+        #[serde(default)]
+        lang: Option<String>,
     },
+    /// Take the call of a socket that dropped back onto this one.
+    Resume {
+        /// Protocol version the widget speaks.
+        v: u32,
+        /// The token from `answer`, `resumed` or the latest `pong`.
+        token: String,
+    },
+    /// A new offer on the running call (an ICE restart after a network change).
+    Reoffer {
+        /// The offer.
+        sdp: String,
+    },
+    /// Heartbeat: answered by `pong`.
+    Ping {},
+    /// What the browser received on the call (sent every few seconds and before `hangup`).
+    Stats(super::stats::WidgetStats),
     /// Call me back: the gateway calls this number over its trunk.
     Callback {
         /// Protocol version the widget speaks.
@@ -73,12 +92,31 @@ pub enum ServerMessage {
         /// Whether `callback` requests are served.
         callback: bool,
     },
-    /// The WebRTC answer.
+    /// The WebRTC answer (to `call` and to `reoffer`).
     Answer {
         /// Protocol version.
         v: u32,
         /// The answer SDP.
         sdp: String,
+        /// The call's id.
+        call_id: u64,
+        /// A token for `resume` if this socket drops.
+        resume: String,
+        /// How long the call waits for a resumed socket, seconds.
+        resume_grace_secs: u64,
+    },
+    /// The call is back on this socket (its `state` follows).
+    Resumed {
+        /// The call's id.
+        call_id: u64,
+        /// A fresh token.
+        resume: String,
+    },
+    /// Heartbeat answer; with a fresh resume token while the socket has a call.
+    Pong {
+        /// A fresh token.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Call progress.
     State {
@@ -93,6 +131,9 @@ pub enum ServerMessage {
         /// Why the call ended (ended only): `customer_hangup`, `agent_hangup`, `no_agents`, ...
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The current menu's labelled choices (ivr only, when the menu has labels).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        options: Option<Vec<MenuOption>>,
     },
     /// A callback's progress: `scheduled` (with `not_before`, and `reason` when retrying),
     /// `dialing`, `ringing`, `in_call`, `completed`, `unconfirmed`, `failed` (with `reason`),
@@ -116,6 +157,15 @@ pub enum ServerMessage {
         /// Human-readable explanation.
         message: String,
     },
+}
+
+/// A menu choice the widget shows as a button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MenuOption {
+    /// The key it stands for.
+    pub digit: String,
+    /// What the button says.
+    pub label: String,
 }
 
 /// Why a widget message was refused; `code()` is stable and documented.
@@ -173,18 +223,47 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     let msg: ClientMessage =
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     match &msg {
-        ClientMessage::Call { v, context, .. } | ClientMessage::Callback { v, context, .. } => {
-            if *v != VERSION {
-                return Err(ProtocolError::Version(*v));
+        ClientMessage::Call {
+            v, context, lang, ..
+        } => {
+            check_version(*v)?;
+            check_context(context)?;
+            if !lang.as_deref().is_none_or(valid_lang) {
+                return Err(ProtocolError::Malformed(
+                    "lang is a language tag such as \"de\" or \"pt-BR\"".into(),
+                ));
             }
+        }
+        ClientMessage::Callback { v, context, .. } => {
+            check_version(*v)?;
             check_context(context)?;
         }
+        ClientMessage::Resume { v, .. } => check_version(*v)?,
+        ClientMessage::Stats(stats) => stats.check().map_err(ProtocolError::Malformed)?,
         ClientMessage::Dtmf { digits } if !valid_digits(digits) => {
             return Err(ProtocolError::BadDigits)
         }
         _ => {}
     }
     Ok(msg)
+}
+
+fn check_version(v: u32) -> Result<(), ProtocolError> {
+    if v == VERSION {
+        Ok(())
+    } else {
+        Err(ProtocolError::Version(v))
+    }
+}
+
+/// A short language tag: letters, then optional `-` and letters or digits.
+fn valid_lang(lang: &str) -> bool {
+    let mut parts = lang.split('-');
+    let primary = parts.next().unwrap_or_default();
+    (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && lang.len() <= 16
+        && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// 1 to 32 keypad characters.
@@ -287,12 +366,60 @@ mod tests {
     }
 
     #[test]
+    fn resume_reoffer_ping_and_stats_parse_and_stats_are_bounded() {
+        assert!(matches!(
+            parse(r#"{"type":"resume","v":1,"token":"r1.1.2.x"}"#),
+            Ok(ClientMessage::Resume { .. })
+        ));
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping {});
+        assert!(matches!(
+            parse(r#"{"type":"reoffer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Reoffer { .. })
+        ));
+        let ok = r#"{"type":"stats","received":500,"lost":55,"jitter_ms":12.5,"rtt_ms":40,"warnings":["loss","rtt"]}"#;
+        let ClientMessage::Stats(st) = parse(ok).unwrap() else {
+            panic!()
+        };
+        assert!(
+            (st.loss_percent() - 9.909).abs() < 0.01,
+            "{}",
+            st.loss_percent()
+        );
+        for bad in [
+            r#"{"type":"stats","received":-1,"lost":0,"jitter_ms":1}"#,
+            r#"{"type":"stats","received":2000000000,"lost":0,"jitter_ms":1}"#,
+            r#"{"type":"stats","received":1,"lost":0,"jitter_ms":1e9}"#,
+            r#"{"type":"stats","received":1,"lost":0,"jitter_ms":1,"rtt_ms":-3}"#,
+            r#"{"type":"stats","received":1,"lost":0,"jitter_ms":1,"warnings":["loss","loss"]}"#,
+            r#"{"type":"stats","received":1,"lost":0,"jitter_ms":1,"warnings":["fire"]}"#,
+            r#"{"type":"stats","received":1,"lost":0,"jitter_ms":1,"mos":5}"#,
+            r#"{"type":"stats","received":1}"#,
+            r#"{"type":"resume","v":1}"#,
+            r#"{"type":"call","v":1,"sdp":"","lang":"de\r\nX: 1"}"#,
+            r#"{"type":"call","v":1,"sdp":"","lang":"deutsch-lang-xx"}"#,
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code(), "malformed", "{bad}");
+        }
+        assert_eq!(
+            parse(r#"{"type":"resume","v":3,"token":"x"}"#)
+                .unwrap_err()
+                .code(),
+            "unsupported_version"
+        );
+        for lang in ["de", "pt-BR", "fr"] {
+            let m = format!(r#"{{"type":"call","v":1,"sdp":"","lang":"{lang}"}}"#);
+            assert!(parse(&m).is_ok(), "{lang}");
+        }
+    }
+
+    #[test]
     fn server_messages_serialise_with_their_type() {
         let s = ServerMessage::State {
             state: "queued".into(),
             position: Some(2),
             estimated_wait_secs: Some(40),
             reason: None,
+            options: None,
         };
         assert_eq!(
             s.to_text(),

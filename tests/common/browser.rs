@@ -26,6 +26,7 @@ pub struct TestBrowser {
     pub seqs: Vec<u16>,
     pub connected: bool,
     pending: Option<SdpPendingOffer>,
+    restarting: bool,
 }
 
 impl TestBrowser {
@@ -64,8 +65,20 @@ impl TestBrowser {
             opus_decoder: None,
             connected: false,
             pending: Some(pending),
+            restarting: false,
         };
         (b, offer.to_sdp_string())
+    }
+
+    /// Moves to a new address (a network change) with an ICE restart: the new offer.
+    pub fn restart_ice(&mut self, addr: SocketAddr) -> String {
+        self.addr = addr;
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(false);
+        let (offer, pending) = api.apply().expect("a restart offer");
+        self.pending = Some(pending);
+        self.restarting = true;
+        offer.to_sdp_string()
     }
 
     /// Applies the gateway's answer.
@@ -73,6 +86,11 @@ impl TestBrowser {
         let pending = self.pending.take().expect("one answer");
         let answer = SdpAnswer::from_sdp_string(answer).unwrap();
         self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        // The restart takes effect with the answer, dropping the old candidates: the new one now.
+        if std::mem::take(&mut self.restarting) {
+            let c = Candidate::host(self.addr, "udp").unwrap();
+            self.rtc.add_local_candidate(c);
+        }
     }
 
     /// A datagram from the gateway.

@@ -127,6 +127,11 @@ impl Widget {
         }
     }
 
+    /// The last message of `type` seen so far.
+    pub fn last(&self, ty: &str) -> Option<&Value> {
+        self.log.iter().rev().find(|v| v["type"] == ty)
+    }
+
     /// The `state` values seen so far, in order.
     pub fn states(&self) -> Vec<String> {
         self.log
@@ -154,6 +159,13 @@ pub struct MediaBrowser {
     pub ears: Arc<Mutex<BrowserEars>>,
     keys: mpsc::UnboundedSender<char>,
     stop: mpsc::UnboundedSender<()>,
+    moves: mpsc::UnboundedSender<Move>,
+}
+
+/// A network change: the browser's new socket, and where its restart offer goes; then the answer.
+enum Move {
+    To(UdpSocket, tokio::sync::oneshot::Sender<String>),
+    Answer(String),
 }
 
 impl MediaBrowser {
@@ -169,7 +181,9 @@ impl MediaBrowser {
         let ears = Arc::new(Mutex::new(BrowserEars::default()));
         let (keys, mut key_rx) = mpsc::unbounded_channel::<char>();
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
+        let (moves, mut move_rx) = mpsc::unbounded_channel::<Move>();
         let e = ears.clone();
+        let mut sock = sock;
         tokio::spawn(async move {
             let mut tone = ToneGenerator::new(440.0, 8000, 0.4);
             let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -180,6 +194,15 @@ impl MediaBrowser {
                     _ = stop_rx.recv() => break,
                 }
                 let now = Instant::now();
+                while let Ok(m) = move_rx.try_recv() {
+                    match m {
+                        Move::To(new, offer) => {
+                            let _ = offer.send(b.restart_ice(new.local_addr().unwrap()));
+                            sock = new;
+                        }
+                        Move::Answer(a) => b.accept(&a),
+                    }
+                }
                 while let Ok((n, from)) = sock.try_recv_from(&mut buf) {
                     b.receive(now, from, &buf[..n]);
                 }
@@ -207,7 +230,24 @@ impl MediaBrowser {
                 }
             }
         });
-        MediaBrowser { ears, keys, stop }
+        MediaBrowser {
+            ears,
+            keys,
+            stop,
+            moves,
+        }
+    }
+
+    /// The browser moves to `sock` (a new network) and restarts ICE: the offer to send.
+    pub async fn move_to(&self, sock: UdpSocket) -> String {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.moves.send(Move::To(sock, tx)).unwrap();
+        rx.await.unwrap()
+    }
+
+    /// The gateway's answer to the restart.
+    pub fn accept(&self, answer: &str) {
+        self.moves.send(Move::Answer(answer.into())).unwrap();
     }
 
     /// Presses a key (RFC 4733 in the media).

@@ -25,6 +25,8 @@ pub struct AgentPhone {
     pub tone_hz: f64,
     /// The address its SDP names (its own unless set: a phone behind NAT names its private one).
     pub sdp_ip: String,
+    /// (SSRC, timestamp) of every PCMU packet it received, in order.
+    pub received: Arc<Mutex<Vec<(u32, u32)>>>,
 }
 
 impl AgentPhone {
@@ -58,6 +60,7 @@ impl AgentPhone {
             rtp_stop: None,
             tone_hz: 1000.0,
             sdp_ip: "127.0.0.1".into(),
+            received: Arc::default(),
         }
     }
 
@@ -109,7 +112,7 @@ impl AgentPhone {
             )
             .await;
         let target = sdp_addr(invite).expect("INVITE carries SDP");
-        let heard = self.heard.clone();
+        let (heard, received) = (self.heard.clone(), self.received.clone());
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
         self.rtp_stop = Some(stop);
         let hz = self.tone_hz;
@@ -125,7 +128,14 @@ impl AgentPhone {
                 let pkt = pcmu_packet(&tone.samples(160), seq, u32::from(seq) * 160, 0xa9e47);
                 let _ = rtp.send_to(&pkt, target).await;
                 seq = seq.wrapping_add(1);
-                receive_pcmu(&rtp, &mut buf, &heard);
+                while let Ok((n, _)) = rtp.try_recv_from(&mut buf) {
+                    if let Ok(p) = RtpView::parse(&buf[..n]) {
+                        if p.pt == 0 {
+                            g711::decode_ulaw(p.payload, &mut heard.lock().unwrap());
+                            received.lock().unwrap().push((p.ssrc, p.timestamp));
+                        }
+                    }
+                }
             }
         });
     }

@@ -71,6 +71,9 @@ pub struct CallController {
     /// The configured agents (a REFER may name one) and queues (an external IVR may name one).
     known_agents: Vec<String>,
     known_queues: Vec<String>,
+    /// The customer's signalling (a widget's socket): who holds it, and until when a lost one may
+    /// come back.
+    link: attachment::Link,
     out: VecDeque<CallOutput>,
 }
 
@@ -125,6 +128,7 @@ impl CallController {
             external_ivr: Vec::new(),
             known_agents: Vec::new(),
             known_queues: Vec::new(),
+            link: attachment::Link::default(),
             out: VecDeque::new(),
         }
     }
@@ -192,6 +196,14 @@ impl CallController {
         match &self.phase {
             Phase::ExternalIvr { party, .. } => Some(party),
             _ => None,
+        }
+    }
+
+    /// The current menu's button labels, while the customer is in the IVR.
+    pub fn menu_labels(&self) -> &[(char, String)] {
+        match self.phase {
+            Phase::Ivr => self.ivr.labels(),
+            _ => &[],
         }
     }
 
@@ -345,15 +357,23 @@ impl CallController {
 
     /// The next deadline: the IVR's input timeout or the next position announcement.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Ivr => self.ivr.poll_timeout(),
             Phase::Queued if self.ringing.is_empty() => self.next_announce,
             _ => None,
+        };
+        match (phase, self.link.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.link.expired(now) {
+            tracing::info!("the customer's socket did not come back in time");
+            return self.handle_customer_gone(true);
+        }
         match self.phase {
             Phase::Ivr => {
                 self.ivr.handle_timeout(now);
@@ -382,6 +402,8 @@ impl CallController {
         while let Some(o) = self.ivr.poll_output() {
             match o {
                 IvrOutput::Play(p) => self.hear(Audio::Prompt(p)),
+                // A new menu: the widget shows its buttons.
+                IvrOutput::Entered => self.out.push_back(CallOutput::State(CallState::Ivr)),
                 IvrOutput::Done(MenuAction::Queue { queue, skill }) => {
                     self.enter_queue(now, queue, skill)
                 }
@@ -462,6 +484,7 @@ impl CallController {
     }
 }
 
+mod attachment;
 mod outputs;
 pub mod parties;
 #[cfg(test)]

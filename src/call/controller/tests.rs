@@ -24,6 +24,7 @@ fn menus() -> HashMap<String, Menu> {
             retries: 1,
             invalid_prompt: Some("invalid".into()),
             on_exhausted: MenuAction::HangUp,
+            labels: Vec::new(),
         },
     );
     m
@@ -66,6 +67,15 @@ pub(super) fn queued(t0: Instant) -> CallController {
     let mut c = call();
     c.handle_media_flowing(t0);
     c.handle_digit(t0 + S, '2');
+    drain(&mut c);
+    c
+}
+
+/// Queued, then agent "alice" answered: the customer talks to her.
+pub(super) fn connected_call(t0: Instant) -> CallController {
+    let mut c = queued(t0);
+    c.handle_offer(vec!["alice".into()]);
+    c.handle_agent_answered("alice");
     drain(&mut c);
     c
 }

@@ -134,7 +134,10 @@ impl CallMedia {
             };
             match e {
                 BrowserEvent::Connected => b.set_connected(),
-                BrowserEvent::Disconnected => self.lose(i),
+                BrowserEvent::Disconnected => {
+                    tracing::info!(leg = %id, "browser's ICE consent lapsed; waiting for it to come back");
+                    b.disconnected_at.get_or_insert(now);
+                }
                 BrowserEvent::Dtmf {
                     digit,
                     code,
@@ -170,6 +173,9 @@ impl CallMedia {
                     last_seq,
                     payload,
                 } => {
+                    if b.disconnected_at.take().is_some() {
+                        tracing::info!(leg = %id, "browser is back");
+                    }
                     let flowing = b.audio_arrived(now, seq, last_seq, ticks);
                     let ts8 = b.media_time(ticks);
                     if flowing {

@@ -269,6 +269,16 @@ impl CallMedia {
         }
     }
 
+    /// A new offer from a browser leg (an ICE restart): its answer. The leg's streams go on.
+    pub fn reoffer(&mut self, leg: LegId, offer: &str) -> Result<String, BrowserLegError> {
+        match self.slot_mut(leg).map(|s| &mut s.media) {
+            Some(LegMedia::Browser(b)) => b.leg.reoffer(offer),
+            _ => Err(BrowserLegError::Refused(
+                "not a browser leg of this call".into(),
+            )),
+        }
+    }
+
     /// Receive quality of every leg the call had, present and removed.
     pub fn qualities(&self) -> Vec<(LegId, Option<Quality>)> {
         let mut q = self.departed.clone();
@@ -404,6 +414,11 @@ impl CallMedia {
                     self.drain_flow(i);
                 }
                 LegMedia::Browser(b) => {
+                    if b.recovery_deadline().is_some_and(|t| t <= now) {
+                        b.disconnected_at = None;
+                        self.lose(i);
+                        continue;
+                    }
                     if b.timeout.is_some_and(|t| t > now) {
                         continue;
                     }
