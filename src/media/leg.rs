@@ -45,24 +45,15 @@ pub struct BrowserSide {
     flowing: bool,
     /// str0m's next deadline.
     pub timeout: Option<Instant>,
-    /// Since when ICE says the browser is gone (no consent); cleared by its next packet. The
-    /// browser gets [`ICE_RECOVERY`] to come back (an ICE restart after a network change) before
-    /// the leg is lost.
-    pub disconnected_at: Option<Instant>,
+    /// Set when ICE says the browser is gone (its consent lapsed): the leg is lost at this
+    /// instant unless the browser comes back first (an ICE restart after a network change) with a
+    /// packet, which clears it. The window is the media timeout (`media.media_timeout_secs`).
+    pub recover_until: Option<Instant>,
     rx: ReceiveStats,
     epoch: Option<Instant>,
 }
 
-/// How long a browser whose ICE consent lapsed has to come back (the widget restarts ICE when its
-/// network changes; Chrome gives up on a dead path after about 30 s itself).
-pub const ICE_RECOVERY: Duration = Duration::from_secs(20);
-
 impl BrowserSide {
-    /// When the leg is lost unless the browser came back.
-    pub fn recovery_deadline(&self) -> Option<Instant> {
-        self.disconnected_at.map(|t| t + ICE_RECOVERY)
-    }
-
     fn new(leg: BrowserLeg) -> Self {
         let rate = leg.codec().map_or(8000, AudioCodec::clock_rate);
         BrowserSide {
@@ -73,7 +64,7 @@ impl BrowserSide {
             connected: false,
             flowing: false,
             timeout: None,
-            disconnected_at: None,
+            recover_until: None,
             rx: ReceiveStats::default(),
             epoch: None,
         }
@@ -160,7 +151,7 @@ impl LegMedia {
     /// The leg's next deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            LegMedia::Browser(b) => match (b.timeout, b.recovery_deadline()) {
+            LegMedia::Browser(b) => match (b.timeout, b.recover_until) {
                 (Some(a), Some(d)) => Some(a.min(d)),
                 (a, d) => a.or(d),
             },

@@ -136,7 +136,8 @@ impl CallMedia {
                 BrowserEvent::Connected => b.set_connected(),
                 BrowserEvent::Disconnected => {
                     tracing::info!(leg = %id, "browser's ICE consent lapsed; waiting for it to come back");
-                    b.disconnected_at.get_or_insert(now);
+                    b.recover_until
+                        .get_or_insert(now + self.timers.media_timeout);
                 }
                 BrowserEvent::Dtmf {
                     digit,
@@ -173,7 +174,7 @@ impl CallMedia {
                     last_seq,
                     payload,
                 } => {
-                    if b.disconnected_at.take().is_some() {
+                    if b.recover_until.take().is_some() {
                         tracing::info!(leg = %id, "browser is back");
                     }
                     let flowing = b.audio_arrived(now, seq, last_seq, ticks);

@@ -414,8 +414,8 @@ impl CallMedia {
                     self.drain_flow(i);
                 }
                 LegMedia::Browser(b) => {
-                    if b.recovery_deadline().is_some_and(|t| t <= now) {
-                        b.disconnected_at = None;
+                    if b.recover_until.is_some_and(|t| t <= now) {
+                        b.recover_until = None;
                         self.lose(i);
                         continue;
                     }
