@@ -360,10 +360,11 @@
     emit('error', { code: opened ? 'lost' : 'unreachable' });
     teardown();
   }
-  // Backs off 250 ms, 500 ms, then every second, until the gateway's grace (plus a margin) is
-  // spent: a visitor whose network is back is back within about two seconds.
+  // Backs off 250 ms, 500 ms, then every second, until the gateway's grace is spent (plus the
+  // 10 to 15 s the gateway may take to notice a silent socket, and a margin): a visitor whose
+  // network is back is back within about two seconds.
   function relink() {
-    if (!lostAt) { lostAt = Date.now(); tries = 0; deadline = setTimeout(over, (grace + 5) * 1000); showLink(); }
+    if (!lostAt) { lostAt = Date.now(); tries = 0; deadline = setTimeout(over, (grace + 20) * 1000); showLink(); }
     // A re-offer cut off by the loss is done again once resumed.
     if (iceBusy) { iceBusy = 0; icePending = true; }
     iceGen++; clearTimeout(retry);

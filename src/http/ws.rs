@@ -194,9 +194,9 @@ fn hello(mgr: &CallManager) -> ServerMessage {
 
 /// How often the gateway pings a widget's socket (browsers answer pings by themselves).
 const PING_EVERY: Duration = Duration::from_secs(5);
-/// A socket that has sent nothing (not even a pong) for this long is dead: its TCP path went
+/// A socket that has sent nothing (not even a pong; the widget pings every 3 s) for this long is dead: its TCP path went
 /// silent (a network change, a NAT that forgot it). Its call waits for a resume.
-const SILENT_LIMIT: Duration = Duration::from_secs(15);
+const SILENT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Each socket's number: a call knows which socket holds it.
 static SESSIONS: AtomicU64 = AtomicU64::new(1);

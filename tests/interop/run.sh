@@ -706,6 +706,76 @@ PY
   return $code
 }
 
+test_chromium_widget_blackholed_socket_shows_reconnecting_then_the_grace_ends_the_call() {
+  # Issue 14, acceptances 0 (the widget) and 3: the widget's socket path goes silent mid-call and
+  # stays so past widget.resume_grace_secs (8 here): the widget says reconnecting within 10 s,
+  # never "ended" while the call still runs; the call ends connection_lost, the SIPp agent gets
+  # BYE (it exits 0 only then), one record; once the path is back the widget shows the end
+  # within 2 s (chromium/widget_blackhole_then_grace.js).
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+  sed 's/^resume_grace_secs = 30$/resume_grace_secs = 8/' "$HERE/gateway-resilience.toml" >"$T/gateway.toml"
+  grep -q 'resume_grace_secs = 8' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
+      -timeout 90s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  local sipp_job=$!
+  start_gateway "$T/gateway.toml" || return 1
+  OUT="$T" node "$HERE/chromium/widget_blackhole_then_grace.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  [ $code = 0 ] || tail -n 5 "$T/node.err"
+  wait "$sipp_job"
+  echo "sipp exit $(cat "$T/sipp.rc")"
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent never got BYE"; code=1; }
+  gw_log_has 'widget socket silent; treated as lost' || code=1
+  gw_log_has 'did not come back in time' || code=1
+  stop_gateway || code=1
+  cdrs_complete 1 connection_lost || code=1
+  return $code
+}
+
+test_chromium_widget_warns_of_loss_and_the_record_has_a_lower_mos() {
+  # Issue 14, acceptance 5: a clean call, then one with 10 % of the browser's packets dropped both
+  # ways (iptables statistic match): the widget shows the loss warning within 6 s in the lossy
+  # call only (chromium/widget_loss_warning_and_mos.js); the record's MOS for the customer's leg
+  # is lower for the lossy call (both printed); the lossy one fired call.quality_poor.
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+  (cd "$T" && sipp -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo -m 2 \
+      -timeout 120s -timeout_error -nostdin -trace_err >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  local sipp_job=$!
+  start_gateway "$HERE/gateway-resilience.toml" || return 1
+  OUT="$T" node "$HERE/chromium/widget_loss_warning_and_mos.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  [ $code = 0 ] || tail -n 5 "$T/node.err"
+  wait "$sipp_job"
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's calls failed"; code=1; }
+  local metrics; metrics=$(curl -fsS http://127.0.0.1:8080/metrics)
+  echo "$metrics" | grep -E '^clicktocall_call_mos_(count|sum)'
+  echo "$metrics" | grep -qE '^clicktocall_call_mos_count\{leg="customer"\} 2$' || { echo "metrics: no MOS for the two calls"; code=1; }
+  gw_log_has 'poor call quality' || code=1
+  stop_gateway || code=1
+  cdrs_complete 2 customer_hangup || code=1
+  python3 - "$T/records.db" <<'PY' || code=1
+import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT parties FROM cdrs ORDER BY created_ms").fetchall()
+mos = []
+for (parties,) in rows:
+    customer = next(p for p in json.loads(parties) if p["party"] == "customer")
+    mos.append(customer.get("mos"))
+    print("customer leg: MOS %s, gateway received %s, browser reported %s" % (customer.get("mos"), customer.get("quality"), customer.get("reported")))
+clean, lossy = mos
+print("MOS clean call %.2f, call with 10 %% loss %.2f" % (clean, lossy))
+assert clean >= 4.0 and lossy < clean - 0.4, "the lossy call's MOS is not clearly lower"
+PY
+  return $code
+}
+
 test_overload_2n_calls_n_served_n_refused_without_loss() {
   # Issue 8, acceptance 3: with limits.max_calls = N (50), 2N trunk calls arrive within a second.
   # N are served (IVR, queue, one of N agents on a SIPp with RTP echo, 10 s of 440 Hz) and N

@@ -19,26 +19,16 @@
 //     the limits here are 5 s and 8 s.
 // Writes OUT/restart_at (unix ms) for the agent-side capture. Prints a JSON report; exit 0 = pass.
 'use strict';
-const http = require('http');
 const path = require('path');
 const crypto = require('crypto');
 const { execSync } = require('child_process');
 const { launch } = require('./launch');
+const { api, waitFor, sleep, near440, openWidget } = require('./widget_page');
 
 const PAGE_HOST = '127.0.0.3:8080';
-const API = '127.0.0.1:8080';
 const OUT = process.env.OUT || '.';
 const WAV = process.argv[2];
-const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 const sh = (cmd) => execSync(cmd, { stdio: 'pipe' }).toString();
-
-function api(p) {
-  return new Promise((ok, fail) => {
-    http.get({ host: '127.0.0.1', port: 8080, path: p, headers: { authorization: 'Bearer interop-key' } }, (res) => {
-      let body = ''; res.on('data', d => { body += d; }); res.on('end', () => { try { ok(JSON.parse(body)); } catch (e) { fail(e); } });
-    }).on('error', fail);
-  });
-}
 
 // A token signed like the gateway's (widget.resume_secret in gateway-resilience.toml), expired.
 function expiredToken(id) {
@@ -47,62 +37,11 @@ function expiredToken(id) {
   return `r1.${id}.${exp}.${sig.toString('base64url')}`;
 }
 
-const near440 = (p) => !!p && Math.abs(p.hz - 440) <= 25 && p.db > -70;
-
 (async () => {
   const { page, close } = await launch(WAV, { viewport: { width: 1000, height: 700 } });
   const report = {};
-  const host = () => page.evaluate(() => {
-    const h = document.querySelector('#clicktocall-widget');
-    return { state: h.getAttribute('data-state'), link: h.getAttribute('data-link'),
-      status: h.shadowRoot.querySelector('.status').textContent };
-  });
-  const waitFor = async (cond, ms) => {
-    const t0 = Date.now();
-    while (Date.now() - t0 < ms) { if (await cond()) return Date.now() - t0; await sleep(50); }
-    return null;
-  };
   try {
-    await page.goto(`http://${PAGE_HOST}/`);
-    await page.waitForFunction(() => window.ClickToCall && window.ClickToCall.__loaded);
-    await page.evaluate(() => {
-      window.__states = []; ClickToCall.on('state', s => window.__states.push(s.state));
-      // What the browser hears: the peak of the call's audio, and how many packets arrived.
-      window.listen = () => {
-        const { pc } = ClickToCall.debug();
-        const track = pc.getReceivers()[0].track;
-        window.__ctx = new AudioContext();
-        window.__an = window.__ctx.createAnalyser(); window.__an.fftSize = 8192; window.__an.smoothingTimeConstant = 0;
-        window.__ctx.createMediaStreamSource(new MediaStream([track])).connect(window.__an);
-      };
-      window.peak = () => {
-        const bins = new Float32Array(__an.frequencyBinCount); __an.getFloatFrequencyData(bins);
-        let best = 1; for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-        return { hz: Math.round(best * __ctx.sampleRate / __an.fftSize), db: Math.round(bins[best]) };
-      };
-      window.inbound = async () => {
-        let n = 0; (await ClickToCall.debug().pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n = r.packetsReceived; });
-        return n;
-      };
-      window.pair = async () => {
-        const stats = await ClickToCall.debug().pc.getStats(); let p = null; const c = {};
-        stats.forEach(r => {
-          if (r.type === 'local-candidate' || r.type === 'remote-candidate') c[r.id] = r;
-          if (r.type === 'transport' && r.selectedCandidatePairId) p = stats.get(r.selectedCandidatePairId);
-        });
-        return p ? `${c[p.localCandidateId].address}:${c[p.localCandidateId].port} -> ${c[p.remoteCandidateId].address}:${c[p.remoteCandidateId].port}` : null;
-      };
-      // A second socket that tries to resume with `token`: the gateway's reply.
-      window.tryResume = (url, token) => new Promise((ok) => {
-        const w = new WebSocket(url);
-        w.onmessage = (m) => {
-          const msg = JSON.parse(m.data);
-          if (msg.type === 'hello') w.send(JSON.stringify({ type: 'resume', v: 1, token }));
-          else { w.close(); ok(msg); }
-        };
-        setTimeout(() => ok({ type: 'timeout' }), 5000);
-      });
-    });
+    const { host } = await openWidget(page, PAGE_HOST);
     await page.click('#clicktocall-widget >> text=Call us');
     await page.click('#clicktocall-widget >> text=Call now in the browser');
 
