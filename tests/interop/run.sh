@@ -776,6 +776,33 @@ PY
   return $code
 }
 
+test_chromium_customer_hears_an_agent_behind_nat_from_its_first_packet() {
+  # Issue 14, acceptance 0 (latching) with real peers: the SIPp agent's SDP names 127.0.0.4 while
+  # its RTP (1000 Hz from the first packet) comes from 127.0.0.1:6000, as a phone behind NAT does.
+  # Chromium (the widget) must hear the agent's tone with no gap over 100 ms from its first frame,
+  # and a stranger sending 3000 Hz to the gateway's port for the agent (from 127.0.0.9, as soon as
+  # the agent answered) must never be heard (chromium/widget_hears_agent_behind_nat.js).
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+  python3 "$HERE/tools/tone_pcap.py" 1000 20 "$T/tone1000.pcap"
+  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_behind_nat.xml" -i 127.0.0.1 -p 5090 -mp 6000 -mi 127.0.0.1 \
+      -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  local sipp_job=$!
+  start_gateway "$HERE/gateway-resilience.toml" || return 1
+  STRANGER="python3 $HERE/tools/rtp_stranger.py 127.0.0.9 $T/gateway_port.txt 3000 4" \
+    OUT="$T" node "$HERE/chromium/widget_hears_agent_behind_nat.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  [ $code = 0 ] || tail -n 5 "$T/node.err"
+  wait "$sipp_job"
+  echo "sipp exit $(cat "$T/sipp.rc"); the gateway's port for the agent: $(cat "$T/gateway_port.txt" 2>/dev/null)"
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's call failed"; code=1; }
+  stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
+  return $code
+}
+
 test_overload_2n_calls_n_served_n_refused_without_loss() {
   # Issue 8, acceptance 3: with limits.max_calls = N (50), 2N trunk calls arrive within a second.
   # N are served (IVR, queue, one of N agents on a SIPp with RTP echo, 10 s of 440 Hz) and N
