@@ -145,3 +145,48 @@ impl PromptLibrary {
         Some(Clip::from_samples(samples))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-second 8 kHz WAV of `value` at `path`.
+    fn wav(path: &std::path::Path, value: i16) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for _ in 0..8000 {
+            w.write_sample(value).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn a_language_s_prompts_replace_the_default_where_it_has_them() {
+        let dir = std::env::temp_dir().join(format!("c2c-prompts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        wav(&dir.join("welcome.wav"), 1234);
+        let mut cfg = Config::default();
+        cfg.ivr.language_prompts.insert("de".into(), dir.clone());
+        let lib = PromptLibrary::load(&cfg).unwrap();
+        let german = lib.get_in(Some("de-AT"), "welcome").unwrap();
+        assert_eq!(german.samples()[100], 1234, "the German welcome");
+        let english = lib.get_in(None, "welcome").unwrap();
+        assert_ne!(english.samples(), german.samples());
+        assert_eq!(
+            lib.get_in(Some("fr"), "welcome").unwrap().samples(),
+            english.samples(),
+            "no French prompts: the default"
+        );
+        assert_eq!(
+            lib.get_in(Some("de"), "queued").unwrap().samples(),
+            lib.get("queued").unwrap().samples(),
+            "a prompt German lacks falls back"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -132,6 +132,22 @@ fn cross_field_rules_name_the_key() {
             "[[sites]]\nkey = \"a\"\norigins = []\nunsigned = \"refuse\"\n",
             "sites[0].secret",
         ),
+        ("[widget]\nresume_grace_secs = 3600\n", "widget.resume_grace_secs"),
+        ("[media]\npoor_mos = 5.0\n", "media.poor_mos"),
+        (
+            "[ivr.language_prompts]\nDeutsch = \"/tmp\"\n",
+            "ivr.language_prompts.Deutsch",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"welcome\"\n\
+             options = { \"1\" = \"queue:q\" }\nlabels = { \"2\" = \"Q\" }\n",
+            "ivr.menus[0].labels",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"welcome\"\n\
+             options = { \"1\" = \"queue:q\" }\nlabels = { \"1\" = \"\" }\n",
+            "ivr.menus[0].labels",
+        ),
     ];
     for (text, key) in cases {
         let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
