@@ -8,14 +8,16 @@
 mod callback;
 mod calls;
 mod env;
+mod ivr;
 mod net;
 mod validate;
 
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy, WidgetSection};
 pub use calls::{
-    parse_action, ApiSection, ContextSection, DemoAgentSection, IceSection, IvrSection,
-    LimitsSection, MediaSection, MenuSection, QueueConfig, RecordsSection, WebhooksSection,
+    ApiSection, ContextSection, DemoAgentSection, IceSection, LimitsSection, MediaSection,
+    QueueConfig, RecordsSection, WebhooksSection,
 };
+pub use ivr::{parse_action, IvrSection, MenuSection};
 pub use net::{Cidr, CidrParseError, ClusterSection};
 
 use serde::Deserialize;

@@ -77,6 +77,33 @@ sipp_run() {  # sipp_run NAME ARGS...: one SIPp scenario, must exit 0
     echo "sipp $name failed (exit $?)"; tail -n 30 "$T"/*_errors.log 2>/dev/null; tail -n 20 "$T/$name.out"; return 1; }
 }
 
+need_widget_peers() {  # the real-browser widget tests need Chromium, playwright-core and iptables
+  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
+  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
+  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
+  tone_wav "$T/tone440_48k.wav" 60
+}
+
+sipp_agent() {  # sipp_agent SCENARIO ARGS...: the SIPp agent on 5090 (media 6000), in the background
+  (cd "$T" && sipp -sf "$HERE/sipp/$1" -i 127.0.0.1 -p 5090 -mp 6000 "${@:2}" -timeout_error \
+      -nostdin -trace_err >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
+  SIPP_JOB=$!
+}
+
+sipp_agent_passed() {  # waits for the SIPp agent; it must have exited 0
+  wait "$SIPP_JOB"
+  echo "sipp exit $(cat "$T/sipp.rc")"
+  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's calls failed"; tail -n 5 "$T"/*_errors.log 2>/dev/null; return 1; }
+}
+
+widget_script() {  # widget_script SCRIPT: Chromium runs chromium/SCRIPT; its report is printed
+  OUT="$T" node "$HERE/chromium/$1" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
+  local code=$?
+  cat "$T/report.json"
+  [ $code = 0 ] || tail -n 5 "$T/node.err"
+  return $code
+}
+
 # ---- tests ----------------------------------------------------------------------------------------
 
 test_sipp_agent_registers_and_unregisters() {
@@ -668,26 +695,16 @@ test_chromium_widget_survives_socket_loss_and_network_change() {
   # what reaches the agent keeps one SSRC with timestamps that only go forward and carries the
   # browser's 440 Hz again after the ICE restart (a raw capture on lo: how long after is printed),
   # one record.
-  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
-  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
-  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  tone_wav "$T/tone440_48k.wav" 60
+  need_widget_peers || return 1
   # The browser's second network, to move to when its loopback path is cut.
   ip link add c2c-v0 type veth peer name c2c-v1 && ip addr add 10.9.0.1/24 dev c2c-v0 \
     && ip addr add 10.9.0.2/24 dev c2c-v1 && ip link set c2c-v0 up && ip link set c2c-v1 up || return 1
-  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
-      -timeout 90s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
-  local sipp_job=$!
+  sipp_agent agent_echo.xml -rtp_echo -m 1 -timeout 90s
   python3 "$HERE/tools/rtp_sniff.py" 6000 "$T/agent_rtp.json" --mark "$T/restart_at" >/dev/null 2>"$T/sniff.err" &
   local sniff=$!
   start_gateway "$HERE/gateway-resilience.toml" || return 1
-  OUT="$T" node "$HERE/chromium/widget_survives_network_changes.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
-  local code=$?
-  cat "$T/report.json"
-  [ $code = 0 ] || { tail -n 5 "$T/node.err"; iptables -L INPUT -n -v; }
-  wait "$sipp_job"
-  echo "sipp exit $(cat "$T/sipp.rc")"
-  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's call failed"; code=1; }
+  widget_script widget_survives_network_changes.js; local code=$?
+  sipp_agent_passed || code=1
   kill -TERM "$sniff"; wait "$sniff"
   python3 - "$T/agent_rtp.json" <<'PY' || code=1
 import json, sys
@@ -712,23 +729,13 @@ test_chromium_widget_blackholed_socket_shows_reconnecting_then_the_grace_ends_th
   # never "ended" while the call still runs; the call ends connection_lost, the SIPp agent gets
   # BYE (it exits 0 only then), one record; once the path is back the widget shows the end
   # within 2 s (chromium/widget_blackhole_then_grace.js).
-  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
-  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
-  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  tone_wav "$T/tone440_48k.wav" 60
+  need_widget_peers || return 1
   sed 's/^resume_grace_secs = 30$/resume_grace_secs = 8/' "$HERE/gateway-resilience.toml" >"$T/gateway.toml"
   grep -q 'resume_grace_secs = 8' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
-  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo \
-      -timeout 90s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
-  local sipp_job=$!
+  sipp_agent agent_echo.xml -rtp_echo -m 1 -timeout 90s
   start_gateway "$T/gateway.toml" || return 1
-  OUT="$T" node "$HERE/chromium/widget_blackhole_then_grace.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
-  local code=$?
-  cat "$T/report.json"
-  [ $code = 0 ] || tail -n 5 "$T/node.err"
-  wait "$sipp_job"
-  echo "sipp exit $(cat "$T/sipp.rc")"
-  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent never got BYE"; code=1; }
+  widget_script widget_blackhole_then_grace.js; local code=$?
+  sipp_agent_passed || code=1
   gw_log_has 'widget socket silent; treated as lost' || code=1
   gw_log_has 'did not come back in time' || code=1
   stop_gateway || code=1
@@ -741,20 +748,11 @@ test_chromium_widget_warns_of_loss_and_the_record_has_a_lower_mos() {
   # ways (iptables statistic match): the widget shows the loss warning within 6 s in the lossy
   # call only (chromium/widget_loss_warning_and_mos.js); the record's MOS for the customer's leg
   # is lower for the lossy call (both printed); the lossy one fired call.quality_poor.
-  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
-  command -v iptables >/dev/null || { echo "iptables not installed"; return 1; }
-  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  tone_wav "$T/tone440_48k.wav" 60
-  (cd "$T" && sipp -sf "$HERE/sipp/agent_echo.xml" -i 127.0.0.1 -p 5090 -mp 6000 -rtp_echo -m 2 \
-      -timeout 120s -timeout_error -nostdin -trace_err >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
-  local sipp_job=$!
+  need_widget_peers || return 1
+  sipp_agent agent_echo.xml -rtp_echo -m 2 -timeout 120s
   start_gateway "$HERE/gateway-resilience.toml" || return 1
-  OUT="$T" node "$HERE/chromium/widget_loss_warning_and_mos.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
-  local code=$?
-  cat "$T/report.json"
-  [ $code = 0 ] || tail -n 5 "$T/node.err"
-  wait "$sipp_job"
-  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's calls failed"; code=1; }
+  widget_script widget_loss_warning_and_mos.js; local code=$?
+  sipp_agent_passed || code=1
   local metrics; metrics=$(curl -fsS http://127.0.0.1:8080/metrics)
   echo "$metrics" | grep -E '^clicktocall_call_mos_(count|sum)'
   echo "$metrics" | grep -qE '^clicktocall_call_mos_count\{leg="customer"\} 2$' || { echo "metrics: no MOS for the two calls"; code=1; }
@@ -782,22 +780,14 @@ test_chromium_customer_hears_an_agent_behind_nat_from_its_first_packet() {
   # Chromium (the widget) must hear the agent's tone with no gap over 100 ms from its first frame,
   # and a stranger sending 3000 Hz to the gateway's port for the agent (from 127.0.0.9, as soon as
   # the agent answered) must never be heard (chromium/widget_hears_agent_behind_nat.js).
-  command -v chromium >/dev/null || { echo "chromium not installed"; return 1; }
-  [ -d "$HERE/chromium/node_modules/playwright-core" ] || { echo "run npm ci in tests/interop/chromium"; return 1; }
-  tone_wav "$T/tone440_48k.wav" 60
+  need_widget_peers || return 1
   python3 "$HERE/tools/tone_pcap.py" 1000 20 "$T/tone1000.pcap"
-  (cd "$T" && $SIPP -sf "$HERE/sipp/agent_behind_nat.xml" -i 127.0.0.1 -p 5090 -mp 6000 -mi 127.0.0.1 \
-      -timeout 60s >"$T/sipp.out" 2>&1; echo $? >"$T/sipp.rc") &
-  local sipp_job=$!
+  sipp_agent agent_behind_nat.xml -mi 127.0.0.1 -m 1 -timeout 60s
   start_gateway "$HERE/gateway-resilience.toml" || return 1
-  STRANGER="python3 $HERE/tools/rtp_stranger.py 127.0.0.9 $T/gateway_port.txt 3000 4" \
-    OUT="$T" node "$HERE/chromium/widget_hears_agent_behind_nat.js" "$T/tone440_48k.wav" >"$T/report.json" 2>"$T/node.err"
-  local code=$?
-  cat "$T/report.json"
-  [ $code = 0 ] || tail -n 5 "$T/node.err"
-  wait "$sipp_job"
-  echo "sipp exit $(cat "$T/sipp.rc"); the gateway's port for the agent: $(cat "$T/gateway_port.txt" 2>/dev/null)"
-  [ "$(cat "$T/sipp.rc")" = 0 ] || { echo "the SIPp agent's call failed"; code=1; }
+  export STRANGER="python3 $HERE/tools/rtp_stranger.py 127.0.0.9 $T/gateway_port.txt 3000 4"
+  widget_script widget_hears_agent_behind_nat.js; local code=$?
+  echo "the gateway's port for the agent: $(cat "$T/gateway_port.txt" 2>/dev/null)"
+  sipp_agent_passed || code=1
   stop_gateway || code=1
   cdrs_complete 1 customer_hangup || code=1
   return $code
