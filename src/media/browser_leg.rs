@@ -2,6 +2,7 @@
 //! host candidates on our advertised addresses, DTLS-SRTP as the answerer (RFC 5763). Sans-IO like
 //! str0m itself: the shell hands in datagrams and time, and drains [`BrowserLeg::poll_output`].
 
+use super::follow::{is_media, Follow};
 use crate::media::dtmf::code_to_digit;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -175,6 +176,12 @@ pub struct BrowserLeg {
     mid: Option<Mid>,
     audio: Option<(Pt, AudioCodec)>,
     connected: bool,
+    /// Our media follows the browser's while ICE catches up after a move (see `media::follow`).
+    follow: Follow,
+    /// The latest time we were given.
+    now: Instant,
+    /// Media goes where the browser's comes from, not where ICE says (logged once per switch).
+    following: bool,
 }
 
 impl BrowserLeg {
@@ -228,6 +235,9 @@ impl BrowserLeg {
             mid: None,
             audio: None,
             connected: false,
+            follow: Follow::default(),
+            now,
+            following: false,
         };
         let answer = answer.to_sdp_string();
         if let Some(mid) = accepted_audio_mid(&answer) {
@@ -314,6 +324,10 @@ impl BrowserLeg {
         let Some(input) = receive_input(now, from, to, data) else {
             return Ok(()); // not STUN/DTLS/RTP: nothing for us
         };
+        self.now = now;
+        if is_media(data) && self.rtc.accepts(&input) {
+            self.follow.media_from(from, now);
+        }
         self.rtc
             .handle_input(input)
             .map_err(|e| BrowserLegError::Rtc(e.to_string()))
@@ -326,6 +340,7 @@ impl BrowserLeg {
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), BrowserLegError> {
+        self.now = now;
         self.rtc
             .handle_input(Input::Timeout(now))
             .map_err(|e| BrowserLegError::Rtc(e.to_string()))
@@ -370,6 +385,7 @@ impl BrowserLeg {
         data: Vec<u8>,
         event: Option<TelephoneEvent>,
     ) -> Result<(), BrowserLegError> {
+        self.now = now;
         let (Some(mid), Some((pt, codec))) = (self.mid, self.audio) else {
             return Ok(());
         };
@@ -395,11 +411,20 @@ impl BrowserLeg {
             {
                 Output::Timeout(t) => return Ok(BrowserOutput::Timeout(t)),
                 Output::Transmit(t) => {
+                    let to = if is_media(&t.contents) {
+                        self.follow.destination(t.destination, self.now)
+                    } else {
+                        t.destination
+                    };
+                    if to != t.destination && !self.following {
+                        tracing::info!(ice = %t.destination, browser = %to, "media follows the browser until ICE nominates its new path");
+                    }
+                    self.following = to != t.destination;
                     return Ok(BrowserOutput::Transmit {
                         from: t.source,
-                        to: t.destination,
+                        to,
                         data: t.contents.into(),
-                    })
+                    });
                 }
                 Output::Event(e) => {
                     if let Some(ev) = self.translate(e) {

@@ -27,6 +27,7 @@ pub mod call_media;
 pub mod dtmf;
 pub mod engine;
 pub mod flow;
+pub mod follow;
 pub mod g711;
 pub mod latch;
 pub mod leg;

@@ -14,9 +14,9 @@
 //     network namespace) and packets and the echo (the browser's own 440 Hz, back from the SIPp
 //     agent) come back. Measured, not assumed: pairChangedAfterMs (about 3.5 s: Chromium holds
 //     on to a silent path for its 2.5 s receiving timeout, though the restart's new pairs answer
-//     within 300 ms) and mediaBackAfterMs (about 6 s: Chromium then nominates the new pair on its
-//     next 2.5 s keep-alive, and the ICE-lite gateway sends only on a nominated pair, RFC 8445);
-//     the limits here are 5 s and 8 s.
+//     within 300 ms) and mediaBackAfterMs (about 3.9 s: the gateway's media follows the browser's
+//     at once instead of waiting for Chromium's nomination, another 2.5 s, see media::follow);
+//     the limits here are 5 s each.
 // Writes OUT/restart_at (unix ms) for the agent-side capture. Prints a JSON report; exit 0 = pass.
 'use strict';
 const path = require('path');
@@ -116,8 +116,13 @@ function expiredToken(id) {
     report.echoBack = await page.evaluate(() => peak());
     report.offerCandidates = await page.evaluate(() => ClickToCall.debug().pc.localDescription.sdp
       .split('\r\n').filter(l => l.startsWith('a=candidate:') && l.includes(' udp ')).map(l => l.split(' ')[4]));
+    // Still flowing 3 s on (packets only: the widget's microphone has echo cancellation on, and
+    // against an agent that echoes the browser's own tone it may fade that tone out).
+    const p2 = await page.evaluate(() => inbound());
     await sleep(3000);
     report.echoLater = await page.evaluate(() => peak());
+    report.inboundLater = (await page.evaluate(() => inbound())) - p2;
+    report.pairLater = await page.evaluate(() => pair());
 
     await page.click('#clicktocall-widget >> text=Hang up');
     report.ended = await waitFor(() => page.evaluate(() => __states.includes('ended')), 4000) !== null;
@@ -132,7 +137,7 @@ function expiredToken(id) {
     && report.reconnectingAfterMs !== null && report.callsDuringOutage === 1 && report.agentStillIn
     && report.inboundRose > 100 && report.backAfterMs !== null && report.backAfterMs <= 3000 && report.callsAfter === 1
     && report.pairChangedAfterMs !== null && report.pairChangedAfterMs <= 5000 && (report.pairAfter || '').split(':')[0] !== (report.pairBefore || '').split(':')[0]
-    && report.mediaBackAfterMs !== null && report.mediaBackAfterMs <= 8000 && near440(report.echoLater) && report.ended;
+    && report.mediaBackAfterMs !== null && report.mediaBackAfterMs <= 5000 && report.inboundLater >= 100 && report.ended;
   console.log(JSON.stringify(report, null, 2));
   process.exit(report.pass ? 0 : 1);
 })();
