@@ -33,6 +33,7 @@ pub mod latch;
 pub mod leg;
 pub mod mixer;
 pub mod ports;
+pub mod recorder;
 pub mod rewrite;
 pub mod routes;
 pub mod rtcp;
