@@ -33,6 +33,7 @@ pub mod ivr;
 pub mod lifecycle;
 pub mod media;
 pub mod metrics;
+pub mod recording;
 pub mod records;
 pub mod registrar;
 pub mod sip;

@@ -130,6 +130,11 @@ pub fn call_started(kind: &str) {
     COUNTERS.add("clicktocall_calls_started_total", "kind", kind);
 }
 
+/// A recording that failed (disk full, directory not writable, the writer too slow).
+pub fn recording_failed() {
+    COUNTERS.add("clicktocall_recordings_failed_total", "reason", "write");
+}
+
 /// A call ended with `reason`.
 pub fn call_ended(reason: &str) {
     COUNTERS.add("clicktocall_calls_ended_total", "reason", reason);

@@ -16,6 +16,12 @@ impl CallTask {
         match cmd {
             CallCommand::Hangup => Ok(self.ctl.handle_hangup()?),
             CallCommand::Hold(held) => Ok(self.ctl.handle_hold(held)?),
+            CallCommand::Recording(action) => {
+                let connected = !self.ctl.agents().is_empty();
+                let d = self.recording.handle_action(action, connected)?;
+                self.record_do(d).await;
+                Ok(())
+            }
             CallCommand::Play(prompt) => {
                 if self.mgr.prompts.get(&prompt).is_none() {
                     return Err(CommandError::Invalid(

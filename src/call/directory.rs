@@ -26,6 +26,8 @@ pub enum CallCommand {
     RemoveParty(String),
     /// Play a named prompt to the customer (then the parties again).
     Play(String),
+    /// Start, stop, pause or resume the call's recording.
+    Recording(super::recording::Action),
 }
 
 /// Why a command was not carried out.

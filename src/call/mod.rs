@@ -19,6 +19,8 @@ pub mod id;
 pub mod inbound;
 pub mod prompts;
 mod quality;
+mod recorded;
+pub mod recording;
 pub mod sip_leg;
 pub mod start;
 pub mod task;

@@ -45,6 +45,12 @@ pub(super) struct CallTask {
     lang: Option<String>,
     /// What the customer's browser says it received (its latest `stats`).
     pub(super) reported: Option<crate::widget::stats::WidgetStats>,
+    /// Whether the call is recorded (the queue's policy, the API's commands).
+    pub(super) recording: super::recording::RecordingState,
+    /// The agents' media legs on the recording's right channel.
+    pub(super) rec_legs: BTreeSet<LegId>,
+    /// Recording decisions to carry out.
+    pub(super) pending_rec: Vec<super::recording::Do>,
     commands: mpsc::UnboundedReceiver<CommandMsg>,
     /// SIP dialogs of the parties (agents, the external IVR), by party.
     pub(super) legs: HashMap<String, SipLeg>,
@@ -108,6 +114,9 @@ impl CallTask {
             widget: None,
             lang: None,
             reported: None,
+            recording: Default::default(),
+            rec_legs: BTreeSet::new(),
+            pending_rec: Vec::new(),
             commands,
             legs: HashMap::new(),
             party_media: HashMap::new(),
@@ -188,6 +197,7 @@ impl CallTask {
     /// The end: qualities into the record, media stopped, the customer's dialog ended, the record
     /// written, the directory told.
     async fn finish(&mut self) {
+        self.end_recording().await;
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self
             .media
@@ -307,8 +317,12 @@ impl CallTask {
                 CallOutput::End(reason) => self.ended = Some(reason),
             }
         }
+        for d in std::mem::take(&mut self.pending_rec) {
+            self.record_do(d).await;
+        }
         if changed {
             self.sync_routes().await;
+            self.sync_recording_legs().await;
             self.publish_directory();
         }
     }
@@ -322,6 +336,8 @@ impl CallTask {
                 conference: q.mode == "conference",
                 requeue_after_last_agent: q.after_last_agent == "requeue",
             });
+            let policy = super::recording::Policy::parse(&q.record).unwrap_or_default();
+            self.recording.set_policy(policy);
         }
         info!(call = self.id, %queue, ?skill, "queued");
         if self.record.queued(queue, unix_ms()) {
@@ -338,6 +354,8 @@ impl CallTask {
         self.connected_at.insert(agent.clone(), Instant::now());
         self.since.insert(agent.clone(), now);
         let first = self.record.agent_answered(&agent, now);
+        self.pending_rec
+            .extend(self.recording.handle_agent_joined());
         self.record.party_joined(&agent, Role::Agent.as_str(), now);
         // The first agent's answer is `call.connected`; each later one is a party joining.
         let event = if first {

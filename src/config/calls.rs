@@ -125,6 +125,22 @@ impl Default for RecordsSection {
     }
 }
 
+/// `[recording]`: where call recordings go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSection {
+    /// Directory for `<call id>.wav` files (created when needed).
+    pub directory: std::path::PathBuf,
+}
+
+impl Default for RecordingSection {
+    fn default() -> Self {
+        RecordingSection {
+            directory: "recordings".into(),
+        }
+    }
+}
+
 /// `[api]`: the REST API.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -203,6 +219,9 @@ pub struct QueueConfig {
     /// When the last agent leaves a call the customer is still on: `end` (the call ends, as a
     /// two-party call always did) or `requeue` (the customer waits in this queue again).
     pub after_last_agent: String,
+    /// Recording: `never` (the default; the API may not start one either), `always` (from the
+    /// first agent's answer) or `on_demand` (when the API asks).
+    pub record: String,
 }
 
 impl Default for QueueConfig {
@@ -224,6 +243,7 @@ impl Default for QueueConfig {
             mode: "normal".into(),
             conference_agents: 2,
             after_last_agent: "end".into(),
+            record: "never".into(),
         }
     }
 }
@@ -261,6 +281,12 @@ impl QueueConfig {
             return Err((
                 "after_last_agent",
                 format!("{:?}: use end or requeue", self.after_last_agent),
+            ));
+        }
+        if crate::call::recording::Policy::parse(&self.record).is_none() {
+            return Err((
+                "record",
+                format!("{:?}: use never, always or on_demand", self.record),
             ));
         }
         Ok(QueueRules {

@@ -15,7 +15,7 @@ mod validate;
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy, WidgetSection};
 pub use calls::{
     ApiSection, ContextSection, DemoAgentSection, IceSection, LimitsSection, MediaSection,
-    QueueConfig, RecordsSection, WebhooksSection,
+    QueueConfig, RecordingSection, RecordsSection, WebhooksSection,
 };
 pub use ivr::{parse_action, IvrSection, MenuSection};
 pub use net::{Cidr, CidrParseError, ClusterSection};
@@ -106,6 +106,8 @@ pub struct Config {
     pub widget: WidgetSection,
     /// Call detail records.
     pub records: RecordsSection,
+    /// Call recordings.
+    pub recording: RecordingSection,
     /// Overload protection.
     pub limits: LimitsSection,
     /// Call events to your systems.

@@ -12,6 +12,7 @@
 //! | `POST /api/calls/{id}/parties` | `{"agent": ..}`: ring an agent and add it to the call |
 //! | `DELETE /api/calls/{id}/parties/{party}` | the party leaves (BYE), or stops ringing |
 //! | `POST /api/calls/{id}/play` | `{"prompt": ..}`: the customer hears that prompt, then the call again |
+//! | `POST /api/calls/{id}/recording` | `{"action": "start" \| "stop" \| "pause" \| "resume"}` |
 
 use super::api::{authorize, calls, ApiError};
 use super::HttpState;
@@ -177,6 +178,27 @@ pub async fn play(
     run(&state, &headers, &id, || {
         let (_, prompt) = one_of(&body, &["prompt"])?;
         Ok(CallCommand::Play(prompt))
+    })
+    .await
+}
+
+/// `POST /api/calls/{id}/recording` with `{"action": "start" | "stop" | "pause" | "resume"}`.
+pub async fn recording(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || {
+        let (_, action) = one_of(&body, &["action"])?;
+        let action = crate::call::recording::Action::parse(&action).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("action {action:?}: use start, stop, pause or resume"),
+            )
+        })?;
+        Ok(CallCommand::Recording(action))
     })
     .await
 }

@@ -7,6 +7,7 @@ use super::browser_leg::{AudioCodec, BrowserLeg, BrowserLegError};
 use super::call_media::{CallMedia, MediaEvent, MediaOutput};
 use super::leg::NewLeg;
 use super::ports::PortPool;
+use super::recording_tap::{self, Recording};
 use super::routes::{Gain, LegId};
 use super::rtp_leg::RtpLegTimers;
 use super::sdp::Negotiated;
@@ -112,6 +113,8 @@ pub enum MediaCommand {
     AddCandidate(LegId, String),
     /// A digit that came out of band on this leg (SIP INFO).
     InfoDigit(LegId, char, Duration),
+    /// The call's recording: start, a leg's channel, pause, stop.
+    Record(super::recording_tap::RecordCommand),
     /// A new offer from a browser leg (ICE restart); the answer, or why not.
     Reoffer(LegId, String, oneshot::Sender<Result<String, String>>),
     /// Receive quality of every leg the call had.
@@ -284,10 +287,14 @@ async fn run(
         legs: Vec::new(),
         start: 0,
     };
+    let mut rec: Option<Recording> = None;
     loop {
-        let Some(deadline) = flush(&mut media, &socks, &events).await else {
-            return;
+        let Some(mut deadline) = flush(&mut media, &socks, &events, &mut rec).await else {
+            break;
         };
+        if let Some(r) = rec.as_mut() {
+            deadline = deadline.min(r.pump(Instant::now()));
+        }
         tokio::select! {
             (idx, rtcp, n, from) = std::future::poll_fn(|cx| socks.poll_recv(cx, &mut buf)) => {
                 let (id, lease) = (&socks.legs[idx].0, &socks.legs[idx].1);
@@ -300,10 +307,15 @@ async fn run(
             }
             _ = tokio::time::sleep_until(deadline.into()) => media.handle_timeout(Instant::now()),
             cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Stop) | None => return,
+                Some(MediaCommand::Stop) | None => break,
+                Some(MediaCommand::Record(r)) => recording_tap::command(&mut media, &mut rec, r),
                 Some(cmd) => command(&mut media, &mut socks, cmd),
             },
         }
+    }
+    // A recording the call did not stop (the call task failed): its file is finished all the same.
+    if let Some(r) = rec.take() {
+        drop(r.stop(Instant::now()));
     }
 }
 
@@ -337,7 +349,7 @@ fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
         MediaCommand::Quality(reply) => {
             let _ = reply.send(media.qualities());
         }
-        MediaCommand::Stop => {}
+        MediaCommand::Stop | MediaCommand::Record(_) => {}
     }
 }
 
@@ -347,6 +359,7 @@ async fn flush(
     media: &mut CallMedia,
     socks: &Sockets,
     events: &mpsc::Sender<MediaEvent>,
+    rec: &mut Option<Recording>,
 ) -> Option<Instant> {
     loop {
         match media.poll_output() {
@@ -373,8 +386,11 @@ async fn flush(
                     return None;
                 }
             }
-            // The tap is off unless a recorder enables it; recording lands with its own issue.
-            MediaOutput::Tap { .. } => {}
+            MediaOutput::Tap { from, at, pcm } => {
+                if let Some(r) = rec.as_mut() {
+                    r.tap(Instant::now(), from, at, &pcm);
+                }
+            }
             MediaOutput::Timeout(t) => return Some(t),
         }
     }

@@ -34,6 +34,7 @@ pub mod leg;
 pub mod mixer;
 pub mod ports;
 pub mod recorder;
+pub mod recording_tap;
 pub mod rewrite;
 pub mod routes;
 pub mod rtcp;

@@ -48,6 +48,21 @@ pub struct Quality {
     pub jitter_ms: f64,
 }
 
+/// A recording of the call (one per file: a call stopped and started again has two).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingRecord {
+    /// The WAV file.
+    pub file: String,
+    /// Started (unix ms).
+    pub started_ms: i64,
+    /// Seconds of audio in the file, once finished.
+    pub duration_secs: Option<f64>,
+    /// Paused spans, (start, end) milliseconds from the recording's start.
+    pub paused_ms: Vec<(u64, u64)>,
+    /// Why the file is incomplete or missing (disk full, directory not writable).
+    pub error: Option<String>,
+}
+
 /// A call detail record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -92,6 +107,9 @@ pub struct CallRecord {
     /// Every party, in the order they joined (an agent who joins twice is listed twice).
     #[serde(default)]
     pub parties: Vec<PartyRecord>,
+    /// The call's recordings.
+    #[serde(default)]
+    pub recordings: Vec<RecordingRecord>,
 }
 
 impl CallRecord {
@@ -130,6 +148,7 @@ impl CallRecord {
                 mos: None,
                 reported: None,
             }],
+            recordings: Vec::new(),
         }
     }
 

@@ -47,7 +47,7 @@ pub struct RecordStore {
 
 const COLUMNS: &str = "id, call, kind, context, queue, ivr_path, offers, agent, created_ms, \
     ivr_answered_ms, queued_ms, agent_answered_ms, ended_ms, wait_secs, talk_secs, end_reason, \
-    hung_up_by, customer_quality, agent_quality, parties";
+    hung_up_by, customer_quality, agent_quality, parties, recordings";
 
 impl RecordStore {
     /// Opens (creating) the database at `path` (`:memory:` for a throwaway one).
@@ -64,16 +64,19 @@ impl RecordStore {
                 created_ms INTEGER NOT NULL, ivr_answered_ms INTEGER, queued_ms INTEGER,
                 agent_answered_ms INTEGER, ended_ms INTEGER, wait_secs REAL, talk_secs REAL,
                 end_reason TEXT, hung_up_by TEXT, customer_quality TEXT, agent_quality TEXT,
-                parties TEXT
+                parties TEXT, recordings TEXT
             );
             CREATE INDEX IF NOT EXISTS cdrs_created ON cdrs(created_ms);",
         )?;
-        // Databases from before parties were recorded get the column (NULL for old rows).
-        let has_parties = conn
-            .prepare("SELECT 1 FROM pragma_table_info('cdrs') WHERE name = 'parties'")?
-            .exists([])?;
-        if !has_parties {
-            conn.execute_batch("ALTER TABLE cdrs ADD COLUMN parties TEXT")?;
+        // Databases from before parties (and recordings) were recorded get the columns (NULL for
+        // old rows).
+        for column in ["parties", "recordings"] {
+            let has = conn
+                .prepare("SELECT 1 FROM pragma_table_info('cdrs') WHERE name = ?1")?
+                .exists([column])?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE cdrs ADD COLUMN {column} TEXT"))?;
+            }
         }
         super::webhooks::create(&conn)?;
         Ok(RecordStore { conn })
@@ -84,14 +87,14 @@ impl RecordStore {
         let json = |v: &dyn erased::Json| v.json();
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO cdrs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                "INSERT INTO cdrs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
                  ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, ivr_path = excluded.ivr_path,
                  offers = excluded.offers, agent = excluded.agent, ivr_answered_ms = excluded.ivr_answered_ms,
                  queued_ms = excluded.queued_ms, agent_answered_ms = excluded.agent_answered_ms,
                  ended_ms = excluded.ended_ms, wait_secs = excluded.wait_secs, talk_secs = excluded.talk_secs,
                  end_reason = excluded.end_reason, hung_up_by = excluded.hung_up_by,
                  customer_quality = excluded.customer_quality, agent_quality = excluded.agent_quality,
-                 parties = excluded.parties"
+                 parties = excluded.parties, recordings = excluded.recordings"
             ))?
             .execute(params![
                 r.id,
@@ -114,6 +117,7 @@ impl RecordStore {
                 r.customer_quality.map(|q| json(&q)),
                 r.agent_quality.map(|q| json(&q)),
                 json(&r.parties),
+                json(&r.recordings),
             ])?;
         Ok(())
     }
@@ -203,6 +207,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "customer_quality",
     "agent_quality",
     "parties",
+    "recordings",
 ];
 
 /// RFC 4180 CSV of `rows` (as `query` returns them), with a header line.
@@ -266,6 +271,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<serde_json::Value> {
         "customer_quality": parse(r.get(17)?),
         "agent_quality": parse(r.get(18)?),
         "parties": parse(r.get(19)?),
+        "recordings": parse(r.get(20)?),
     }))
 }
 

@@ -11,6 +11,7 @@ mod agent_busy_hunts_next;
 mod agent_hold_and_blind_transfer;
 mod browser_call_reaches_agent_with_context;
 mod callback_over_the_trunk;
+mod calls_are_recorded_in_stereo;
 mod demo_agent_answers_and_echoes;
 mod external_ivr_refers_back_to_a_queue;
 mod inbound_trunk_call_reaches_agent;

@@ -1,0 +1,136 @@
+//! Call recordings on disk: a WAV file written by a thread of its own, fed 20 ms stereo frames
+//! over a bounded channel, so a slow or full disk never stalls the media task (a frame that finds
+//! the channel full is dropped and counted). The frames come from the media core's
+//! [`crate::media::recorder::StereoRecorder`].
+//!
+//! Crash safety: the WAV header's sizes are rewritten every second while the file grows, so a
+//! process that dies leaves a valid WAV holding all but the last second. A write error (disk full,
+//! directory not writable) stops the writing, not the call: the outcome says why.
+
+pub mod wav;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Frames the writer may lag behind (10 s of audio) before frames are dropped.
+const QUEUE: usize = 500;
+
+/// How a recording ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The file.
+    pub path: PathBuf,
+    /// Seconds of audio written (each channel).
+    pub secs: f64,
+    /// Bytes in the file.
+    pub bytes: u64,
+    /// Frames dropped because the writer lagged.
+    pub dropped_frames: u64,
+    /// Why writing stopped early, if it did.
+    pub error: Option<String>,
+}
+
+enum Job {
+    Frame(Vec<i16>),
+    Finish(oneshot::Sender<Outcome>),
+}
+
+/// The media task's end of a recording being written.
+pub struct Sink {
+    tx: SyncSender<Job>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Starts writing `path` (8 kHz, 16-bit, two channels) on a thread of its own.
+    pub fn start(path: PathBuf) -> Sink {
+        let (tx, rx) = sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d = dropped.clone();
+        let spawned = std::thread::Builder::new()
+            .name("recording".into())
+            .spawn(move || write_all(&path, &rx, &d));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "recording thread could not start");
+        }
+        Sink { tx, dropped }
+    }
+
+    /// One interleaved stereo frame; never blocks (a full queue drops it, counted).
+    pub fn push(&self, frame: Vec<i16>) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Frame(frame)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends the file; the outcome arrives when the writer is done.
+    pub fn finish(self) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        // Blocking here would stall the media task; a writer that is that far behind has its
+        // channel full, and the finish waits for room on a thread of its own.
+        let job = Job::Finish(tx);
+        if let Err(TrySendError::Full(job)) = self.tx.try_send(job) {
+            let sender = self.tx.clone();
+            std::thread::spawn(move || {
+                let _ = sender.send(job);
+            });
+        }
+        rx
+    }
+}
+
+/// The writer thread: the file, then every frame, the header fixed up every second and at the end.
+fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
+    let mut file = wav::WavFile::create(path);
+    let mut frames = 0u64;
+    while let Ok(job) = rx.recv() {
+        match job {
+            Job::Frame(f) => {
+                if let Ok(w) = file.as_mut() {
+                    if let Err(e) = w.write_frame(&f) {
+                        file = Err(e);
+                    } else {
+                        frames += 1;
+                        if frames % 50 == 0 {
+                            if let Err(e) = w.sync_header() {
+                                file = Err(e);
+                            }
+                        }
+                    }
+                }
+            }
+            Job::Finish(reply) => {
+                let outcome = match file {
+                    Ok(mut w) => {
+                        let error = w.close().err();
+                        Outcome {
+                            path: path.to_path_buf(),
+                            secs: w.samples_per_channel() as f64 / 8000.0,
+                            bytes: w.bytes(),
+                            dropped_frames: dropped.load(Ordering::Relaxed),
+                            error: error.map(|e| e.to_string()),
+                        }
+                    }
+                    Err(e) => Outcome {
+                        path: path.to_path_buf(),
+                        secs: frames as f64 * 0.02,
+                        bytes: 0,
+                        dropped_frames: dropped.load(Ordering::Relaxed),
+                        error: Some(e.to_string()),
+                    },
+                };
+                let _ = reply.send(outcome);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Issue 15 in process (acceptances 1, 2 and 4 without real peers): a browser customer (440 Hz)
+//! and an agent's phone (1000 Hz) in a queue with `record = "always"`: the WAV is stereo, the
+//! customer left and the agent right, as long as the talk; a span paused over REST is silent on
+//! both channels and listed in the record. The REST command's unknown call, wrong state and bad
+//! body; a directory that cannot be written: the call goes on and the record says why.
+
+use crate::common;
+
+use clicktocall::media::tone::{dominant_frequency, rms};
+use common::call::{call_config, place_call, records_of, Widget};
+use common::phones::AgentPhone;
+use common::{http, start};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(5);
+const KEY: Option<&str> = Some("test-key");
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("c2c-rec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+async fn the_call(addr: std::net::SocketAddr) -> u64 {
+    let (_, calls) = http(addr, "GET", "/api/calls", KEY, "").await;
+    calls[0]["id"].as_u64().expect("a running call")
+}
+
+async fn recording(addr: std::net::SocketAddr, id: u64, body: &str) -> (u16, Value) {
+    http(
+        addr,
+        "POST",
+        &format!("/api/calls/{id}/recording"),
+        KEY,
+        body,
+    )
+    .await
+}
+
+/// The WAV's left and right channels.
+fn channels(path: &str) -> (Vec<i16>, Vec<i16>) {
+    let r = hound::WavReader::open(path).expect("a readable WAV");
+    assert_eq!(r.spec().channels, 2, "stereo");
+    assert_eq!(r.spec().sample_rate, 8000);
+    let all: Vec<i16> = r.into_samples().map(Result::unwrap).collect();
+    let left = all.iter().step_by(2).copied().collect();
+    let right = all.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_left_agent_right_and_a_pause_is_silence() {
+    let dir = tmp_dir("stereo");
+    let extra = format!("[recording]\ndirectory = \"{}\"\n", dir.display());
+    let (gw, sip) = start(call_config(&["8001"], "record = \"always\"\n", &extra)).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, "8001", "pw8001").await;
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&invite).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let id = the_call(addr).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(recording(addr, id, r#"{"action":"pause"}"#).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(recording(addr, id, r#"{"action":"resume"}"#).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    widget.send(json!({"type": "hangup"}));
+    widget.wait_for("state", Some("ended"), WAIT).await;
+
+    let records = records_of(addr, id).await;
+    assert_eq!(records.len(), 1);
+    let rec = &records[0]["recordings"][0];
+    assert!(rec["error"].is_null(), "{rec}");
+    let secs = rec["duration_secs"].as_f64().expect("a duration");
+    let talk = records[0]["talk_secs"].as_f64().expect("talk time");
+    assert!(
+        (secs - talk).abs() <= 0.3,
+        "recording {secs} s, talk {talk} s"
+    );
+    let spans = rec["paused_ms"].as_array().expect("paused spans");
+    assert_eq!(spans.len(), 1, "{rec}");
+    let (p0, p1) = (spans[0][0].as_u64().unwrap(), spans[0][1].as_u64().unwrap());
+    assert!((1300..=1700).contains(&(p1 - p0)), "paused {p0}..{p1} ms");
+
+    let (left, right) = channels(rec["file"].as_str().unwrap());
+    assert_eq!(left.len(), right.len());
+    assert!((left.len() as f64 / 8000.0 - secs).abs() < 0.05);
+    // Before the pause: the customer's 440 Hz left, the agent's 1000 Hz right.
+    let (a, b) = (8000 * 6 / 10, 8000 * 16 / 10);
+    assert_eq!(dominant_frequency(&left[a..b], 8000), 440.0);
+    assert_eq!(dominant_frequency(&right[a..b], 8000), 1000.0);
+    // The paused span (its edges aside) is silent on both channels: under -60 dBFS.
+    let (s, e) = ((p0 as usize + 60) * 8, (p1 as usize - 60) * 8);
+    assert!(
+        rms(&left[s..e]) < 33.0 && rms(&right[s..e]) < 33.0,
+        "paused span not silent"
+    );
+    // After it, both are back.
+    let after = (p1 as usize + 300) * 8;
+    assert_eq!(dominant_frequency(&left[after..after + 8000], 8000), 440.0);
+    assert_eq!(
+        dominant_frequency(&right[after..after + 8000], 8000),
+        1000.0
+    );
+    browser.stop();
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_command_refuses_what_does_not_fit_and_a_bad_directory_fails_softly() {
+    let extra = "[recording]\ndirectory = \"/proc/c2c-not-writable\"\n";
+    let (gw, sip) = start(call_config(&["8002"], "record = \"on_demand\"\n", extra)).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, "8002", "pw8002").await;
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    // Unknown call, bad bodies, wrong state (no agent yet, not recording).
+    let (code, body) = recording(addr, 4242, r#"{"action":"start"}"#).await;
+    assert_eq!((code, body["error"].as_str()), (404, Some("unknown_call")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = the_call(addr).await;
+    for bad in [
+        "",
+        "{}",
+        r#"{"action":"rewind"}"#,
+        r#"{"action":1}"#,
+        r#"{"act":"start"}"#,
+    ] {
+        let (code, body) = recording(addr, id, bad).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let (code, body) = recording(addr, id, r#"{"action":"pause"}"#).await;
+    assert_eq!((code, body["error"].as_str()), (409, Some("not_recording")));
+    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&invite).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    // On demand: nothing until asked; then a directory that cannot be written.
+    let (code, body) = recording(addr, id, r#"{"action":"start"}"#).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = recording(addr, id, r#"{"action":"start"}"#).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("already_recording"))
+    );
+    // The call goes on with its audio.
+    let mark = browser.heard_len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let heard = browser.heard_since(mark);
+    assert_eq!(
+        dominant_frequency(&heard[heard.len() - 4000..], 8000),
+        1000.0
+    );
+    widget.send(json!({"type": "hangup"}));
+    widget.wait_for("state", Some("ended"), WAIT).await;
+    let records = records_of(addr, id).await;
+    let err = records[0]["recordings"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !err.is_empty(),
+        "the record says why: {}",
+        records[0]["recordings"]
+    );
+    browser.stop();
+    gw.shutdown().await;
+}
