@@ -5,6 +5,7 @@ mod api;
 pub mod assets;
 mod call_control;
 pub mod client_ip;
+pub mod recordings;
 pub(crate) mod tls;
 mod ws;
 
@@ -71,7 +72,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/calls/{id}/transfer", post(call_control::transfer))
         .route("/api/calls/{id}/parties", post(call_control::add_party))
         .route("/api/calls/{id}/play", post(call_control::play))
-        .route("/api/calls/{id}/recording", post(call_control::recording))
+        .route(
+            "/api/calls/{id}/recording",
+            post(call_control::recording).get(recordings::get_recording),
+        )
         .route(
             "/api/calls/{id}/parties/{party}",
             axum::routing::delete(call_control::remove_party),

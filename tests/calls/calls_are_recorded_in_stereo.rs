@@ -9,7 +9,7 @@ use crate::common;
 use clicktocall::media::tone::{dominant_frequency, rms};
 use common::call::{call_config, place_call, records_of, Widget};
 use common::phones::AgentPhone;
-use common::{http, start};
+use common::{http, http_get_raw, start};
 use serde_json::{json, Value};
 use std::time::Duration;
 
