@@ -10,38 +10,44 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+/// A `Range` that cannot be satisfied (416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// The byte range a `Range` header asks of a `len`-byte file: `Ok(None)` for the whole file (no
 /// header, or one this server answers whole), `Err` when it cannot be satisfied.
-pub fn range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return Ok(None);
     };
     if spec.contains(',') {
         return Ok(None); // several ranges: the whole file is a valid answer
     }
-    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
     let (a, b) = (a.trim(), b.trim());
     let (start, end) = match (a.is_empty(), b.is_empty()) {
         (false, _) => {
-            let start: u64 = a.parse().map_err(|_| ())?;
+            let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
             let end = if b.is_empty() {
                 len.saturating_sub(1)
             } else {
-                b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+                b.parse::<u64>()
+                    .map_err(|_| Unsatisfiable)?
+                    .min(len.saturating_sub(1))
             };
             (start, end)
         }
         (true, false) => {
-            let n: u64 = b.parse().map_err(|_| ())?;
+            let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
             if n == 0 {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             (len.saturating_sub(n), len.saturating_sub(1))
         }
-        (true, true) => return Err(()),
+        (true, true) => return Err(Unsatisfiable),
     };
     if start >= len || start > end {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some((start, end)))
 }
@@ -102,7 +108,7 @@ pub async fn get_recording(
 
 #[cfg(test)]
 mod tests {
-    use super::range;
+    use super::{range, Unsatisfiable};
 
     #[test]
     fn ranges_as_rfc_9110_reads_them() {
@@ -133,7 +139,7 @@ mod tests {
             "bytes=x-3",
             "bytes=3",
         ] {
-            assert_eq!(range(Some(bad), 100), Err(()), "{bad}");
+            assert_eq!(range(Some(bad), 100), Err(Unsatisfiable), "{bad}");
         }
         assert_eq!(range(Some("bytes=-500"), 100), Ok(Some((0, 99))));
     }
