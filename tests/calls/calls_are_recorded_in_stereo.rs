@@ -105,6 +105,27 @@ async fn customer_left_agent_right_and_a_pause_is_silence() {
         dominant_frequency(&right[after..after + 8000], 8000),
         1000.0
     );
+
+    // The API streams it, whole or by range; a range past its end, or another call: refused.
+    let file = std::fs::read(rec["file"].as_str().unwrap()).unwrap();
+    let path = format!("/api/calls/{id}/recording");
+    let (code, _, body) = http_get_raw(addr, &path, "test-key", "").await;
+    assert_eq!((code, body.len()), (200, file.len()));
+    assert!(body == file, "the whole file");
+    let (code, head, body) = http_get_raw(addr, &path, "test-key", "Range: bytes=0-43\r\n").await;
+    assert_eq!(code, 206, "{head}");
+    let range = format!("content-range: bytes 0-43/{}", file.len());
+    assert!(head.to_ascii_lowercase().contains(&range), "{head}");
+    assert_eq!(&body[..], &file[..44], "the WAV header");
+    let (code, head, _) = http_get_raw(addr, &path, "test-key", "Range: bytes=99999999-\r\n").await;
+    assert_eq!(code, 416, "{head}");
+    let (code, _, _) = http_get_raw(addr, "/api/calls/77/recording", "test-key", "").await;
+    assert_eq!(code, 404);
+    let (code, _, _) =
+        http_get_raw(addr, "/api/calls/..%2F..%2Fetc/recording", "test-key", "").await;
+    assert_eq!(code, 404);
+    let (code, _, _) = http_get_raw(addr, &path, "wrong-key", "").await;
+    assert_eq!(code, 401);
     browser.stop();
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
