@@ -130,6 +130,18 @@ pub fn call_started(kind: &str) {
     COUNTERS.add("clicktocall_calls_started_total", "kind", kind);
 }
 
+static RECORDINGS_ACTIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// A recording started (`1`) or finished (`-1`).
+pub fn recording_active(delta: i64) {
+    RECORDINGS_ACTIVE.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// A recording's file was finished with `bytes` in it.
+pub fn recording_written(bytes: u64) {
+    COUNTERS.add_n("clicktocall_recording_bytes_total", "kind", "wav", bytes);
+}
+
 /// A recording that failed (disk full, directory not writable, the writer too slow).
 pub fn recording_failed() {
     COUNTERS.add("clicktocall_recordings_failed_total", "reason", "write");
@@ -286,6 +298,11 @@ pub fn render(s: &Snapshot) -> String {
             &format!("leg=\"{leg}\""),
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP clicktocall_recordings_active Recordings being written.\n# TYPE clicktocall_recordings_active gauge\nclicktocall_recordings_active {}",
+        RECORDINGS_ACTIVE.load(Ordering::Relaxed).max(0)
+    );
     let _ = writeln!(
         out,
         "# HELP clicktocall_call_mos MOS estimate (E-model) of each leg, at the end of each call.\n# TYPE clicktocall_call_mos histogram"

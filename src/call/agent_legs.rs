@@ -108,6 +108,14 @@ impl CallTask {
                     if let Some(ip) = signalling {
                         let _ = self.media.commands.send(MediaCommand::Trust(id, ip)).await;
                     }
+                    // An agent's recording code never reaches the customer (nor do its other keys).
+                    if !is_ivr && self.mgr.cfg.recording.pause_code.is_some() {
+                        let _ = self
+                            .media
+                            .commands
+                            .send(MediaCommand::KeepKeys(id, true))
+                            .await;
+                    }
                 }
                 if is_ivr {
                     let role = super::events::Role::ExternalIvr.as_str();

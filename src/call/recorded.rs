@@ -52,6 +52,7 @@ impl CallTask {
             error: None,
         });
         self.send_record(RecordCommand::Start(path, legs)).await;
+        crate::metrics::recording_active(1);
     }
 
     /// The media legs of the agents in the call.

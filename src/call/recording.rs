@@ -74,6 +74,9 @@ pub struct RecordingState {
     paused: bool,
     /// Files started so far (the next one's number).
     pub files: u32,
+    /// The agents' pause code, and the keys pressed towards it.
+    code: Option<String>,
+    keys: String,
 }
 
 fn refuse(code: &'static str, message: &str) -> Refusal {
@@ -87,6 +90,26 @@ impl RecordingState {
     /// The call entered a queue with `policy` (a transfer to another queue changes it).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+    }
+
+    /// The keys an agent presses to pause and resume.
+    pub fn set_pause_code(&mut self, code: Option<String>) {
+        self.code = code;
+    }
+
+    /// An agent pressed `key`: the pause code pauses a recording, and resumes a paused one.
+    pub fn handle_agent_key(&mut self, key: char) -> Option<Do> {
+        let code = self.code.as_deref()?;
+        self.keys.push(key);
+        if self.keys.len() > code.len() {
+            self.keys.remove(0);
+        }
+        if self.keys != code || !self.on {
+            return None;
+        }
+        self.keys.clear();
+        self.paused = !self.paused;
+        Some(Do::Pause(self.paused))
     }
 
     /// True while a file is being written.
@@ -186,6 +209,24 @@ mod tests {
         assert_eq!(code(r.handle_action(Action::Stop, true)), "not_recording");
         assert_eq!(r.handle_action(Action::Start, true), Ok(Do::Start));
         assert_eq!(r.files, 2, "a second file");
+    }
+
+    #[test]
+    fn the_agents_code_pauses_and_resumes() {
+        let mut r = RecordingState::default();
+        r.set_policy(Policy::Always);
+        r.set_pause_code(Some("*1".into()));
+        assert_eq!(r.handle_agent_key('*'), None);
+        assert_eq!(r.handle_agent_key('1'), None, "nothing recorded yet");
+        r.handle_agent_joined();
+        for k in ['5', '*'] {
+            assert_eq!(r.handle_agent_key(k), None);
+        }
+        assert_eq!(r.handle_agent_key('1'), Some(Do::Pause(true)));
+        assert_eq!(r.handle_agent_key('*'), None);
+        assert_eq!(r.handle_agent_key('1'), Some(Do::Pause(false)));
+        let e = r.handle_action(Action::Resume, true).unwrap_err();
+        assert_eq!(e.code, "not_paused", "the code and the API share one state");
     }
 
     #[test]

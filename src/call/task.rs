@@ -248,6 +248,10 @@ impl CallTask {
             }
             Some(MediaEvent::Digit(leg, digit)) => {
                 if let Some(party) = self.leg_names.get(&leg).cloned() {
+                    if self.ctl.agents().contains(&party) {
+                        self.pending_rec
+                            .extend(self.recording.handle_agent_key(digit));
+                    }
                     self.publish(CallEvent::Digit { party, digit });
                 }
             }
@@ -338,6 +342,8 @@ impl CallTask {
             });
             let policy = super::recording::Policy::parse(&q.record).unwrap_or_default();
             self.recording.set_policy(policy);
+            let code = self.mgr.cfg.recording.pause_code.clone();
+            self.recording.set_pause_code(code);
         }
         info!(call = self.id, %queue, ?skill, "queued");
         if self.record.queued(queue, unix_ms()) {

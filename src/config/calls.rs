@@ -131,12 +131,16 @@ impl Default for RecordsSection {
 pub struct RecordingSection {
     /// Directory for `<call id>.wav` files (created when needed).
     pub directory: std::path::PathBuf,
+    /// Keys an agent presses on the phone to pause a recording and, again, to resume it
+    /// (`"*1"`). When set, agents' key presses are never passed on to the customer.
+    pub pause_code: Option<String>,
 }
 
 impl Default for RecordingSection {
     fn default() -> Self {
         RecordingSection {
             directory: "recordings".into(),
+            pause_code: None,
         }
     }
 }
@@ -356,6 +360,16 @@ impl super::Config {
                 "media.port_min",
                 "the range must start at 1024 or above and below port_max",
             ));
+        }
+        if let Some(code) = &self.recording.pause_code {
+            let ok =
+                (1..=4).contains(&code.len()) && code.chars().all(|c| "0123456789*#".contains(c));
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "recording.pause_code",
+                    format!("{code:?}: 1 to 4 keys of 0-9 * #"),
+                ));
+            }
         }
         if !(1.0..=4.5).contains(&m.poor_mos) {
             return Err(ConfigError::invalid(

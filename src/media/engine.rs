@@ -113,6 +113,8 @@ pub enum MediaCommand {
     AddCandidate(LegId, String),
     /// A digit that came out of band on this leg (SIP INFO).
     InfoDigit(LegId, char, Duration),
+    /// Whether a leg's key presses are passed on (reported either way).
+    KeepKeys(LegId, bool),
     /// The call's recording: start, a leg's channel, pause, stop.
     Record(super::recording_tap::RecordCommand),
     /// A new offer from a browser leg (ICE restart); the answer, or why not.
@@ -334,6 +336,7 @@ fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
         }
         MediaCommand::UpdateRtp(id, n) => media.update_rtp(now, id, n),
         MediaCommand::Trust(id, ip) => media.trust(id, ip),
+        MediaCommand::KeepKeys(id, keep) => media.keep_keys(id, keep),
         MediaCommand::Route { from, to, gain } => media.set_route(now, from, to, gain),
         MediaCommand::Play(id, s) => media.play(now, id, s),
         MediaCommand::StopPlaying(id) => media.stop_playing(id),

@@ -126,6 +126,71 @@ async fn customer_left_agent_right_and_a_pause_is_silence() {
     assert_eq!(code, 404);
     let (code, _, _) = http_get_raw(addr, &path, "wrong-key", "").await;
     assert_eq!(code, 401);
+    let (_, _, metrics) = http_get_raw(addr, "/metrics", "test-key", "").await;
+    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    assert!(
+        metrics.contains("clicktocall_recordings_active 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("clicktocall_recording_bytes_total{kind=\"wav\"}"),
+        "{metrics}"
+    );
+    browser.stop();
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The agent presses `keys` on its phone (SIP INFO, one press each).
+async fn agent_keys(agent: &mut AgentPhone, invite: &str, keys: &str) {
+    for k in keys.chars() {
+        let body = format!("Signal={k}\r\nDuration=120\r\n");
+        let ct = "Content-Type: application/dtmf-relay\r\n";
+        agent.in_dialog(invite, "INFO", ct, &body).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_code_pauses_and_resumes_and_the_customer_never_hears_it() {
+    let dir = tmp_dir("code");
+    let extra = format!(
+        "[recording]\ndirectory = \"{}\"\npause_code = \"*1\"\n",
+        dir.display()
+    );
+    let (gw, sip) = start(call_config(&["8003"], "record = \"always\"\n", &extra)).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, "8003", "pw8003").await;
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&invite).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let id = the_call(addr).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    agent_keys(&mut agent, &invite, "*1").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    agent_keys(&mut agent, &invite, "*1").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The API sees the same state: resuming what the code resumed is a conflict.
+    let (code, body) = recording(addr, id, r#"{"action":"resume"}"#).await;
+    assert_eq!((code, body["error"].as_str()), (409, Some("not_paused")));
+    widget.send(json!({"type": "hangup"}));
+    widget.wait_for("state", Some("ended"), WAIT).await;
+    let digits = browser.ears.lock().unwrap().digits.clone();
+    assert_eq!(digits, "", "the customer never receives the agent's code");
+    let records = records_of(addr, id).await;
+    let rec = &records[0]["recordings"][0];
+    let spans = rec["paused_ms"].as_array().expect("paused spans");
+    assert_eq!(spans.len(), 1, "{rec}");
+    let (p0, p1) = (spans[0][0].as_u64().unwrap(), spans[0][1].as_u64().unwrap());
+    assert!((1500..=2200).contains(&(p1 - p0)), "paused {p0}..{p1} ms");
+    let (left, right) = channels(rec["file"].as_str().unwrap());
+    let (s, e) = ((p0 as usize + 60) * 8, (p1 as usize - 60) * 8);
+    assert!(
+        rms(&left[s..e]) < 33.0 && rms(&right[s..e]) < 33.0,
+        "paused span not silent"
+    );
     browser.stop();
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

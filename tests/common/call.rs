@@ -152,6 +152,8 @@ pub struct BrowserEars {
     /// When the browser sent its first audio packet.
     pub first_sent: Option<Instant>,
     pub connected: bool,
+    /// The key presses it received (RFC 4733).
+    pub digits: String,
 }
 
 /// A browser whose media runs by itself: sends a 440 Hz tone once connected, presses digits on request.
@@ -219,6 +221,9 @@ impl MediaBrowser {
                     ears.heard.extend(new);
                 }
                 ears.connected = b.connected;
+                if ears.digits.len() != b.digits.len() {
+                    ears.digits = b.digits.clone();
+                }
                 if b.connected {
                     let samples = tone.samples(160);
                     match key_rx.try_recv() {

@@ -92,6 +92,9 @@ impl CallMedia {
         if let Some(d) = h.digit {
             self.event(MediaEvent::Digit(from, d));
         }
+        if self.legs[i].keep_keys {
+            return;
+        }
         let first_end = h.event.end && self.legs[i].relayed_end != Some(h.ts8);
         let listeners: Vec<LegId> = self.routes.listeners(from).collect();
         for to in listeners {

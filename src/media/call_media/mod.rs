@@ -113,6 +113,8 @@ struct Slot {
     relayed_end: Option<u32>,
     /// While a generated key press goes out toward this leg, its audio pauses.
     dtmf_until: Option<Instant>,
+    /// This leg's key presses are reported but passed on to nobody (an agent's recording code).
+    keep_keys: bool,
     lost: bool,
 }
 
@@ -179,6 +181,7 @@ impl CallMedia {
             enc: Transcoder::new(),
             relayed_end: None,
             dtmf_until: None,
+            keep_keys: false,
             lost: false,
         });
         self.refeed(now);
@@ -269,6 +272,13 @@ impl CallMedia {
         }
     }
 
+    /// Whether `leg`'s key presses are passed on (they are always reported).
+    pub fn keep_keys(&mut self, leg: LegId, keep: bool) {
+        if let Some(s) = self.slot_mut(leg) {
+            s.keep_keys = keep;
+        }
+    }
+
     /// A new offer from a browser leg (an ICE restart): its answer. The leg's streams go on.
     pub fn reoffer(&mut self, leg: LegId, offer: &str) -> Result<String, BrowserLegError> {
         match self.slot_mut(leg).map(|s| &mut s.media) {
@@ -355,6 +365,9 @@ impl CallMedia {
             return;
         };
         self.event(MediaEvent::Digit(leg, digit));
+        if self.slot_mut(leg).is_some_and(|s| s.keep_keys) {
+            return;
+        }
         let ms = length.as_millis().clamp(40, 6000) as u32;
         let listeners: Vec<LegId> = self.routes.listeners(leg).collect();
         for to in listeners {
