@@ -101,6 +101,7 @@ impl CallTask {
             return;
         };
         r.paused_ms = paused;
+        let written = outcome.as_ref().map(|o| o.bytes);
         match outcome {
             Some(o) => {
                 r.duration_secs = Some((o.secs * 100.0).round() / 100.0);
@@ -123,6 +124,12 @@ impl CallTask {
                 info!(call = self.id, file = %r.file, secs = ?r.duration_secs, "recording finished")
             }
         }
+        crate::metrics::recording_active(-1);
+        if let Some(bytes) = written {
+            crate::metrics::recording_written(bytes);
+        }
+        // The file is complete (or as complete as it will get): your systems may fetch it.
+        self.mgr.records.write(&self.record, "recording.ready");
     }
 
     /// The call ends: a recording in progress is finished first.
