@@ -364,7 +364,8 @@ test_chromium_widget_to_baresip_agent_tones_hold_and_agent_hangup() {
   local rec; rec=$(mktemp -d /tmp/c2c-rec.XXXXXX)
   mkdir -p "$T/baresip"
   for f in config accounts; do sed "s|@T@|$T|g; s|@REC@|$rec|g" "$HERE/baresip_agent/$f" >"$T/baresip/$f"; done
-  start_gateway "$HERE/gateway-baresip.toml" || return 1
+  sed "s|^directory = \"recordings\"$|directory = \"$T/recordings\"|" "$HERE/gateway-baresip.toml" >"$T/gateway.toml"
+  start_gateway "$T/gateway.toml" || return 1
   baresip -f "$T/baresip" >"$T/baresip.log" 2>&1 &
   local phone=$!
   for _ in $(seq 1 50); do grep -q '"message":"agent online".*"agent":"1002"' "$T/gateway.log" && break; sleep 0.1; done
@@ -396,6 +397,30 @@ PY
   gw_log_has 'queued' || code=1
   stop_gateway || code=1
   cdrs_complete 1 agent_hangup || code=1
+  # Issue 15, acceptance 6: the call was recorded in stereo, the browser's 440 Hz on the left and
+  # baresip's 1000 Hz on the right, as long as the talk.
+  python3 - "$T/records.db" <<'PY' || code=1
+import json, math, sqlite3, struct, sys, wave
+talk, recs = sqlite3.connect(sys.argv[1]).execute("SELECT talk_secs, recordings FROM cdrs").fetchone()
+rec = json.loads(recs)[0]
+print("recording:", rec, "talk", talk)
+assert rec["error"] is None and abs(rec["duration_secs"] - talk) <= 0.3, "not as long as the talk"
+w = wave.open(rec["file"])
+assert w.getnchannels() == 2 and w.getframerate() == 8000
+n = w.getnframes()
+x = struct.unpack("<%dh" % (2 * n), w.readframes(n))
+def dominant(seg):
+    def power(hz):
+        re = sum(v * math.cos(2 * math.pi * hz * i / 8000) for i, v in enumerate(seg))
+        im = sum(v * math.sin(2 * math.pi * hz * i / 8000) for i, v in enumerate(seg))
+        return re * re + im * im
+    return max(range(100, 3400, 10), key=power)
+left, right = x[0::2], x[1::2]
+seg = slice(4000, 8000)   # 0.5 s to 1 s into the talk: before the hold
+l, r = dominant(left[seg]), dominant(right[seg])
+print("left (customer) %d Hz, right (agent) %d Hz" % (l, r))
+assert abs(l - 440) <= 10 and abs(r - 1000) <= 10, "channels are not customer left, agent right"
+PY
   return $code
 }
 
