@@ -818,6 +818,37 @@ test_chromium_customer_hears_an_agent_behind_nat_from_its_first_packet() {
   return $code
 }
 
+test_recording_on_a_full_disk_never_touches_the_call() {
+  # Issue 15, acceptance 4: the recordings directory is a 64 KiB tmpfs (in a mount namespace of the
+  # gateway's own), full two seconds into the call. The call keeps its audio both ways for 6 s
+  # (chromium/widget_call_keeps_audio.js, SIPp echo agent), nothing panics, and the record says
+  # why the recording stopped.
+  need_widget_peers || return 1
+  mkdir -p "$T/full"
+  { sed 's/^name = "support"$/name = "support"\nrecord = "always"/' "$HERE/gateway-resilience.toml"
+    printf '\n[recording]\ndirectory = "%s"\n' "$T/full"; } >"$T/gateway.toml"
+  grep -q 'record = "always"' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
+  sipp_agent agent_echo.xml -rtp_echo -m 1 -timeout 60s
+  unshare --mount --propagation private -- sh -c \
+    "mount -t tmpfs -o size=64k tmpfs '$T/full' && exec '$BIN' serve --config '$T/gateway.toml' --log-format json" \
+    >"$T/gateway.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  SECS=6 widget_script widget_call_keeps_audio.js; local code=$?
+  sipp_agent_passed || code=1
+  stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
+  python3 - "$T/records.db" <<'PY' || code=1
+import json, sqlite3, sys
+talk, recs = sqlite3.connect(sys.argv[1]).execute("SELECT talk_secs, recordings FROM cdrs").fetchone()
+rec = json.loads(recs)[0]
+print("talk %.1f s; recording: %s" % (talk, rec))
+assert rec["error"] and "space" in rec["error"].lower(), "the record does not say the disk was full"
+PY
+  gw_log_has 'recording failed' || code=1
+  return $code
+}
+
 test_overload_2n_calls_n_served_n_refused_without_loss() {
   # Issue 8, acceptance 3: with limits.max_calls = N (50), 2N trunk calls arrive within a second.
   # N are served (IVR, queue, one of N agents on a SIPp with RTP echo, 10 s of 440 Hz) and N
