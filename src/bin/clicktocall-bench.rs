@@ -50,7 +50,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.get(1).map(String::as_str) {
-        Some("gateway") => rt.block_on(gateway(control)),
+        Some("gateway") => {
+            // `--record DIR`: every two-party call is recorded (stereo WAV per call) into DIR.
+            let record = Some(arg(&args, "--record", "")).filter(|d| !d.is_empty());
+            rt.block_on(gateway(control, record.map(std::path::PathBuf::from)))
+        }
         Some("load") => {
             let calls: usize = arg(&args, "--calls", "100").parse()?;
             let secs: u64 = arg(&args, "--secs", "20").parse()?;
@@ -93,7 +97,7 @@ fn proc_usage() -> (f64, u64) {
     (cpu, rss)
 }
 
-async fn gateway(control: SocketAddr) -> anyhow::Result<()> {
+async fn gateway(control: SocketAddr, record: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let engine = MediaEngine::new(MediaConfig {
         bind_ip: "127.0.0.1".parse()?,
         advertised_ip: None,
@@ -110,8 +114,9 @@ async fn gateway(control: SocketAddr) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let (engine, calls, mark) = (engine.clone(), calls.clone(), mark.clone());
+        let record = record.clone();
         tokio::spawn(async move {
-            if let Err(e) = control_conn(stream, engine, calls, mark).await {
+            if let Err(e) = control_conn(stream, engine, calls, mark, record).await {
                 eprintln!("control: {e}");
             }
         });
@@ -126,6 +131,7 @@ async fn control_conn(
     engine: MediaEngine,
     calls: Arc<Mutex<Vec<MediaHandle>>>,
     mark: Arc<Mutex<Option<(Instant, f64)>>>,
+    record: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
@@ -159,6 +165,16 @@ async fn control_conn(
                         timers,
                     )
                     .await;
+                if let Some(dir) = &record {
+                    use clicktocall::media::engine::MediaCommand;
+                    use clicktocall::media::recorder::Channel;
+                    use clicktocall::media::recording_tap::RecordCommand;
+                    use clicktocall::media::routes::LegId;
+                    let path = dir.join(format!("{port}.wav"));
+                    let legs = vec![(LegId(0), Channel::Left), (LegId(1), Channel::Right)];
+                    let cmd = MediaCommand::Record(RecordCommand::Start(path, legs));
+                    let _ = handle.commands.send(cmd).await;
+                }
                 calls.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
                 w.write_all(
                     format!("ANSWER {port} {}\n", answer.replace("\r\n", "\\n")).as_bytes(),

@@ -48,7 +48,7 @@ impl Recording {
     /// Hands the frames due at `now` to the writer; when the next one is due.
     pub fn pump(&mut self, now: Instant) -> Instant {
         while let Some(f) = self.core.poll_frame(now) {
-            self.sink.push(f);
+            self.sink.push(&f);
         }
         self.core.next_due()
     }
@@ -56,7 +56,7 @@ impl Recording {
     /// Ends the recording at `now`.
     pub fn stop(mut self, now: Instant) -> Stopped {
         for f in self.core.finish(now) {
-            self.sink.push(f);
+            self.sink.push(&f);
         }
         Stopped {
             paused_ms: self.core.paused_spans_ms(),

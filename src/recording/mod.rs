@@ -1,10 +1,11 @@
-//! Call recordings on disk: a WAV file written by a thread of its own, fed 20 ms stereo frames
-//! over a bounded channel, so a slow or full disk never stalls the media task (a frame that finds
-//! the channel full is dropped and counted). The frames come from the media core's
+//! Call recordings on disk: a WAV file written by a thread of its own, fed stereo audio over a
+//! bounded channel in half-second batches (a thread woken 50 times a second per call costs more
+//! than the recording itself), so a slow or full disk never stalls the media task (a batch that
+//! finds the channel full is dropped and counted). The frames come from the media core's
 //! [`crate::media::recorder::StereoRecorder`].
 //!
-//! Crash safety: the WAV header's sizes are rewritten every second while the file grows, so a
-//! process that dies leaves a valid WAV holding all but the last second. A write error (disk full,
+//! Crash safety: every 2 s the WAV header's sizes are rewritten, so a process that dies leaves a
+//! valid WAV holding all but the last two and a half seconds. A write error (disk full,
 //! directory not writable) stops the writing, not the call: the outcome says why.
 
 pub mod wav;
@@ -15,8 +16,10 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Frames the writer may lag behind (10 s of audio) before frames are dropped.
-const QUEUE: usize = 500;
+/// Batches the writer may lag behind (10 s of audio) before batches are dropped.
+const QUEUE: usize = 20;
+/// Frames in a batch (0.5 s).
+const BATCH: usize = 25;
 
 /// How a recording ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,8 @@ enum Job {
 pub struct Sink {
     tx: SyncSender<Job>,
     dropped: Arc<AtomicU64>,
+    batch: Vec<i16>,
+    frames: usize,
 }
 
 impl std::fmt::Debug for Sink {
@@ -58,22 +63,43 @@ impl Sink {
         let d = dropped.clone();
         let spawned = std::thread::Builder::new()
             .name("recording".into())
+            .stack_size(64 * 1024)
             .spawn(move || write_all(&path, &rx, &d));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "recording thread could not start");
         }
-        Sink { tx, dropped }
-    }
-
-    /// One interleaved stereo frame; never blocks (a full queue drops it, counted).
-    pub fn push(&self, frame: Vec<i16>) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Frame(frame)) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        Sink {
+            tx,
+            dropped,
+            batch: Vec::new(),
+            frames: 0,
         }
     }
 
+    /// One interleaved stereo frame; never blocks (a full queue drops the batch, counted).
+    pub fn push(&mut self, frame: &[i16]) {
+        self.batch.extend_from_slice(frame);
+        self.frames += 1;
+        if self.frames >= BATCH {
+            self.send_batch();
+        }
+    }
+
+    fn send_batch(&mut self) {
+        if self.frames == 0 {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH * 320));
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Frame(batch)) {
+            self.dropped
+                .fetch_add(self.frames as u64, Ordering::Relaxed);
+        }
+        self.frames = 0;
+    }
+
     /// Ends the file; the outcome arrives when the writer is done.
-    pub fn finish(self) -> oneshot::Receiver<Outcome> {
+    pub fn finish(mut self) -> oneshot::Receiver<Outcome> {
+        self.send_batch();
         let (tx, rx) = oneshot::channel();
         // Blocking here would stall the media task; a writer that is that far behind has its
         // channel full, and the finish waits for room on a thread of its own.
@@ -88,10 +114,10 @@ impl Sink {
     }
 }
 
-/// The writer thread: the file, then every frame, the header fixed up every second and at the end.
+/// The writer thread: the file, then every batch, the header fixed up every 2 s and at the end.
 fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
     let mut file = wav::WavFile::create(path);
-    let mut frames = 0u64;
+    let mut batches = 0u64;
     while let Ok(job) = rx.recv() {
         match job {
             Job::Frame(f) => {
@@ -99,8 +125,8 @@ fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
                     if let Err(e) = w.write_frame(&f) {
                         file = Err(e);
                     } else {
-                        frames += 1;
-                        if frames % 50 == 0 {
+                        batches += 1;
+                        if batches % 4 == 0 {
                             if let Err(e) = w.sync_header() {
                                 file = Err(e);
                             }
@@ -122,7 +148,7 @@ fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
                     }
                     Err(e) => Outcome {
                         path: path.to_path_buf(),
-                        secs: frames as f64 * 0.02,
+                        secs: 0.0,
                         bytes: 0,
                         dropped_frames: dropped.load(Ordering::Relaxed),
                         error: Some(e.to_string()),

@@ -32,6 +32,7 @@ pub fn header(data: u32) -> [u8; 44] {
 pub struct WavFile {
     file: File,
     data: u64,
+    bytes: Vec<u8>,
 }
 
 impl WavFile {
@@ -42,14 +43,20 @@ impl WavFile {
         }
         let mut file = File::create(path)?;
         file.write_all(&header(0))?;
-        Ok(WavFile { file, data: 0 })
+        Ok(WavFile {
+            file,
+            data: 0,
+            bytes: Vec::new(),
+        })
     }
 
-    /// Appends one interleaved frame.
+    /// Appends interleaved samples (one write).
     pub fn write_frame(&mut self, samples: &[i16]) -> io::Result<()> {
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        self.file.write_all(&bytes)?;
-        self.data += bytes.len() as u64;
+        self.bytes.clear();
+        self.bytes
+            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        self.file.write_all(&self.bytes)?;
+        self.data += self.bytes.len() as u64;
         Ok(())
     }
 
