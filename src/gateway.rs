@@ -141,6 +141,14 @@ impl Gateway {
             .map_err(|e| StartError::Calls(format!("callback.database: {e}")))?;
             let _ = calls.callbacks.set(handle);
         }
+        if cfg.recording.retention_days > 0 {
+            tokio::spawn(crate::recording::retention::run(
+                cfg.recording.directory.clone(),
+                cfg.recording.retention_days,
+                calls.records.clone(),
+                lifecycle.stop_token(),
+            ));
+        }
         let (http_addr, http_task) =
             crate::http::serve(cfg.clone(), lifecycle.clone(), Some(calls.clone())).await?;
         lifecycle.set_ready();

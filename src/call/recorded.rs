@@ -50,6 +50,7 @@ impl CallTask {
             duration_secs: None,
             paused_ms: Vec::new(),
             error: None,
+            deleted_ms: None,
         });
         self.send_record(RecordCommand::Start(path, legs)).await;
         crate::metrics::recording_active(1);

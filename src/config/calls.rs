@@ -134,6 +134,8 @@ pub struct RecordingSection {
     /// Keys an agent presses on the phone to pause a recording and, again, to resume it
     /// (`"*1"`). When set, agents' key presses are never passed on to the customer.
     pub pause_code: Option<String>,
+    /// Recordings older than this many days are deleted (their records say when); 0 keeps them.
+    pub retention_days: u64,
 }
 
 impl Default for RecordingSection {
@@ -141,6 +143,7 @@ impl Default for RecordingSection {
         RecordingSection {
             directory: "recordings".into(),
             pause_code: None,
+            retention_days: 0,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! valid WAV holding all but the last two and a half seconds. A write error (disk full,
 //! directory not writable) stops the writing, not the call: the outcome says why.
 
+pub mod retention;
 pub mod wav;
 
 use std::path::{Path, PathBuf};

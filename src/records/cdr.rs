@@ -61,6 +61,9 @@ pub struct RecordingRecord {
     pub paused_ms: Vec<(u64, u64)>,
     /// Why the file is incomplete or missing (disk full, directory not writable).
     pub error: Option<String>,
+    /// When retention deleted the file (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_ms: Option<i64>,
 }
 
 /// A call detail record.

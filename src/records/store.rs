@@ -122,6 +122,42 @@ impl RecordStore {
         Ok(())
     }
 
+    /// Marks recording `file` of call `call` deleted at `at_ms` (`deleted_ms` in `recordings`).
+    pub fn mark_recording_deleted(
+        &self,
+        call: u64,
+        file: &str,
+        at_ms: i64,
+    ) -> Result<(), RecordError> {
+        let rows: Vec<(String, String)> = {
+            let mut st = self.conn.prepare(
+                "SELECT id, recordings FROM cdrs WHERE call = ?1 AND recordings IS NOT NULL",
+            )?;
+            let rows = st.query_map(params![call as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, json) in rows {
+            let Ok(mut recs) = serde_json::from_str::<Vec<serde_json::Value>>(&json) else {
+                continue;
+            };
+            let mut changed = false;
+            for r in &mut recs {
+                if r["file"] == file {
+                    r["deleted_ms"] = at_ms.into();
+                    changed = true;
+                }
+            }
+            if changed {
+                let text = serde_json::to_string(&recs).unwrap_or_else(|_| "[]".into());
+                self.conn.execute(
+                    "UPDATE cdrs SET recordings = ?1 WHERE id = ?2",
+                    params![text, id],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the records a previous run left open (the process died with calls in progress: a
     /// crash, a kill, a power cut): end reason `interrupted`, hung up by the gateway, `ended_ms`
     /// the last milestone the record reached (when the process died is unknown; offers still
@@ -291,6 +327,28 @@ mod erased {
 mod tests {
     use super::*;
     use serde_json::{json, Map};
+
+    #[test]
+    fn a_deleted_recording_is_marked_in_its_record() {
+        let s = RecordStore::open(Path::new(":memory:")).unwrap();
+        let mut r = CallRecord::new(77, "browser", Map::new(), 1_000);
+        for file in ["/r/77.wav", "/r/77-2.wav"] {
+            r.recordings.push(crate::records::cdr::RecordingRecord {
+                file: file.into(),
+                started_ms: 1_000,
+                duration_secs: Some(1.0),
+                paused_ms: Vec::new(),
+                error: None,
+                deleted_ms: None,
+            });
+        }
+        s.upsert(&r).unwrap();
+        s.mark_recording_deleted(77, "/r/77-2.wav", 9_000).unwrap();
+        s.mark_recording_deleted(78, "/r/78.wav", 9_000).unwrap();
+        let rows = s.query(&Filter::default()).unwrap();
+        assert!(rows[0]["recordings"][0]["deleted_ms"].is_null());
+        assert_eq!(rows[0]["recordings"][1]["deleted_ms"], 9_000);
+    }
 
     #[test]
     fn milestones_update_one_row_filters_and_csv() {

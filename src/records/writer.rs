@@ -16,6 +16,8 @@ enum Job {
         oneshot::Sender<Result<Vec<serde_json::Value>, RecordError>>,
     ),
     Flush(oneshot::Sender<()>),
+    /// A recording's file was deleted (retention): (call id, file, when).
+    Deleted(u64, String, i64),
 }
 
 /// Where call tasks send their records.
@@ -62,6 +64,11 @@ impl Records {
                         Job::Flush(reply) => {
                             let _ = reply.send(());
                         }
+                        Job::Deleted(call, file, at) => {
+                            if let Err(e) = store.mark_recording_deleted(call, &file, at) {
+                                warn!(call, error = %e, "record not marked: recording deleted");
+                            }
+                        }
                     }
                 }
             })
@@ -83,6 +90,12 @@ impl Records {
             .map_err(|_| RecordError("the records thread has stopped".into()))?;
         rx.await
             .map_err(|_| RecordError("the records thread has stopped".into()))?
+    }
+
+    /// Call `call`'s recording `file` was deleted (retention): its record says so.
+    pub fn mark_recording_deleted(&self, call: u64, file: String) {
+        let now = crate::call::task::unix_ms();
+        let _ = self.tx.send(Job::Deleted(call, file, now));
     }
 
     /// Waits until every record sent so far is written.

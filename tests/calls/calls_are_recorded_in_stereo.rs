@@ -256,3 +256,34 @@ async fn the_recording_command_refuses_what_does_not_fit_and_a_bad_directory_fai
     browser.stop();
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_recordings_and_keeps_new_ones() {
+    let dir = tmp_dir("retention");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("4711.wav");
+    let new = dir.join("4712.wav");
+    for f in [&old, &new] {
+        std::fs::write(f, b"RIFF").unwrap();
+    }
+    let two_days = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_days)
+        .unwrap();
+    let extra = format!(
+        "[recording]\ndirectory = \"{}\"\nretention_days = 1\n",
+        dir.display()
+    );
+    let (gw, _sip) = start(call_config(&[], "", &extra)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while old.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!old.exists(), "a recording past its days is deleted");
+    assert!(new.exists(), "a recent one is kept");
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
