@@ -55,6 +55,9 @@ impl PromptLibrary {
         }
         for (i, q) in cfg.queues.iter().enumerate() {
             wanted.push((format!("queues[{i}].music"), q.music.clone()));
+            if let Some(a) = &q.record_announcement {
+                wanted.push((format!("queues[{i}].record_announcement"), a.clone()));
+            }
         }
         if cfg.callback.enabled {
             wanted.push(("callback.greeting".into(), cfg.callback.greeting.clone()));

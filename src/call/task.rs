@@ -339,6 +339,8 @@ impl CallTask {
                     .then(|| Duration::from_secs(q.announce_position_secs)),
                 conference: q.mode == "conference",
                 requeue_after_last_agent: q.after_last_agent == "requeue",
+                // Only where the queue records its calls.
+                announcement: q.record_announcement.clone().filter(|_| q.record != "never"),
             });
             let policy = super::recording::Policy::parse(&q.record).unwrap_or_default();
             self.recording.set_policy(policy);

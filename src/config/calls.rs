@@ -229,6 +229,9 @@ pub struct QueueConfig {
     /// Recording: `never` (the default; the API may not start one either), `always` (from the
     /// first agent's answer) or `on_demand` (when the API asks).
     pub record: String,
+    /// A prompt the customer hears after the queue's greeting, before any agent, when the queue
+    /// records (`"recording_notice"`: your `<ivr.prompts_dir>/recording_notice.wav`).
+    pub record_announcement: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -251,6 +254,7 @@ impl Default for QueueConfig {
             conference_agents: 2,
             after_last_agent: "end".into(),
             record: "never".into(),
+            record_announcement: None,
         }
     }
 }

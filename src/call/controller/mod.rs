@@ -59,6 +59,8 @@ pub struct CallController {
     conference: bool,
     /// When the last agent leaves, the customer waits in the queue again (else the call ends).
     requeue_after_last_agent: bool,
+    /// The queue's announcement, still to be heard.
+    announcement: Option<String>,
     position: Option<usize>,
     estimated_wait: Option<u64>,
     flowing: bool,
@@ -102,6 +104,9 @@ pub struct QueueSound {
     pub conference: bool,
     /// When the last agent leaves, the customer waits in the queue again (else the call ends).
     pub requeue_after_last_agent: bool,
+    /// A prompt the customer hears once after the queue's greeting ("this call may be
+    /// recorded"), before the music.
+    pub announcement: Option<String>,
 }
 
 impl CallController {
@@ -120,6 +125,7 @@ impl CallController {
             agents: Vec::new(),
             conference: false,
             requeue_after_last_agent: false,
+            announcement: None,
             position: None,
             estimated_wait: None,
             flowing: false,
@@ -218,6 +224,7 @@ impl CallController {
         self.announce_every = sound.announce_every;
         self.conference = sound.conference;
         self.requeue_after_last_agent = sound.requeue_after_last_agent;
+        self.announcement = sound.announcement;
     }
 
     /// The customer's media flows: the IVR (or the queue) starts now, never clipped.
@@ -252,9 +259,10 @@ impl CallController {
                 self.ivr.handle_prompt_done(now);
                 self.drain_ivr(now);
             }
-            Phase::Queued if self.hearing_prompt() => {
-                self.hear(Audio::Music(self.music.clone()));
-            }
+            Phase::Queued if self.hearing_prompt() => match self.announcement.take() {
+                Some(a) => self.hear(Audio::Prompt(a)),
+                None => self.hear(Audio::Music(self.music.clone())),
+            },
             Phase::Transferring { .. } => self.hear(Audio::Music(self.music.clone())),
             // A prompt the API played into the call: back to the parties (or the music on hold).
             Phase::Connected { held } if self.hearing_prompt() => {

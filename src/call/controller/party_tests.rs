@@ -63,6 +63,7 @@ fn the_last_agent_leaving_requeues_where_the_queue_says_so() {
         announce_every: None,
         conference: false,
         requeue_after_last_agent: true,
+        announcement: None,
     });
     c.handle_remove_party(t0, "A").unwrap();
     let out = drain_all(&mut c);
@@ -87,6 +88,7 @@ fn a_conference_queue_joins_the_second_agent_that_answers() {
         announce_every: None,
         conference: true,
         requeue_after_last_agent: false,
+        announcement: None,
     });
     c.handle_offer(vec!["A".into(), "B".into()]);
     drain_all(&mut c);

@@ -37,6 +37,7 @@ fn call() -> CallController {
         announce_every: Some(30 * S),
         conference: false,
         requeue_after_last_agent: false,
+        announcement: None,
     });
     c
 }
@@ -93,6 +94,29 @@ fn no_prompt_before_media_flows() {
     assert_eq!(drain(&mut c), vec![play("welcome")]);
     c.handle_media_flowing(t0 + S);
     assert!(drain(&mut c).is_empty(), "the menu starts once");
+}
+
+#[test]
+fn a_recording_queue_s_announcement_comes_after_its_greeting_once() {
+    let t0 = Instant::now();
+    let mut c = call();
+    c.set_queue_sound(QueueSound {
+        music: "moh".into(),
+        announce_every: None,
+        conference: false,
+        requeue_after_last_agent: false,
+        announcement: Some("recording_notice".into()),
+    });
+    c.handle_media_flowing(t0);
+    c.handle_digit(t0 + S, '2');
+    drain(&mut c);
+    c.handle_prompt_done(t0 + 3 * S);
+    assert_eq!(drain(&mut c), vec![play("recording_notice")]);
+    c.handle_prompt_done(t0 + 6 * S);
+    assert_eq!(
+        drain(&mut c),
+        vec![CallOutput::Play(Audio::Music("moh".into()))]
+    );
 }
 
 #[test]
