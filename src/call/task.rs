@@ -340,7 +340,10 @@ impl CallTask {
                 conference: q.mode == "conference",
                 requeue_after_last_agent: q.after_last_agent == "requeue",
                 // Only where the queue records its calls.
-                announcement: q.record_announcement.clone().filter(|_| q.record != "never"),
+                announcement: q
+                    .record_announcement
+                    .clone()
+                    .filter(|_| q.record != "never"),
             });
             let policy = super::recording::Policy::parse(&q.record).unwrap_or_default();
             self.recording.set_policy(policy);

@@ -287,3 +287,61 @@ async fn retention_deletes_old_recordings_and_keeps_new_ones() {
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_five_percent_loss_each_way_a_burst_at_ten_seconds_is_at_ten_seconds() {
+    let dir = tmp_dir("aligned");
+    let extra = format!("[recording]\ndirectory = \"{}\"\n", dir.display());
+    let (gw, sip) = start(call_config(&["8004"], "record = \"always\"\n", &extra)).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, "8004", "pw8004").await;
+    agent.lose_every = 20;
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    browser.lose_every(20);
+    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&invite).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let id = the_call(addr).await;
+    tokio::time::sleep(Duration::from_millis(9900)).await;
+    let burst = browser.burst(2000.0, 200).await;
+    let burst_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - burst.elapsed().as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    widget.send(json!({"type": "hangup"}));
+    widget.wait_for("state", Some("ended"), WAIT).await;
+
+    let records = records_of(addr, id).await;
+    let rec = &records[0]["recordings"][0];
+    let started = rec["started_ms"].as_i64().unwrap();
+    let expected = burst_ms - started;
+    let (left, right) = channels(rec["file"].as_str().unwrap());
+    assert_eq!(left.len(), right.len());
+    // Where the burst is in the file: the first 20 ms frame that is the 2000 Hz.
+    let at = left
+        .chunks(160)
+        .position(|f| rms(f) > 1000.0 && dominant_frequency(f, 8000) == 2000.0)
+        .map(|i| i as i64 * 20)
+        .expect("the burst is in the file");
+    println!("burst sent {expected} ms into the recording, found at {at} ms");
+    assert!((9_500..=10_500).contains(&expected), "{expected}");
+    assert!(
+        (at - expected).abs() <= 40,
+        "sent at {expected} ms, recorded at {at} ms"
+    );
+    // Both channels are as long as the call, and lost packets are silences of a frame.
+    let gaps = left
+        .chunks(160)
+        .filter(|f| f.iter().all(|&s| s == 0))
+        .count();
+    assert!(
+        gaps >= 20,
+        "the customer's lost packets are silent frames: {gaps}"
+    );
+    browser.stop();
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -168,6 +168,10 @@ pub struct MediaBrowser {
 enum Move {
     To(UdpSocket, tokio::sync::oneshot::Sender<String>),
     Answer(String),
+    /// From now on, one packet in N is never sent (0: none).
+    Lose(u32),
+    /// A tone of `hz` for `frames` 20 ms frames instead of the 440 Hz; when its first packet went.
+    Burst(f64, usize, tokio::sync::oneshot::Sender<Instant>),
 }
 
 impl MediaBrowser {
@@ -188,6 +192,12 @@ impl MediaBrowser {
         let mut sock = sock;
         tokio::spawn(async move {
             let mut tone = ToneGenerator::new(440.0, 8000, 0.4);
+            let (mut lose, mut sent) = (0u32, 0u32);
+            let mut burst: Option<(
+                ToneGenerator,
+                usize,
+                Option<tokio::sync::oneshot::Sender<Instant>>,
+            )> = None;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let (mut ticks, mut buf) = (0u64, vec![0u8; 2048]);
             loop {
@@ -203,6 +213,10 @@ impl MediaBrowser {
                             sock = new;
                         }
                         Move::Answer(a) => b.accept(&a),
+                        Move::Lose(n) => lose = n,
+                        Move::Burst(hz, frames, when) => {
+                            burst = Some((ToneGenerator::new(hz, 8000, 0.4), frames, Some(when)))
+                        }
                     }
                 }
                 while let Ok((n, from)) = sock.try_recv_from(&mut buf) {
@@ -225,9 +239,22 @@ impl MediaBrowser {
                     ears.digits = b.digits.clone();
                 }
                 if b.connected {
-                    let samples = tone.samples(160);
+                    let mut samples = tone.samples(160);
+                    if let Some((t, left, when)) = burst.as_mut() {
+                        samples = t.samples(160);
+                        if let Some(w) = when.take() {
+                            let _ = w.send(now);
+                        }
+                        *left -= 1;
+                        if *left == 0 {
+                            burst = None;
+                        }
+                    }
+                    sent += 1;
+                    let lost = lose > 0 && sent % lose == 0;
                     match key_rx.try_recv() {
                         Ok(d) => b.send_pcmu_with_dtmf(now, ticks, &samples, d),
+                        Err(_) if lost => {}
                         Err(_) => b.send_pcmu(now, ticks, &samples),
                     }
                     ears.first_sent.get_or_insert(now);
@@ -247,6 +274,18 @@ impl MediaBrowser {
     pub async fn move_to(&self, sock: UdpSocket) -> String {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.moves.send(Move::To(sock, tx)).unwrap();
+        rx.await.unwrap()
+    }
+
+    /// From now on the browser loses one packet in `n` (never sends it).
+    pub fn lose_every(&self, n: u32) {
+        self.moves.send(Move::Lose(n)).unwrap();
+    }
+
+    /// A burst of `hz` for `ms` instead of the 440 Hz: when its first packet was sent.
+    pub async fn burst(&self, hz: f64, ms: usize) -> Instant {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.moves.send(Move::Burst(hz, ms / 20, tx)).unwrap();
         rx.await.unwrap()
     }
 

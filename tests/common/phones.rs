@@ -27,6 +27,8 @@ pub struct AgentPhone {
     pub sdp_ip: String,
     /// (SSRC, timestamp) of every PCMU packet it received, in order.
     pub received: Arc<Mutex<Vec<(u32, u32)>>>,
+    /// One packet in N it never sends (0: none).
+    pub lose_every: u16,
 }
 
 impl AgentPhone {
@@ -61,6 +63,7 @@ impl AgentPhone {
             tone_hz: 1000.0,
             sdp_ip: "127.0.0.1".into(),
             received: Arc::default(),
+            lose_every: 0,
         }
     }
 
@@ -115,7 +118,7 @@ impl AgentPhone {
         let (heard, received) = (self.heard.clone(), self.received.clone());
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
         self.rtp_stop = Some(stop);
-        let hz = self.tone_hz;
+        let (hz, lose) = (self.tone_hz, self.lose_every);
         tokio::spawn(async move {
             let mut tone = ToneGenerator::new(hz, 8000, 0.4);
             let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -126,7 +129,9 @@ impl AgentPhone {
                     _ = stop_rx.recv() => break,
                 }
                 let pkt = pcmu_packet(&tone.samples(160), seq, u32::from(seq) * 160, 0xa9e47);
-                let _ = rtp.send_to(&pkt, target).await;
+                if lose == 0 || seq % lose != 0 {
+                    let _ = rtp.send_to(&pkt, target).await;
+                }
                 seq = seq.wrapping_add(1);
                 while let Ok((n, _)) = rtp.try_recv_from(&mut buf) {
                     if let Ok(p) = RtpView::parse(&buf[..n]) {
