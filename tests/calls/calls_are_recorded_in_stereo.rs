@@ -38,6 +38,42 @@ async fn recording(addr: std::net::SocketAddr, id: u64, body: &str) -> (u16, Val
     .await
 }
 
+/// A connected call to agent `agent` in a queue with `record = "always"`, the gateway configured
+/// with `extra`; both sides lose one packet in `lose` (0: none).
+struct Recorded {
+    gw: clicktocall::gateway::Gateway,
+    addr: std::net::SocketAddr,
+    agent: AgentPhone,
+    invite: String,
+    widget: Widget,
+    browser: common::call::MediaBrowser,
+    id: u64,
+}
+
+async fn recorded_call(agent_id: &str, extra: &str, lose: u16) -> Recorded {
+    let rules = "record = \"always\"\n";
+    let (gw, sip) = start(call_config(&[agent_id], rules, extra)).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, agent_id, &format!("pw{agent_id}")).await;
+    agent.lose_every = lose;
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    browser.lose_every(u32::from(lose));
+    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&invite).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let id = the_call(addr).await;
+    Recorded {
+        gw,
+        addr,
+        agent,
+        invite,
+        widget,
+        browser,
+        id,
+    }
+}
+
 /// The WAV's left and right channels.
 fn channels(path: &str) -> (Vec<i16>, Vec<i16>) {
     let r = hound::WavReader::open(path).expect("a readable WAV");
@@ -53,15 +89,16 @@ fn channels(path: &str) -> (Vec<i16>, Vec<i16>) {
 async fn customer_left_agent_right_and_a_pause_is_silence() {
     let dir = tmp_dir("stereo");
     let extra = format!("[recording]\ndirectory = \"{}\"\n", dir.display());
-    let (gw, sip) = start(call_config(&["8001"], "record = \"always\"\n", &extra)).await;
-    let addr = gw.http_addr;
-    let mut agent = AgentPhone::register(sip, "8001", "pw8001").await;
-    let mut widget = Widget::connect(addr).await;
-    let browser = place_call(&mut widget, json!({}), Some("support")).await;
-    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
-    agent.answer(&invite).await;
-    widget.wait_for("state", Some("connected"), WAIT).await;
-    let id = the_call(addr).await;
+    // (The agent's phone talks while it lives: keep it.)
+    let Recorded {
+        gw,
+        addr,
+        agent: _agent,
+        mut widget,
+        browser,
+        id,
+        ..
+    } = recorded_call("8001", &extra, 0).await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(recording(addr, id, r#"{"action":"pause"}"#).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -159,15 +196,15 @@ async fn the_agents_code_pauses_and_resumes_and_the_customer_never_hears_it() {
         "[recording]\ndirectory = \"{}\"\npause_code = \"*1\"\n",
         dir.display()
     );
-    let (gw, sip) = start(call_config(&["8003"], "record = \"always\"\n", &extra)).await;
-    let addr = gw.http_addr;
-    let mut agent = AgentPhone::register(sip, "8003", "pw8003").await;
-    let mut widget = Widget::connect(addr).await;
-    let browser = place_call(&mut widget, json!({}), Some("support")).await;
-    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
-    agent.answer(&invite).await;
-    widget.wait_for("state", Some("connected"), WAIT).await;
-    let id = the_call(addr).await;
+    let Recorded {
+        gw,
+        addr,
+        mut agent,
+        invite,
+        mut widget,
+        browser,
+        id,
+    } = recorded_call("8003", &extra, 0).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     agent_keys(&mut agent, &invite, "*1").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -292,17 +329,15 @@ async fn retention_deletes_old_recordings_and_keeps_new_ones() {
 async fn with_five_percent_loss_each_way_a_burst_at_ten_seconds_is_at_ten_seconds() {
     let dir = tmp_dir("aligned");
     let extra = format!("[recording]\ndirectory = \"{}\"\n", dir.display());
-    let (gw, sip) = start(call_config(&["8004"], "record = \"always\"\n", &extra)).await;
-    let addr = gw.http_addr;
-    let mut agent = AgentPhone::register(sip, "8004", "pw8004").await;
-    agent.lose_every = 20;
-    let mut widget = Widget::connect(addr).await;
-    let browser = place_call(&mut widget, json!({}), Some("support")).await;
-    browser.lose_every(20);
-    let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
-    agent.answer(&invite).await;
-    widget.wait_for("state", Some("connected"), WAIT).await;
-    let id = the_call(addr).await;
+    let Recorded {
+        gw,
+        addr,
+        agent: _agent,
+        mut widget,
+        browser,
+        id,
+        ..
+    } = recorded_call("8004", &extra, 20).await;
     tokio::time::sleep(Duration::from_millis(9900)).await;
     let burst = browser.burst(2000.0, 200).await;
     let burst_ms = std::time::SystemTime::now()
