@@ -13,6 +13,7 @@
 //! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
+//! | [`secret`] | comparing secrets in constant time (API keys, MACs, signatures) |
 //! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS, REST (call control) |
 //! | [`media`] | media-plane cores: one call's N-party media (routes, relay, mixing), G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
 //! | [`ivr`] | the IVR menu runner: prompts after media flows, digits, retries, actions (sans-IO core) |
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod recording;
 pub mod records;
 pub mod registrar;
+pub mod secret;
 pub mod sip;
 pub mod telemetry;
 pub mod widget;

@@ -50,13 +50,7 @@ pub(super) fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), Ap
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     // Constant-time comparison: the key must not leak through timing.
-    let ok = given.is_some_and(|g| {
-        g.len() == key.len()
-            && g.bytes()
-                .zip(key.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-    });
+    let ok = given.is_some_and(|g| crate::secret::same_bytes(g.as_bytes(), key.as_bytes()));
     if ok {
         Ok(())
     } else {

@@ -108,7 +108,7 @@ impl DigestAuth {
     fn nonce_age(&self, now: Instant, nonce: &str) -> Option<Duration> {
         let (issued, mac) = nonce.split_once('.')?;
         let issued = u64::from_str_radix(issued, 16).ok()?;
-        if mac != self.mac(issued) {
+        if !crate::secret::same_bytes(mac.as_bytes(), self.mac(issued).as_bytes()) {
             return None;
         }
         let elapsed = now.saturating_duration_since(self.epoch).as_millis() as u64;

@@ -8,8 +8,8 @@
 //! - cannot be forged or moved to another call (the signature);
 //! - works only from the site it was issued to (a token from another site's page fails the
 //!   signature, exactly like a forged one: nothing tells the two apart, on purpose);
-//! - is short-lived: it expires [`ResumeKey::ttl`] after issue, and the gateway hands the widget a
-//!   fresh one in every `pong`, so a live widget always holds one younger than a few seconds.
+//! - is short-lived: it expires `widget.resume_grace_secs` + 60 s after issue, and the gateway
+//!   hands the widget a fresh one in every `pong`, so a live widget holds one a few seconds old.
 //!
 //! The call id names its node (its top bits), so in a cluster the token says where the call lives;
 //! only that node's key checks it, and only that node can resume the call anyway (its media is
@@ -72,11 +72,6 @@ impl ResumeKey {
         Self::new(&secret, ttl_secs)
     }
 
-    /// How long a token lives, in seconds.
-    pub fn ttl(&self) -> u64 {
-        self.ttl
-    }
-
     fn sign(&self, call: u64, exp: u64, site: Option<&str>) -> String {
         let msg = format!("{PREFIX}|{call}|{exp}|{}", site.unwrap_or(""));
         let tag = hmac::sign(&self.key, msg.as_bytes());
@@ -111,7 +106,7 @@ impl ResumeKey {
         };
         let msg = format!("{PREFIX}|{call}|{exp}|{}", site.unwrap_or(""));
         let tag = hmac::sign(&self.key, msg.as_bytes());
-        if !same_bytes(&tag.as_ref()[..16], &sig) {
+        if !crate::secret::same_bytes(&tag.as_ref()[..16], &sig) {
             return Err(ResumeError::Invalid);
         }
         if now > exp {
@@ -119,11 +114,6 @@ impl ResumeKey {
         }
         Ok(call)
     }
-}
-
-/// Equal bytes, compared in constant time (how much of a tag was right is never told).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
