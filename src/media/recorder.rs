@@ -131,11 +131,6 @@ impl StereoRecorder {
         }
     }
 
-    /// True while paused.
-    pub fn is_paused(&self) -> bool {
-        self.paused_since.is_some()
-    }
-
     fn paused_at(&self, p: u64) -> bool {
         self.paused_since.is_some_and(|s| p >= s)
             || self.spans.iter().any(|&(a, b)| p >= a && p < b)
@@ -186,11 +181,6 @@ impl StereoRecorder {
             spans.push((ms(s), ms(self.base.max(s))));
         }
         spans
-    }
-
-    /// Samples emitted so far (per channel).
-    pub fn emitted(&self) -> u64 {
-        self.base
     }
 }
 

@@ -17,8 +17,15 @@ SIPP="sipp -m 1 -timeout 20s -timeout_error -nostdin -trace_err -trace_msg"
 
 # ---- helpers (run inside the namespace) ---------------------------------------------------------
 
-start_gateway() {  # start_gateway CONFIG -> sets GW_PID; waits for /healthz
-  "$BIN" serve --config "$1" --log-format json >"$T/gateway.log" 2>&1 &
+start_gateway() {  # start_gateway CONFIG [MOUNT] -> sets GW_PID; waits for /healthz
+  # MOUNT: a mount command run first in a mount namespace of the gateway's own (the host never
+  # sees it), e.g. a small tmpfs for a disk that fills up.
+  if [ -n "${2:-}" ]; then
+    unshare --mount --propagation private -- sh -c "$2 && exec \"\$0\" serve --config \"\$1\" --log-format json" \
+      "$BIN" "$1" >"$T/gateway.log" 2>&1 &
+  else
+    "$BIN" serve --config "$1" --log-format json >"$T/gateway.log" 2>&1 &
+  fi
   GW_PID=$!
   for _ in $(seq 1 100); do
     if curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1; then return 0; fi
@@ -829,11 +836,7 @@ test_recording_on_a_full_disk_never_touches_the_call() {
     printf '\n[recording]\ndirectory = "%s"\n' "$T/full"; } >"$T/gateway.toml"
   grep -q 'record = "always"' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
   sipp_agent agent_echo.xml -rtp_echo -m 1 -timeout 60s
-  unshare --mount --propagation private -- sh -c \
-    "mount -t tmpfs -o size=64k tmpfs '$T/full' && exec '$BIN' serve --config '$T/gateway.toml' --log-format json" \
-    >"$T/gateway.log" 2>&1 &
-  GW_PID=$!
-  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  start_gateway "$T/gateway.toml" "mount -t tmpfs -o size=64k tmpfs '$T/full'" || return 1
   SECS=6 widget_script widget_call_keeps_audio.js; local code=$?
   sipp_agent_passed || code=1
   stop_gateway || code=1
