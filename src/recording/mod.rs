@@ -118,44 +118,43 @@ impl Sink {
 /// The writer thread: the file, then every batch, the header fixed up every 2 s and at the end.
 fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
     let mut file = wav::WavFile::create(path);
+    // The first write error stops the writing; what was written before it still counts.
+    let mut failed: Option<std::io::Error> = None;
     let mut batches = 0u64;
     while let Ok(job) = rx.recv() {
         match job {
             Job::Frame(f) => {
-                if let Ok(w) = file.as_mut() {
-                    if let Err(e) = w.write_frame(&f) {
-                        file = Err(e);
-                    } else {
-                        batches += 1;
-                        if batches % 4 == 0 {
-                            if let Err(e) = w.sync_header() {
-                                file = Err(e);
-                            }
-                        }
-                    }
+                let Ok(w) = file.as_mut() else { continue };
+                if failed.is_some() {
+                    continue;
                 }
+                batches += 1;
+                let r = w.write_frame(&f).and_then(|()| {
+                    if batches % 4 == 0 {
+                        w.sync_header()
+                    } else {
+                        Ok(())
+                    }
+                });
+                failed = r.err();
             }
             Job::Finish(reply) => {
-                let outcome = match file {
-                    Ok(mut w) => {
-                        let error = w.close().err();
-                        Outcome {
-                            path: path.to_path_buf(),
-                            secs: w.samples_per_channel() as f64 / 8000.0,
-                            bytes: w.bytes(),
-                            dropped_frames: dropped.load(Ordering::Relaxed),
-                            error: error.map(|e| e.to_string()),
-                        }
+                let (secs, bytes, error) = match file.as_mut() {
+                    Ok(w) => {
+                        // A file whose writing failed still gets its header fixed if it can be.
+                        let closed = w.close().err();
+                        let error = failed.or(closed).map(|e| e.to_string());
+                        (w.samples_per_channel() as f64 / 8000.0, w.bytes(), error)
                     }
-                    Err(e) => Outcome {
-                        path: path.to_path_buf(),
-                        secs: 0.0,
-                        bytes: 0,
-                        dropped_frames: dropped.load(Ordering::Relaxed),
-                        error: Some(e.to_string()),
-                    },
+                    Err(e) => (0.0, 0, Some(e.to_string())),
                 };
-                let _ = reply.send(outcome);
+                let _ = reply.send(Outcome {
+                    path: path.to_path_buf(),
+                    secs,
+                    bytes,
+                    dropped_frames: dropped.load(Ordering::Relaxed),
+                    error,
+                });
                 return;
             }
         }

@@ -847,6 +847,7 @@ talk, recs = sqlite3.connect(sys.argv[1]).execute("SELECT talk_secs, recordings 
 rec = json.loads(recs)[0]
 print("talk %.1f s; recording: %s" % (talk, rec))
 assert rec["error"] and "space" in rec["error"].lower(), "the record does not say the disk was full"
+assert rec["duration_secs"] > 0, "what was written before the disk filled is not counted"
 PY
   gw_log_has 'recording failed' || code=1
   return $code
