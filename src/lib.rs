@@ -39,5 +39,6 @@ pub mod records;
 pub mod registrar;
 pub mod secret;
 pub mod sip;
+pub mod siprec;
 pub mod telemetry;
 pub mod widget;

@@ -147,6 +147,16 @@ pub fn recording_failed() {
     COUNTERS.add("clicktocall_recordings_failed_total", "reason", "write");
 }
 
+/// RTP bytes a SIPREC session sent its recorder.
+pub fn recording_streamed(bytes: u64) {
+    COUNTERS.add_n("clicktocall_recording_bytes_total", "kind", "siprec", bytes);
+}
+
+/// A SIPREC session that no recorder of the queue's list took (or kept).
+pub fn recording_recorder_failed() {
+    COUNTERS.add("clicktocall_recordings_failed_total", "reason", "recorder");
+}
+
 /// A call ended with `reason`.
 pub fn call_ended(reason: &str) {
     COUNTERS.add("clicktocall_calls_ended_total", "reason", reason);

@@ -22,6 +22,7 @@ mod quality;
 mod recorded;
 pub mod recording;
 pub mod sip_leg;
+pub mod siprec_leg;
 pub mod start;
 pub mod task;
 mod widget_link;

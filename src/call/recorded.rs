@@ -2,15 +2,20 @@
 //! decides (a new file under `recording.directory`, pause, stop), keeps the media's channels to
 //! the call's parties (the customer left, every agent in the call right; nobody else), and at the
 //! end writes what became of each file into the record. A recording that fails (disk full, a
-//! directory that cannot be written) is logged, counted and recorded; the call goes on.
+//! directory that cannot be written) is logged, counted and recorded; the call goes on. When the
+//! call's queue lists SIPREC recorders, each recording also has a session toward them
+//! ([`super::siprec_leg`]): it hears of pauses and of agents changing, and its outcome (the
+//! recorder that took it, or why none did) goes into the same entry of the record.
 
 use super::customer::CUSTOMER;
 use super::recording::Do;
+use super::siprec_leg::{self, SiprecSetup};
 use super::task::{unix_ms, CallTask};
 use crate::media::engine::MediaCommand;
 use crate::media::recorder::Channel;
 use crate::media::recording_tap::RecordCommand;
 use crate::records::cdr::RecordingRecord;
+use crate::siprec::metadata::{Metadata, Participant, Side};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -23,7 +28,12 @@ impl CallTask {
     pub(super) async fn record_do(&mut self, d: Do) {
         match d {
             Do::Start => self.start_recording().await,
-            Do::Pause(p) => self.send_record(RecordCommand::Pause(p)).await,
+            Do::Pause(p) => {
+                if let Some(s) = &self.siprec {
+                    s.pause(p);
+                }
+                self.send_record(RecordCommand::Pause(p)).await
+            }
             Do::Stop => self.stop_recording().await,
         }
     }
@@ -51,9 +61,79 @@ impl CallTask {
             paused_ms: Vec::new(),
             error: None,
             deleted_ms: None,
+            recorder: None,
+            recorder_error: None,
         });
         self.send_record(RecordCommand::Start(path, legs)).await;
         crate::metrics::recording_active(1);
+        self.start_siprec();
+    }
+
+    /// The queue's recorders get the recording too (a session of their own, with the metadata).
+    fn start_siprec(&mut self) {
+        let cfg = &self.mgr.cfg;
+        let Some(q) = self
+            .ctl
+            .queue()
+            .and_then(|q| cfg.queues.iter().find(|c| c.name == q))
+            .filter(|q| !q.siprec.is_empty())
+        else {
+            return;
+        };
+        let realm = &cfg.sip.realm;
+        let value = |k: &str| {
+            self.context
+                .get(k)
+                .map(crate::widget::context::sanitize)
+                .filter(|v| !v.is_empty())
+        };
+        let user = value("caller").unwrap_or_else(|| format!("customer-{}", self.id));
+        let customer = Participant {
+            key: "customer".into(),
+            aor: format!(
+                "sip:{}@{realm}",
+                user.replace(
+                    |c: char| !c.is_ascii_alphanumeric() && !"+-_.".contains(c),
+                    ""
+                )
+            ),
+            name: value("name"),
+            side: Side::Customer,
+            context: self
+                .context
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::widget::context::sanitize(v)))
+                .collect(),
+            joined_ms: unix_ms(),
+            left_ms: None,
+        };
+        let mut metadata = Metadata::new(&self.id.to_string(), unix_ms(), customer);
+        metadata.set_agents(unix_ms(), &self.siprec_agents());
+        self.siprec = Some(siprec_leg::spawn(SiprecSetup {
+            call: self.id.to_string(),
+            recorders: q.siprec.clone(),
+            answer_within: Duration::from_secs(cfg.recording.siprec_timeout_secs),
+            metadata,
+            paused: false,
+            layer: self.mgr.layer.clone(),
+            engine: self.mgr.engine.clone(),
+            media: self.media.commands.clone(),
+            tcp: cfg.sip.listen_tcp.is_some(),
+        }));
+    }
+
+    /// The agents in the recording, for the metadata: (id, address of record, display name).
+    fn siprec_agents(&self) -> Vec<(String, String, Option<String>)> {
+        let realm = &self.mgr.cfg.sip.realm;
+        self.ctl
+            .agents()
+            .iter()
+            .filter(|a| self.party_media.get(*a).is_some_and(|m| m.added))
+            .map(|a| {
+                let name = self.mgr.cfg.agent(a).and_then(|c| c.display_name.clone());
+                (a.clone(), format!("sip:{a}@{realm}"), name)
+            })
+            .collect()
     }
 
     /// The media legs of the agents in the call.
@@ -73,6 +153,7 @@ impl CallTask {
         let now = self.agent_media_legs();
         let joined: Vec<_> = now.difference(&self.rec_legs).copied().collect();
         let left: Vec<_> = self.rec_legs.difference(&now).copied().collect();
+        let changed = !joined.is_empty() || !left.is_empty();
         for l in joined {
             self.send_record(RecordCommand::Channel(l, Some(Channel::Right)))
                 .await;
@@ -81,6 +162,9 @@ impl CallTask {
             self.send_record(RecordCommand::Channel(l, None)).await;
         }
         self.rec_legs = now;
+        if let (true, Some(s)) = (changed, &self.siprec) {
+            s.agents(self.siprec_agents());
+        }
     }
 
     /// Finishes the current file and writes what became of it into the record.
@@ -98,10 +182,18 @@ impl CallTask {
             ),
             _ => (Vec::new(), None),
         };
+        let siprec = match self.siprec.take() {
+            Some(s) => Some(s.stop().await),
+            None => None,
+        };
         let Some(r) = self.record.recordings.last_mut() else {
             return;
         };
         r.paused_ms = paused;
+        if let Some(s) = siprec {
+            r.recorder = s.recorder;
+            r.recorder_error = s.error;
+        }
         let written = outcome.as_ref().map(|o| o.bytes);
         match outcome {
             Some(o) => {

@@ -243,6 +243,19 @@ impl SipLeg {
         self.dialog.clone()
     }
 
+    /// A re-INVITE with `body` (its Content-Type among `headers`): the final status, 408 when
+    /// nothing came back, 481 when the dialog is no longer confirmed.
+    pub async fn reinvite(&self, headers: Vec<Header>, body: Vec<u8>) -> u16 {
+        match self.dialog.reinvite(Some(headers), Some(body)).await {
+            Ok(Some(resp)) => u16::from(resp.status_code),
+            Ok(None) => 481,
+            Err(e) => {
+                debug!(party = %self.party, error = %e, "re-INVITE failed");
+                408
+            }
+        }
+    }
+
     /// CANCEL (ringing) or BYE (answered).
     pub async fn hang_up(&self) {
         if let Err(e) = self.dialog.hangup().await {

@@ -51,6 +51,8 @@ pub(super) struct CallTask {
     pub(super) rec_legs: BTreeSet<LegId>,
     /// Recording decisions to carry out.
     pub(super) pending_rec: Vec<super::recording::Do>,
+    /// The recording's SIPREC session, while the queue's recorders get it.
+    pub(super) siprec: Option<super::siprec_leg::SiprecHandle>,
     commands: mpsc::UnboundedReceiver<CommandMsg>,
     /// SIP dialogs of the parties (agents, the external IVR), by party.
     pub(super) legs: HashMap<String, SipLeg>,
@@ -117,6 +119,7 @@ impl CallTask {
             recording: Default::default(),
             rec_legs: BTreeSet::new(),
             pending_rec: Vec::new(),
+            siprec: None,
             commands,
             legs: HashMap::new(),
             party_media: HashMap::new(),

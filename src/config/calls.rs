@@ -136,6 +136,8 @@ pub struct RecordingSection {
     pub pause_code: Option<String>,
     /// Recordings older than this many days are deleted (their records say when); 0 keeps them.
     pub retention_days: u64,
+    /// Seconds a SIPREC recorder has to answer before the next of the queue's list is tried.
+    pub siprec_timeout_secs: u64,
 }
 
 impl Default for RecordingSection {
@@ -144,6 +146,7 @@ impl Default for RecordingSection {
             directory: "recordings".into(),
             pause_code: None,
             retention_days: 0,
+            siprec_timeout_secs: 5,
         }
     }
 }
@@ -232,6 +235,9 @@ pub struct QueueConfig {
     /// A prompt the customer hears after the queue's greeting, before any agent, when the queue
     /// records (`"recording_notice"`: your `<ivr.prompts_dir>/recording_notice.wav`).
     pub record_announcement: Option<String>,
+    /// External recorders (SIPREC, RFC 7866) that receive this queue's recorded calls as well,
+    /// tried in order: `["sip:srs@10.0.0.5", "sip:srs@10.0.0.6"]`.
+    pub siprec: Vec<String>,
 }
 
 impl Default for QueueConfig {
@@ -255,6 +261,7 @@ impl Default for QueueConfig {
             after_last_agent: "end".into(),
             record: "never".into(),
             record_announcement: None,
+            siprec: Vec::new(),
         }
     }
 }
@@ -446,6 +453,16 @@ impl super::Config {
             if let Some(uri) = &q.external_ivr {
                 crate::sip::uri::parse_sip_uri(uri)
                     .map_err(|e| ConfigError::invalid(format!("queues[{i}].external_ivr"), e))?;
+            }
+            for (j, uri) in q.siprec.iter().enumerate() {
+                crate::sip::uri::parse_sip_uri(uri)
+                    .map_err(|e| ConfigError::invalid(format!("queues[{i}].siprec[{j}]"), e))?;
+            }
+            if !q.siprec.is_empty() && q.record == "never" {
+                return Err(ConfigError::invalid(
+                    format!("queues[{i}].siprec"),
+                    "recorders get the queue's recorded calls: set record = \"always\" or \"on_demand\"",
+                ));
             }
         }
         self.validate_ice()?;

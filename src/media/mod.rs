@@ -41,6 +41,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_leg;
 pub mod sdp;
+pub mod siprec_fork;
 pub mod source;
 pub mod tone;
 pub mod transcode;

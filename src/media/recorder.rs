@@ -136,6 +136,11 @@ impl StereoRecorder {
             || self.spans.iter().any(|&(a, b)| p >= a && p < b)
     }
 
+    /// True when the next frame falls in a paused span (it is silence the recorder is not sent).
+    pub fn next_frame_paused(&self) -> bool {
+        self.paused_at(self.base)
+    }
+
     /// The next frame due at `now`: interleaved stereo (left, right), [`FRAME`] samples a channel.
     pub fn poll_frame(&mut self, now: Instant) -> Option<Vec<i16>> {
         let until = self.position(now).saturating_sub(samples(DELAY));
@@ -145,12 +150,12 @@ impl StereoRecorder {
     /// Every frame up to `now`, the end of the recording (no delay left to wait for).
     pub fn finish(&mut self, now: Instant) -> Vec<Vec<i16>> {
         self.pause(now, false);
-        let until = self.position(now);
-        let mut out = Vec::new();
-        while self.base + FRAME as u64 <= until {
-            out.push(self.take_frame());
-        }
-        out
+        std::iter::from_fn(|| self.poll_final(now)).collect()
+    }
+
+    /// At the end (after `pause(now, false)`): the next frame up to `now`, no delay left to wait.
+    pub fn poll_final(&mut self, now: Instant) -> Option<Vec<i16>> {
+        (self.base + FRAME as u64 <= self.position(now)).then(|| self.take_frame())
     }
 
     /// When the next frame is due.

@@ -1,10 +1,12 @@
 //! The media task's side of a recording: the stereo core ([`super::recorder`]) fed from the media
 //! core's tap, and its frames handed to the writer ([`crate::recording::Sink`]) as they fall due.
-//! Commands come from the call (start, a party's channel, pause, stop).
+//! Commands come from the call (start, a party's channel, pause, stop), and the same frames go to
+//! an external recorder over RTP while a SIPREC session holds it (`Fork`, [`super::siprec_fork`]).
 
 use super::call_media::CallMedia;
 use super::recorder::{Channel, StereoRecorder};
 use super::routes::LegId;
+use super::siprec_fork::{Fork, ForkTarget};
 use crate::recording::{Outcome, Sink};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,6 +23,8 @@ pub enum RecordCommand {
     Pause(bool),
     /// Stop: the paused spans and, once written, the outcome.
     Stop(oneshot::Sender<Stopped>),
+    /// Send the frames to a recorder from now on (`Some`), or no longer (`None`).
+    Fork(Option<ForkTarget>),
 }
 
 /// A stopped recording.
@@ -37,6 +41,7 @@ pub struct Stopped {
 pub struct Recording {
     core: StereoRecorder,
     sink: Sink,
+    fork: Option<Fork>,
 }
 
 impl Recording {
@@ -47,7 +52,14 @@ impl Recording {
 
     /// Hands the frames due at `now` to the writer; when the next one is due.
     pub fn pump(&mut self, now: Instant) -> Instant {
-        while let Some(f) = self.core.poll_frame(now) {
+        loop {
+            let paused = self.core.next_frame_paused();
+            let Some(f) = self.core.poll_frame(now) else {
+                break;
+            };
+            if let Some(fork) = self.fork.as_mut() {
+                fork.send_frame(&f, paused);
+            }
             self.sink.push(&f);
         }
         self.core.next_due()
@@ -55,8 +67,19 @@ impl Recording {
 
     /// Ends the recording at `now`.
     pub fn stop(mut self, now: Instant) -> Stopped {
-        for f in self.core.finish(now) {
+        self.core.pause(now, false);
+        loop {
+            let paused = self.core.next_frame_paused();
+            let Some(f) = self.core.poll_final(now) else {
+                break;
+            };
+            if let Some(fork) = self.fork.as_mut() {
+                fork.send_frame(&f, paused);
+            }
             self.sink.push(&f);
+        }
+        if let Some(f) = self.fork.take() {
+            crate::metrics::recording_streamed(f.sent_bytes);
         }
         Stopped {
             paused_ms: self.core.paused_spans_ms(),
@@ -80,6 +103,7 @@ pub fn command(media: &mut CallMedia, rec: &mut Option<Recording>, cmd: RecordCo
             *rec = Some(Recording {
                 core,
                 sink: Sink::start(path),
+                fork: None,
             });
             media.set_tap(true);
         }
@@ -91,6 +115,15 @@ pub fn command(media: &mut CallMedia, rec: &mut Option<Recording>, cmd: RecordCo
         RecordCommand::Pause(p) => {
             if let Some(r) = rec.as_mut() {
                 r.core.pause(now, p);
+            }
+        }
+        RecordCommand::Fork(target) => {
+            if let Some(r) = rec.as_mut() {
+                let old =
+                    std::mem::replace(&mut r.fork, target.map(|t| Fork::new(t, rand::random())));
+                if let Some(f) = old {
+                    crate::metrics::recording_streamed(f.sent_bytes);
+                }
             }
         }
         RecordCommand::Stop(reply) => {

@@ -261,6 +261,46 @@ impl SdpSession {
     }
 }
 
+impl SdpSession {
+    /// An offer of several audio streams from `ip`, each `(port, label)` (RFC 4574 `a=label`), all
+    /// with `codecs` and in `dir`: a SIPREC recording session's streams.
+    pub fn offer_labelled(
+        &mut self,
+        ip: IpAddr,
+        streams: &[(u16, &str)],
+        codecs: &[Format],
+        dir: Direction,
+    ) -> String {
+        let mut media = String::new();
+        for (port, label) in streams {
+            media.push_str(&media_section(*port, codecs, 20, dir));
+            let _ = write!(media, "a=label:{label}\r\n");
+        }
+        self.body(ip, media)
+    }
+}
+
+/// Reads the answer to a several-stream offer: per m-line, in order, what was agreed (`None`: the
+/// answerer refused that stream, or it is not plain RTP audio with a format we offered).
+pub fn read_answer_streams(
+    answer: &str,
+    offered: &[Format],
+) -> Result<Vec<Option<Negotiated>>, SdpError> {
+    let sdp = parse(answer)?;
+    let mut out = Vec::new();
+    for md in &sdp.media_descriptions {
+        let usable = md.media_name.media == "audio"
+            && md.media_name.port.value != 0
+            && is_plain_rtp(&md.media_name.protos);
+        out.push(if usable {
+            negotiate_stream(&sdp, md, offered)?
+        } else {
+            None
+        });
+    }
+    Ok(out)
+}
+
 /// Reads the answer to an offer we made with `offered` formats.
 pub fn read_answer(answer: &str, offered: &[Format]) -> Result<Negotiated, SdpError> {
     let sdp = parse(answer)?;

@@ -64,6 +64,12 @@ pub struct RecordingRecord {
     /// When retention deleted the file (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_ms: Option<i64>,
+    /// The SIPREC recorder that received the recording (the last one, after a failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder: Option<String>,
+    /// What went wrong with the queue's recorders (a refusal, no answer, a recorder that left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder_error: Option<String>,
 }
 
 /// A call detail record.

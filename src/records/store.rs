@@ -340,6 +340,8 @@ mod tests {
                 paused_ms: Vec::new(),
                 error: None,
                 deleted_ms: None,
+                recorder: None,
+                recorder_error: None,
             });
         }
         s.upsert(&r).unwrap();

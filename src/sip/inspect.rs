@@ -63,20 +63,26 @@ async fn send_raw(conn: &SipConnection, response: Vec<u8>) -> rsipstack::Result<
     }
 }
 
-/// Counts every response the transaction layer sends, on any transport, in the metrics
-/// (`clicktocall_sip_responses_total{code}`): once per response, not per retransmission.
-pub struct CountResponses;
+/// What the transaction layer sends, on any transport, once per message (not per
+/// retransmission): every response is counted in the metrics
+/// (`clicktocall_sip_responses_total{code}`), and a request of a SIPREC session (it carries
+/// `Require: siprec`) gets the `+sip.src` feature tag on its Contact (RFC 7866 §6.1.1), which
+/// rsipstack has no way to put there.
+pub struct Outgoing;
 
-impl rsipstack::transaction::endpoint::MessageInspector for CountResponses {
+impl rsipstack::transaction::endpoint::MessageInspector for Outgoing {
     fn before_send(
         &self,
         msg: rsipstack::rsip::SipMessage,
         _dest: Option<&rsipstack::transport::SipAddr>,
     ) -> rsipstack::rsip::SipMessage {
-        if let rsipstack::rsip::SipMessage::Response(r) = &msg {
-            crate::metrics::sip_response(r.status_code.code());
+        match msg {
+            SipMessage::Response(r) => {
+                crate::metrics::sip_response(r.status_code.code());
+                SipMessage::Response(r)
+            }
+            SipMessage::Request(r) => SipMessage::Request(mark_recording_client(r)),
         }
-        msg
     }
 
     fn after_received(
@@ -86,6 +92,31 @@ impl rsipstack::transaction::endpoint::MessageInspector for CountResponses {
     ) -> rsipstack::rsip::SipMessage {
         msg
     }
+}
+
+/// `+sip.src` on the Contact of a request that requires `siprec`.
+fn mark_recording_client(mut req: rsipstack::rsip::Request) -> rsipstack::rsip::Request {
+    use rsipstack::rsip::Header;
+    let siprec = req.headers.iter().any(|h| {
+        matches!(h, Header::Require(r) if r.value().split(',').any(|t| t.trim().eq_ignore_ascii_case("siprec")))
+    });
+    if !siprec {
+        return req;
+    }
+    for h in req.headers.iter_mut() {
+        if let Header::Contact(c) = h {
+            let v = c.value().trim().to_string();
+            if !v.contains("+sip.src") {
+                let v = if v.starts_with('<') || v.contains('<') {
+                    v
+                } else {
+                    format!("<{v}>")
+                };
+                *h = Header::Contact(format!("{v};+sip.src").into());
+            }
+        }
+    }
+    req
 }
 
 #[cfg(test)]
@@ -107,9 +138,36 @@ mod tests {
         let before = count("606");
         for text in [response, request] {
             let msg = SipMessage::try_from(text).unwrap();
-            let out = CountResponses.before_send(msg.clone(), None);
+            let out = Outgoing.before_send(msg.clone(), None);
             assert_eq!(out.to_string(), msg.to_string(), "passed on unchanged");
         }
         assert_eq!(count("606"), before + 1);
+    }
+
+    #[test]
+    fn a_siprec_request_gets_the_src_feature_tag_on_its_contact_once() {
+        let invite = |require: &str, contact: &str| {
+            format!("INVITE sip:srs@x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKz\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:srs@x>\r\nCall-ID: e\r\nCSeq: 1 INVITE\r\n{require}Contact: {contact}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        };
+        let contact_of = |text: String| {
+            let out = Outgoing.before_send(SipMessage::try_from(text.as_str()).unwrap(), None);
+            let out = out.to_string();
+            out.lines()
+                .find_map(|l| l.strip_prefix("Contact: "))
+                .unwrap()
+                .to_string()
+        };
+        let c = "<sip:clicktocall@127.0.0.1:5060;transport=udp>";
+        assert_eq!(
+            contact_of(invite("Require: siprec\r\n", c)),
+            format!("{c};+sip.src")
+        );
+        assert_eq!(
+            contact_of(invite("Require: timer, siprec\r\n", "sip:gw@127.0.0.1")),
+            "<sip:gw@127.0.0.1>;+sip.src"
+        );
+        let tagged = format!("{c};+sip.src");
+        assert_eq!(contact_of(invite("Require: siprec\r\n", &tagged)), tagged);
+        assert_eq!(contact_of(invite("", c)), c, "not a recording session");
     }
 }

@@ -4,7 +4,7 @@
 use super::auth::DigestAuth;
 use super::guard::{GuardStats, GuardedUdpSocket};
 use super::handlers::{self, SipContext};
-use super::inspect::{CountResponses, StreamInspector};
+use super::inspect::{Outgoing, StreamInspector};
 use super::registrar_task::{self, RegistrarHandle};
 use crate::acd::service::AcdHandle;
 use crate::config::Config;
@@ -159,7 +159,7 @@ impl SipServer {
             .with_transport_layer(transport_layer)
             .with_cancel_token(stop.child_token())
             .with_option(option)
-            .with_inspector(Box::new(CountResponses))
+            .with_inspector(Box::new(Outgoing))
             .with_transport_inspector(Box::new(StreamInspector {
                 max_len: 65_535,
                 server: sip.user_agent.clone(),

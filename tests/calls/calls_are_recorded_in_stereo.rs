@@ -16,18 +16,18 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(5);
 const KEY: Option<&str> = Some("test-key");
 
-fn tmp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn tmp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("c2c-rec-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
 
-async fn the_call(addr: std::net::SocketAddr) -> u64 {
+pub(crate) async fn the_call(addr: std::net::SocketAddr) -> u64 {
     let (_, calls) = http(addr, "GET", "/api/calls", KEY, "").await;
     calls[0]["id"].as_u64().expect("a running call")
 }
 
-async fn recording(addr: std::net::SocketAddr, id: u64, body: &str) -> (u16, Value) {
+pub(crate) async fn recording(addr: std::net::SocketAddr, id: u64, body: &str) -> (u16, Value) {
     http(
         addr,
         "POST",
@@ -40,24 +40,35 @@ async fn recording(addr: std::net::SocketAddr, id: u64, body: &str) -> (u16, Val
 
 /// A connected call to agent `agent` in a queue with `record = "always"`, the gateway configured
 /// with `extra`; both sides lose one packet in `lose` (0: none).
-struct Recorded {
-    gw: clicktocall::gateway::Gateway,
-    addr: std::net::SocketAddr,
-    agent: AgentPhone,
-    invite: String,
-    widget: Widget,
-    browser: common::call::MediaBrowser,
-    id: u64,
+pub(crate) struct Recorded {
+    pub gw: clicktocall::gateway::Gateway,
+    pub addr: std::net::SocketAddr,
+    pub agent: AgentPhone,
+    pub invite: String,
+    pub widget: Widget,
+    pub browser: common::call::MediaBrowser,
+    pub id: u64,
 }
 
 async fn recorded_call(agent_id: &str, extra: &str, lose: u16) -> Recorded {
-    let rules = "record = \"always\"\n";
-    let (gw, sip) = start(call_config(&[agent_id], rules, extra)).await;
+    recorded_call_with(agent_id, "", extra, lose, json!({})).await
+}
+
+/// [`recorded_call`] with more queue `rules` and the page's `context`.
+pub(crate) async fn recorded_call_with(
+    agent_id: &str,
+    rules: &str,
+    extra: &str,
+    lose: u16,
+    context: Value,
+) -> Recorded {
+    let rules = format!("record = \"always\"\n{rules}");
+    let (gw, sip) = start(call_config(&[agent_id], &rules, extra)).await;
     let addr = gw.http_addr;
     let mut agent = AgentPhone::register(sip, agent_id, &format!("pw{agent_id}")).await;
     agent.lose_every = lose;
     let mut widget = Widget::connect(addr).await;
-    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    let browser = place_call(&mut widget, context, Some("support")).await;
     browser.lose_every(u32::from(lose));
     let invite = agent.recv_request("INVITE", WAIT).await.expect("rings");
     agent.answer(&invite).await;

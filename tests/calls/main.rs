@@ -12,6 +12,7 @@ mod agent_hold_and_blind_transfer;
 mod browser_call_reaches_agent_with_context;
 mod callback_over_the_trunk;
 mod calls_are_recorded_in_stereo;
+mod calls_go_to_a_siprec_recorder;
 mod demo_agent_answers_and_echoes;
 mod external_ivr_refers_back_to_a_queue;
 mod inbound_trunk_call_reaches_agent;
