@@ -162,7 +162,8 @@ impl CallTask {
             self.send_record(RecordCommand::Channel(l, None)).await;
         }
         self.rec_legs = now;
-        if let (true, Some(s)) = (changed, &self.siprec) {
+        // (Parties leaving with the call's end are the BYE's news, not a metadata update's.)
+        if let (true, false, Some(s)) = (changed, self.ctl.is_ended(), &self.siprec) {
             s.agents(self.siprec_agents());
         }
     }

@@ -45,7 +45,7 @@ fn collect(sock: UdpSocket) -> (Received, tokio::task::JoinHandle<()>) {
     (got, task)
 }
 
-/// The next request of `method` at a recorder (ACKs and others skipped).
+/// The next request at a recorder, which must be a `method` (ACKs skipped).
 async fn next(peer: &Peer, method: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -57,6 +57,7 @@ async fn next(peer: &Peer, method: &str) -> String {
         if m.starts_with(&format!("{method} ")) {
             return m;
         }
+        assert!(m.starts_with("ACK "), "expected {method}, got {m}");
     }
 }
 
