@@ -3,17 +3,20 @@
 //! `multipart/mixed` body (two labelled `sendonly` streams, metadata with the customer's
 //! context), and the customer's 440 Hz arrives on stream 1 and the agent's 1000 Hz on stream 2.
 //! A pause over REST is a re-INVITE with `a=inactive` and no media until the resume's re-INVITE;
-//! the end is a BYE; the record names the recorder and the refusal.
+//! the end is a BYE; the record names the recorder and the refusal. A transfer to another agent
+//! is a metadata update: the recorder hears who left and who came.
 
-use super::calls_are_recorded_in_stereo::{recorded_call_with, recording, tmp_dir, Recorded};
+use super::calls_are_recorded_in_stereo::{
+    recorded_call_with, recording, the_call, tmp_dir, Recorded,
+};
 use crate::common;
 
 use clicktocall::media::g711;
 use clicktocall::media::rtp::RtpView;
 use clicktocall::media::tone::{dominant_frequency, rms};
-use common::call::records_of;
-use common::phones::response;
-use common::{header, Peer};
+use common::call::{call_config, place_call, records_of, Widget};
+use common::phones::{response, AgentPhone};
+use common::{header, http, start, Peer};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -210,5 +213,68 @@ async fn the_second_recorder_takes_both_streams_pauses_inactive_and_gets_bye() {
         "{why}"
     );
     assert!(rec["error"].is_null(), "the WAV is fine: {rec}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_tells_the_recorder_who_left_and_who_came() {
+    let srs = Peer::bind("127.0.0.1").await;
+    let rules = format!(
+        "strategy = \"round_robin\"\nrecord = \"always\"\nsiprec = [\"sip:srs@{}\"]\n",
+        srs.addr
+    );
+    let dir = tmp_dir("siprec-transfer");
+    let extra = format!("[recording]\ndirectory = \"{}\"\n", dir.display());
+    let (gw, sip) = start(call_config(&["8201", "8202"], &rules, &extra)).await;
+    let addr = gw.http_addr;
+    let mut first = AgentPhone::register(sip, "8201", "pw8201").await;
+    let mut second = AgentPhone::register(sip, "8202", "pw8202").await;
+    let mut widget = Widget::connect(addr).await;
+    let _browser = place_call(&mut widget, json!({"crm_id": "T-1"}), Some("support")).await;
+    let inv = first.recv_request("INVITE", WAIT).await.expect("rings");
+    first.answer(&inv).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let invite = next(&srs, "INVITE").await;
+    assert!(invite.contains("sip:8201@") && !invite.contains("sip:8202@"));
+    answer(&srs, sip, &invite, &recorder_sdp((9, 11), "recvonly")).await;
+    let id = the_call(addr).await;
+
+    let (code, body) = http(
+        addr,
+        "POST",
+        &format!("/api/calls/{id}/transfer"),
+        Some("test-key"),
+        r#"{"agent":"8202"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let inv2 = second.recv_request("INVITE", WAIT).await.expect("rings");
+    second.answer(&inv2).await;
+    // One re-INVITE per change the call task saw (the second agent joining, the first leaving),
+    // each with the whole picture; the last one has both.
+    let mut metadata_updates = 0;
+    let update = loop {
+        let re = next(&srs, "INVITE").await;
+        answer(&srs, sip, &re, &recorder_sdp((9, 11), "recvonly")).await;
+        metadata_updates += 1;
+        assert_eq!(re.matches("a=sendonly").count(), 2, "still recording");
+        if re.contains("sip:8202@") && re.contains("<disassociate-time>") {
+            break re;
+        }
+        assert!(metadata_updates < 3, "no update naming both agents: {re}");
+    };
+    assert_eq!(update.matches("<participant ").count(), 3, "{update}");
+    assert_eq!(update.matches("<disassociate-time>").count(), 1);
+    assert!(update.contains("<ctc:item name=\"crm_id\">T-1</ctc:item>"));
+
+    widget.send(json!({"type": "hangup"}));
+    let bye = next(&srs, "BYE").await;
+    srs.send(sip, response(&bye, 200, "", None).as_bytes())
+        .await;
+    widget.wait_for("state", Some("ended"), WAIT).await;
+    let records = records_of(addr, id).await;
+    let rec = &records[0]["recordings"][0];
+    assert_eq!(rec["recorder"], json!(format!("sip:srs@{}", srs.addr)));
+    assert!(rec["recorder_error"].is_null(), "{rec}");
     let _ = std::fs::remove_dir_all(dir);
 }
