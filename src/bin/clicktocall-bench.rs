@@ -51,9 +51,16 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match args.get(1).map(String::as_str) {
         Some("gateway") => {
-            // `--record DIR`: every two-party call is recorded (stereo WAV per call) into DIR.
-            let record = Some(arg(&args, "--record", "")).filter(|d| !d.is_empty());
-            rt.block_on(gateway(control, record.map(std::path::PathBuf::from)))
+            // `--record DIR`: every two-party call is recorded (stereo WAV per call) into DIR;
+            // with `--siprec` too, each recording is also forked (two RTP streams) to a recorder
+            // socket on this host (a thread that reads and counts).
+            let record = Some(arg(&args, "--record", ""))
+                .filter(|d| !d.is_empty())
+                .map(|d| Recording {
+                    dir: d.into(),
+                    siprec: args.iter().any(|a| a == "--siprec").then(recorder_sink),
+                });
+            rt.block_on(gateway(control, record))
         }
         Some("load") => {
             let calls: usize = arg(&args, "--calls", "100").parse()?;
@@ -97,7 +104,32 @@ fn proc_usage() -> (f64, u64) {
     (cpu, rss)
 }
 
-async fn gateway(control: SocketAddr, record: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// How the benchmark's calls are recorded.
+#[derive(Clone)]
+struct Recording {
+    dir: std::path::PathBuf,
+    /// Where the SIPREC fork sends (a recorder on this host), if it runs.
+    siprec: Option<SocketAddr>,
+}
+
+/// A recorder's receiving side: a thread reading one UDP socket, counting what arrives.
+fn recorder_sink() -> SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("a recorder socket");
+    let addr = sock.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let (mut buf, mut n, mut last) = ([0u8; 2048], 0u64, Instant::now());
+        while sock.recv(&mut buf).is_ok() {
+            n += 1;
+            if last.elapsed() > Duration::from_secs(5) {
+                eprintln!("recorder: {n} packets");
+                last = Instant::now();
+            }
+        }
+    });
+    addr
+}
+
+async fn gateway(control: SocketAddr, record: Option<Recording>) -> anyhow::Result<()> {
     let engine = MediaEngine::new(MediaConfig {
         bind_ip: "127.0.0.1".parse()?,
         advertised_ip: None,
@@ -131,7 +163,7 @@ async fn control_conn(
     engine: MediaEngine,
     calls: Arc<Mutex<Vec<MediaHandle>>>,
     mark: Arc<Mutex<Option<(Instant, f64)>>>,
-    record: Option<std::path::PathBuf>,
+    record: Option<Recording>,
 ) -> anyhow::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
@@ -165,15 +197,29 @@ async fn control_conn(
                         timers,
                     )
                     .await;
-                if let Some(dir) = &record {
+                if let Some(rec) = &record {
                     use clicktocall::media::engine::MediaCommand;
                     use clicktocall::media::recorder::Channel;
                     use clicktocall::media::recording_tap::RecordCommand;
                     use clicktocall::media::routes::LegId;
-                    let path = dir.join(format!("{port}.wav"));
+                    let path = rec.dir.join(format!("{port}.wav"));
                     let legs = vec![(LegId(0), Channel::Left), (LegId(1), Channel::Right)];
                     let cmd = MediaCommand::Record(RecordCommand::Start(path, legs));
                     let _ = handle.commands.send(cmd).await;
+                    if let Some(to) = rec.siprec {
+                        use clicktocall::media::siprec_fork::ForkTarget;
+                        let sockets = [
+                            Arc::new(engine.lease().await?),
+                            Arc::new(engine.lease().await?),
+                        ];
+                        let target = ForkTarget {
+                            sockets,
+                            to: [to, to],
+                            formats: [Format::pcmu(), Format::pcmu()],
+                        };
+                        let cmd = MediaCommand::Record(RecordCommand::Fork(Some(target)));
+                        let _ = handle.commands.send(cmd).await;
+                    }
                 }
                 calls.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
                 w.write_all(

@@ -148,6 +148,14 @@ fn cross_field_rules_name_the_key() {
              options = { \"1\" = \"queue:q\" }\nlabels = { \"1\" = \"\" }\n",
             "ivr.menus[0].labels",
         ),
+        (
+            "[[queues]]\nname = \"q\"\nrecord = \"always\"\nsiprec = [\"http://srs\"]\n",
+            "queues[0].siprec[0]",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\nsiprec = [\"sip:srs@10.0.0.5\"]\n",
+            "queues[0].siprec",
+        ),
     ];
     for (text, key) in cases {
         let cfg = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
