@@ -173,6 +173,10 @@ impl SipLeg {
             addr: addr.into(),
         });
         let offer = opt.offer.clone();
+        let offer_type = opt
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/sdp".into());
         let (state_tx, mut state_rx) = layer.new_dialog_state_channel();
         let (dialog, invite) = layer.do_invite_async(opt, state_tx).map_err(Box::new)?;
         let party = target.party.clone();
@@ -188,7 +192,7 @@ impl SipLeg {
                 tokio::select! {
                     _ = refresh_due => {
                         let t = timer.expect("a refresh is scheduled only with a timer");
-                        if refresh(&refresher, t, offer.as_deref()).await {
+                        if refresh(&refresher, t, offer.as_deref(), &offer_type).await {
                             next_refresh = Some(Instant::now() + Duration::from_secs(t.secs) / 2);
                         } else {
                             // RFC 4028 §10: a session that cannot be refreshed is over.
@@ -292,7 +296,12 @@ impl SipLeg {
 
 /// One session refresh (RFC 4028 §7.4): UPDATE without a body; a peer that does not take UPDATE gets
 /// a re-INVITE with our offer again. True when the peer accepted it.
-async fn refresh(dialog: &InviteDialog, t: SessionTimer, offer: Option<&[u8]>) -> bool {
+async fn refresh(
+    dialog: &InviteDialog,
+    t: SessionTimer,
+    offer: Option<&[u8]>,
+    offer_type: &str,
+) -> bool {
     let headers = || {
         vec![
             Header::Other(
@@ -309,13 +318,7 @@ async fn refresh(dialog: &InviteDialog, t: SessionTimer, offer: Option<&[u8]>) -
     }
     let r = dialog
         .reinvite(
-            Some(
-                [
-                    headers(),
-                    vec![Header::ContentType("application/sdp".into())],
-                ]
-                .concat(),
-            ),
+            Some([headers(), vec![Header::ContentType(offer_type.into())]].concat()),
             offer.map(<[u8]>::to_vec),
         )
         .await;
