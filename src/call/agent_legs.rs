@@ -92,7 +92,8 @@ impl CallTask {
             Ok(n) => {
                 self.ctl.handle_agent_answered(&party);
                 let is_ivr = self.ctl.external_ivr() == Some(party.as_str());
-                if !is_ivr && !self.ctl.agents().contains(&party) {
+                let supervising = self.ctl.supervisors().iter().any(|(s, _)| *s == party);
+                if !is_ivr && !supervising && !self.ctl.agents().contains(&party) {
                     return; // answered too late: the controller hangs it up
                 }
                 info!(%party, remote = ?n.remote, codec = %n.codec.name, "party answered");
@@ -108,8 +109,10 @@ impl CallTask {
                     if let Some(ip) = signalling {
                         let _ = self.media.commands.send(MediaCommand::Trust(id, ip)).await;
                     }
-                    // An agent's recording code never reaches the customer (nor do its other keys).
-                    if !is_ivr && self.mgr.cfg.recording.pause_code.is_some() {
+                    // An agent's recording code never reaches the customer (nor do its other keys);
+                    // a supervisor's keys switch its mode and reach nobody.
+                    let code = self.mgr.cfg.recording.pause_code.is_some();
+                    if supervising || (!is_ivr && code) {
                         let _ = self
                             .media
                             .commands
@@ -299,11 +302,14 @@ impl CallTask {
 
     async fn resolve(&self, party: &str) -> Option<LegTarget> {
         let tcp_fallback = self.mgr.cfg.sip.listen_tcp.is_some();
+        let cfg = &self.mgr.cfg;
         let static_uri = if let Some(queue) = party.strip_prefix("ivr:") {
-            let q = self.mgr.cfg.queues.iter().find(|q| q.name == queue)?;
+            let q = cfg.queues.iter().find(|q| q.name == queue)?;
             q.external_ivr.as_deref()
+        } else if let Some(s) = cfg.supervisor(party) {
+            s.uri.as_deref()
         } else {
-            self.mgr.cfg.agent(party)?.uri.as_deref()
+            cfg.agent(party)?.uri.as_deref()
         };
         if let Some(uri) = static_uri {
             let uri = crate::sip::uri::parse_sip_uri(uri).ok()?;

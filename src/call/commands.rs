@@ -56,6 +56,11 @@ impl CallTask {
                     .ctl
                     .handle_transfer_to(now, TransferTarget::Agent(agent))?)
             }
+            CallCommand::Supervise {
+                supervisor,
+                mode,
+                change,
+            } => self.supervise(&supervisor, mode, change),
             CallCommand::Transfer(TransferTarget::Queue(queue)) => {
                 if !self.mgr.cfg.queues.iter().any(|q| q.name == queue) {
                     return Err(CommandError::Invalid(
@@ -68,6 +73,42 @@ impl CallTask {
                     .handle_transfer_to(now, TransferTarget::Queue(queue))?)
             }
         }
+    }
+
+    /// A supervisor joins (only calls of their queues) or changes mode.
+    fn supervise(
+        &mut self,
+        supervisor: &str,
+        mode: super::controller::supervision::Mode,
+        change: bool,
+    ) -> Result<(), CommandError> {
+        let Some(cfg) = self.mgr.cfg.supervisor(supervisor) else {
+            return Err(CommandError::Invalid(
+                "unknown_supervisor",
+                format!("no supervisor {supervisor:?}"),
+            ));
+        };
+        if change {
+            return self
+                .ctl
+                .handle_supervise_mode(supervisor, mode)
+                .map_err(|r| match r.code {
+                    "not_in_call" => CommandError::NotFound(r.message),
+                    _ => CommandError::Conflict(r),
+                });
+        }
+        let queue = self.ctl.queue();
+        if !queue.is_some_and(|q| cfg.queues.iter().any(|c| c == q)) {
+            return Err(CommandError::Forbidden(
+                "not_your_queue",
+                format!(
+                    "{supervisor} supervises {:?}, not this call's queue ({})",
+                    cfg.queues,
+                    queue.unwrap_or("none")
+                ),
+            ));
+        }
+        Ok(self.ctl.handle_supervise(supervisor, mode)?)
     }
 
     fn known_agent(&self, agent: &str) -> Result<(), CommandError> {

@@ -28,6 +28,16 @@ pub enum CallCommand {
     Play(String),
     /// Start, stop, pause or resume the call's recording.
     Recording(super::recording::Action),
+    /// A supervisor joins the call in a mode (`change: false`: the phone rings) or, already in
+    /// it, switches to that mode.
+    Supervise {
+        /// Supervisor id.
+        supervisor: String,
+        /// How.
+        mode: super::controller::supervision::Mode,
+        /// A mode change for a supervisor in the call.
+        change: bool,
+    },
 }
 
 /// Why a command was not carried out.
@@ -45,6 +55,9 @@ pub enum CommandError {
     /// The command names something that does not exist (an unknown agent or queue).
     #[error("{1}")]
     Invalid(&'static str, String),
+    /// Whoever is named may not do this (a supervisor and a queue not theirs).
+    #[error("{1}")]
+    Forbidden(&'static str, String),
 }
 
 /// A command and where its outcome goes.

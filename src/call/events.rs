@@ -16,6 +16,8 @@ pub enum Role {
     Agent,
     /// A queue's external IVR.
     ExternalIvr,
+    /// A supervisor (monitor, whisper, barge, takeover).
+    Supervisor,
 }
 
 impl Role {
@@ -25,6 +27,7 @@ impl Role {
             Role::Customer => "customer",
             Role::Agent => "agent",
             Role::ExternalIvr => "external_ivr",
+            Role::Supervisor => "supervisor",
         }
     }
 }

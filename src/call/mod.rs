@@ -17,6 +17,7 @@ pub mod directory;
 pub mod events;
 pub mod id;
 pub mod inbound;
+pub mod party_routes;
 pub mod prompts;
 mod quality;
 mod recorded;
@@ -24,6 +25,7 @@ pub mod recording;
 pub mod sip_leg;
 pub mod siprec_leg;
 pub mod start;
+mod supervised;
 pub mod task;
 mod widget_link;
 
@@ -212,6 +214,10 @@ impl CallManager {
         let agents = self.cfg.agents.iter().map(|a| a.id.clone()).collect();
         let queues = self.cfg.queues.iter().map(|q| q.name.clone()).collect();
         ctl.set_known(agents, queues);
+        let keys = self.cfg.supervision.keys.iter().filter_map(|(k, m)| {
+            Some((k.chars().next()?, controller::supervision::Mode::parse(m)?))
+        });
+        ctl.set_supervisor_keys(keys.collect());
         ctl
     }
 

@@ -62,6 +62,9 @@ impl PromptLibrary {
         if cfg.callback.enabled {
             wanted.push(("callback.greeting".into(), cfg.callback.greeting.clone()));
         }
+        if let Some(p) = &cfg.supervision.join_prompt {
+            wanted.push(("supervision.join_prompt".into(), p.clone()));
+        }
         for name in BUILT_IN {
             wanted.push(("ivr.prompts_dir".into(), name.to_string()));
         }

@@ -16,7 +16,6 @@ use crate::media::recorder::Channel;
 use crate::media::recording_tap::RecordCommand;
 use crate::records::cdr::RecordingRecord;
 use crate::siprec::metadata::{Metadata, Participant, Side};
-use std::collections::BTreeSet;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -50,7 +49,7 @@ impl CallTask {
             format!("{}-{n}.wav", self.id)
         };
         let path = self.mgr.cfg.recording.directory.join(name);
-        self.rec_legs = self.agent_media_legs();
+        self.rec_legs = self.right_channel_legs();
         let mut legs = vec![(CUSTOMER, Channel::Left)];
         legs.extend(self.rec_legs.iter().map(|&l| (l, Channel::Right)));
         info!(call = self.id, file = %path.display(), "recording started");
@@ -122,26 +121,25 @@ impl CallTask {
         }));
     }
 
-    /// The agents in the recording, for the metadata: (id, address of record, display name).
+    /// The agents (and supervisors the customer hears) in the recording, for the metadata:
+    /// (id, address of record, display name).
     fn siprec_agents(&self) -> Vec<(String, String, Option<String>)> {
-        let realm = &self.mgr.cfg.sip.realm;
+        let cfg = &self.mgr.cfg;
+        let supervisors = self.ctl.supervisors().into_iter();
+        let heard = supervisors.filter(|(_, m)| m.is_heard_by_customer());
         self.ctl
             .agents()
             .iter()
-            .filter(|a| self.party_media.get(*a).is_some_and(|m| m.added))
-            .map(|a| {
-                let name = self.mgr.cfg.agent(a).and_then(|c| c.display_name.clone());
-                (a.clone(), format!("sip:{a}@{realm}"), name)
+            .map(String::as_str)
+            .chain(heard.map(|(s, _)| s))
+            .filter(|p| self.leg_of(p).is_some())
+            .map(|p| {
+                let name = match cfg.agent(p) {
+                    Some(a) => a.display_name.clone(),
+                    None => cfg.supervisor(p).and_then(|s| s.display_name.clone()),
+                };
+                (p.to_string(), format!("sip:{p}@{}", cfg.sip.realm), name)
             })
-            .collect()
-    }
-
-    /// The media legs of the agents in the call.
-    fn agent_media_legs(&self) -> BTreeSet<crate::media::routes::LegId> {
-        self.ctl
-            .agents()
-            .iter()
-            .filter_map(|a| self.party_media.get(a).filter(|m| m.added).map(|m| m.leg))
             .collect()
     }
 
@@ -150,7 +148,7 @@ impl CallTask {
         if !self.recording.is_on() {
             return;
         }
-        let now = self.agent_media_legs();
+        let now = self.right_channel_legs();
         let joined: Vec<_> = now.difference(&self.rec_legs).copied().collect();
         let left: Vec<_> = self.rec_legs.difference(&now).copied().collect();
         let changed = !joined.is_empty() || !left.is_empty();

@@ -251,6 +251,10 @@ impl CallTask {
             }
             Some(MediaEvent::Digit(leg, digit)) => {
                 if let Some(party) = self.leg_names.get(&leg).cloned() {
+                    if self.ctl.is_supervisor(&party) {
+                        // A supervisor's keys switch modes; nobody else hears of them.
+                        return self.ctl.handle_supervisor_key(&party, digit);
+                    }
                     if self.ctl.agents().contains(&party) {
                         self.pending_rec
                             .extend(self.recording.handle_agent_key(digit));
@@ -259,6 +263,11 @@ impl CallTask {
                 }
             }
             Some(MediaEvent::PromptDone(CUSTOMER)) => self.ctl.handle_prompt_done(now),
+            Some(MediaEvent::PromptDone(leg)) => {
+                // A supervisor's join prompt is over: the call again.
+                let cmd = MediaCommand::StopPlaying(leg);
+                let _ = self.media.commands.try_send(cmd);
+            }
             Some(MediaEvent::Lost(CUSTOMER)) | None => self.ctl.handle_customer_gone(true),
             Some(MediaEvent::Lost(leg)) => {
                 if let Some(party) = self.leg_names.get(&leg).cloned() {
@@ -321,6 +330,13 @@ impl CallTask {
                 }
                 CallOutput::PartyJoined { agent } => self.party_joined(agent),
                 CallOutput::PartyLeft { agent } => self.party_left(agent),
+                CallOutput::SupervisorJoined { supervisor, mode } => {
+                    self.supervisor_joined(supervisor, mode).await
+                }
+                CallOutput::SupervisorMode { supervisor, mode } => {
+                    self.supervisor_mode(supervisor, mode)
+                }
+                CallOutput::SupervisorLeft { supervisor } => self.supervisor_left(supervisor),
                 CallOutput::End(reason) => self.ended = Some(reason),
             }
         }
@@ -505,33 +521,38 @@ impl CallTask {
             .update(self.id, state.name(), self.ctl.queue(), parties);
     }
 
-    /// Sets the media's routes to what the call's parties are: everybody in the call hears
-    /// everybody else; a held customer hears music and is not heard (the agents still hear each
-    /// other).
+    /// The media leg of a party that is in the call's media.
+    pub(super) fn leg_of(&self, party: &str) -> Option<LegId> {
+        self.party_media
+            .get(party)
+            .filter(|m| m.added)
+            .map(|m| m.leg)
+    }
+
+    /// Sets the media's routes to what the call's parties are ([`super::party_routes`]).
     async fn sync_routes(&mut self) {
-        let mut members = Vec::new();
-        if !self.ctl.is_held() {
-            members.push(CUSTOMER);
-        }
-        let parties = self
-            .ctl
-            .agents()
-            .iter()
-            .map(String::as_str)
-            .chain(self.ctl.external_ivr());
-        for p in parties {
-            if let Some(m) = self.party_media.get(p).filter(|m| m.added) {
-                members.push(m.leg);
-            }
-        }
-        let mut want = BTreeSet::new();
-        for &a in &members {
-            for &b in &members {
-                if a != b {
-                    want.insert((a, b));
-                }
-            }
-        }
+        let members = super::party_routes::Members {
+            customer: (!self.ctl.is_held()).then_some(CUSTOMER),
+            agents: self
+                .ctl
+                .agents()
+                .iter()
+                .filter_map(|a| self.leg_of(a))
+                .collect(),
+            others: self
+                .ctl
+                .external_ivr()
+                .and_then(|p| self.leg_of(p))
+                .into_iter()
+                .collect(),
+            supervisors: self
+                .ctl
+                .supervisors()
+                .into_iter()
+                .filter_map(|(s, mode)| Some((self.leg_of(s)?, mode)))
+                .collect(),
+        };
+        let want = super::party_routes::routes(&members);
         let off: Vec<_> = self.routes.difference(&want).copied().collect();
         let on: Vec<_> = want.difference(&self.routes).copied().collect();
         for (from, to, gain) in off

@@ -3,6 +3,7 @@
 //! | variable | sets |
 //! |---|---|
 //! | `CLICKTOCALL_AGENT_<ID>_PASSWORD` | `agents[id=<ID>].password` |
+//! | `CLICKTOCALL_SUPERVISOR_<ID>_PASSWORD` | `supervisors[id=<ID>].password` |
 //! | `CLICKTOCALL_TRUNK_<NAME>_PASSWORD` | `trunks[name=<NAME>].password` |
 //! | `CLICKTOCALL_NONCE_SECRET` | `registrar.nonce_secret` |
 //! | `CLICKTOCALL_HTTP_LISTEN` | `http.listen` |
@@ -76,6 +77,19 @@ fn apply_secret(
                 Ok(())
             }
             None => Err(unknown(name, "agent")),
+        };
+    }
+    if let Some(id) = rest
+        .strip_prefix("SUPERVISOR_")
+        .and_then(|r| r.strip_suffix("_PASSWORD"))
+    {
+        let sup = cfg.supervisors.iter_mut().find(|s| var_part(&s.id) == id);
+        return match sup {
+            Some(s) => {
+                s.password = Some(value);
+                Ok(())
+            }
+            None => Err(unknown(name, "supervisor")),
         };
     }
     if let Some(id) = rest

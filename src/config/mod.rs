@@ -10,6 +10,7 @@ mod calls;
 mod env;
 mod ivr;
 mod net;
+mod supervision;
 mod validate;
 
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy, WidgetSection};
@@ -19,6 +20,7 @@ pub use calls::{
 };
 pub use ivr::{parse_action, IvrSection, MenuSection};
 pub use net::{Cidr, CidrParseError, ClusterSection};
+pub use supervision::{SupervisionSection, SupervisorConfig, MODES};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -82,6 +84,10 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     /// Agents who answer calls.
     pub agents: Vec<AgentConfig>,
+    /// Supervisors who listen in on, coach, barge into and take over their queues' calls.
+    pub supervisors: Vec<SupervisorConfig>,
+    /// How supervisors' phones switch modes.
+    pub supervision: SupervisionSection,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
     /// Logging.

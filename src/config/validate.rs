@@ -14,6 +14,7 @@ impl Config {
         self.validate_trunks()?;
         self.validate_queues_and_agents()?;
         self.validate_calls()?;
+        self.validate_supervision()?;
         self.validate_callback()?;
         if self.cluster.node_id > crate::call::id::MAX_NODE {
             return Err(ConfigError::invalid(

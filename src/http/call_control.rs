@@ -13,10 +13,13 @@
 //! | `DELETE /api/calls/{id}/parties/{party}` | the party leaves (BYE), or stops ringing |
 //! | `POST /api/calls/{id}/play` | `{"prompt": ..}`: the customer hears that prompt, then the call again |
 //! | `POST /api/calls/{id}/recording` | `{"action": "start" \| "stop" \| "pause" \| "resume"}` |
+//! | `POST /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: the supervisor's phone rings and joins in that mode |
+//! | `PUT /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: a supervisor in the call switches mode |
 
 use super::api::{authorize, calls, ApiError};
 use super::HttpState;
 use crate::call::controller::parties::TransferTarget;
+use crate::call::controller::supervision::Mode;
 use crate::call::directory::{CallCommand, CommandError};
 use crate::call::{CallId, CallManager, CallSummary};
 use axum::extract::{Path, State};
@@ -45,6 +48,7 @@ fn command_error(e: CommandError) -> ApiError {
         CommandError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
         CommandError::Conflict(r) => ApiError(StatusCode::CONFLICT, r.code, r.message),
         CommandError::Invalid(code, m) => ApiError(StatusCode::BAD_REQUEST, code, m),
+        CommandError::Forbidden(code, m) => ApiError(StatusCode::FORBIDDEN, code, m),
     }
 }
 
@@ -201,6 +205,57 @@ pub async fn recording(
         Ok(CallCommand::Recording(action))
     })
     .await
+}
+
+/// A supervise body: `{"supervisor": .., "mode": "monitor" | "whisper" | "barge" | "takeover"}`.
+fn supervise_body(body: &str, change: bool) -> Result<CallCommand, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        supervisor: String,
+        mode: String,
+    }
+    let bad = |why: String| ApiError(StatusCode::BAD_REQUEST, "bad_request", why);
+    let b: Body = serde_json::from_str(body).map_err(|e| {
+        bad(format!(
+            "expected {{\"supervisor\": \"...\", \"mode\": \"...\"}}: {e}"
+        ))
+    })?;
+    if b.supervisor.is_empty() || b.supervisor.len() > 128 {
+        return Err(bad("supervisor must be a non-empty id".into()));
+    }
+    let mode = Mode::parse(&b.mode).ok_or_else(|| {
+        bad(format!(
+            "mode {:?}: use monitor, whisper, barge or takeover",
+            b.mode
+        ))
+    })?;
+    Ok(CallCommand::Supervise {
+        supervisor: b.supervisor,
+        mode,
+        change,
+    })
+}
+
+/// `POST /api/calls/{id}/supervise`: the supervisor's phone rings (202) and joins on answer.
+pub async fn supervise(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let r = run(&state, &headers, &id, || supervise_body(&body, false)).await?;
+    Ok((StatusCode::ACCEPTED, r).into_response())
+}
+
+/// `PUT /api/calls/{id}/supervise`: a supervisor in the call switches mode.
+pub async fn supervise_mode(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    run(&state, &headers, &id, || supervise_body(&body, true)).await
 }
 
 /// `DELETE /api/calls/{id}/parties/{party}`

@@ -73,6 +73,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/calls/{id}/parties", post(call_control::add_party))
         .route("/api/calls/{id}/play", post(call_control::play))
         .route(
+            "/api/calls/{id}/supervise",
+            post(call_control::supervise).put(call_control::supervise_mode),
+        )
+        .route(
             "/api/calls/{id}/recording",
             post(call_control::recording).get(recordings::get_recording),
         )

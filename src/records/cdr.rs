@@ -35,6 +35,9 @@ pub struct PartyRecord {
     /// What the customer's browser says it received (its last `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<crate::widget::stats::WidgetStats>,
+    /// A supervisor's modes, in order: (mode, since unix ms).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<(String, i64)>,
 }
 
 /// Receive-side quality of one RTP stream at the end of the call.
@@ -156,6 +159,7 @@ impl CallRecord {
                 quality: None,
                 mos: None,
                 reported: None,
+                modes: Vec::new(),
             }],
             recordings: Vec::new(),
         }
@@ -171,7 +175,15 @@ impl CallRecord {
             quality: None,
             mos: None,
             reported: None,
+            modes: Vec::new(),
         });
+    }
+
+    /// A supervisor in the call is in `mode` from `now_ms` on.
+    pub fn party_mode(&mut self, party: &str, mode: &str, now_ms: i64) {
+        if let Some(p) = self.stay(party) {
+            p.modes.push((mode.into(), now_ms));
+        }
     }
 
     /// `party` left the call (its latest stay). True when it was in the call.

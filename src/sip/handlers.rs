@@ -314,8 +314,9 @@ pub async fn classify(ctx: &SipContext, src: Option<SocketAddr>) -> Source {
     Source::Unknown
 }
 
+/// The digest password of a phone of this gateway (an agent's or a supervisor's).
 fn agent_password(cfg: &Config, user: &str) -> Option<String> {
-    cfg.agent(user).and_then(|a| a.password.clone())
+    cfg.user_password(user)
 }
 
 fn source_addr(tx: &Transaction) -> Option<SocketAddr> {

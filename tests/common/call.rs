@@ -172,6 +172,8 @@ enum Move {
     Lose(u32),
     /// A tone of `hz` for `frames` 20 ms frames instead of the 440 Hz; when its first packet went.
     Burst(f64, usize, tokio::sync::oneshot::Sender<Instant>),
+    /// Send nothing (true) or the tone again.
+    Mute(bool),
 }
 
 impl MediaBrowser {
@@ -192,7 +194,7 @@ impl MediaBrowser {
         let mut sock = sock;
         tokio::spawn(async move {
             let mut tone = ToneGenerator::new(440.0, 8000, 0.4);
-            let (mut lose, mut sent) = (0u32, 0u32);
+            let (mut lose, mut sent, mut muted) = (0u32, 0u32, false);
             let mut burst: Option<(
                 ToneGenerator,
                 usize,
@@ -214,6 +216,7 @@ impl MediaBrowser {
                         }
                         Move::Answer(a) => b.accept(&a),
                         Move::Lose(n) => lose = n,
+                        Move::Mute(m) => muted = m,
                         Move::Burst(hz, frames, when) => {
                             burst = Some((ToneGenerator::new(hz, 8000, 0.4), frames, Some(when)))
                         }
@@ -254,7 +257,7 @@ impl MediaBrowser {
                     let lost = lose > 0 && sent % lose == 0;
                     match key_rx.try_recv() {
                         Ok(d) => b.send_pcmu_with_dtmf(now, ticks, &samples, d),
-                        Err(_) if lost => {}
+                        Err(_) if lost || muted => {}
                         Err(_) => b.send_pcmu(now, ticks, &samples),
                     }
                     ears.first_sent.get_or_insert(now);
@@ -280,6 +283,11 @@ impl MediaBrowser {
     /// From now on the browser loses one packet in `n` (never sends it).
     pub fn lose_every(&self, n: u32) {
         self.moves.send(Move::Lose(n)).unwrap();
+    }
+
+    /// The browser sends nothing (`true`: a muted microphone with DTX) or its tone again.
+    pub fn mute(&self, on: bool) {
+        self.moves.send(Move::Mute(on)).unwrap();
     }
 
     /// A burst of `hz` for `ms` instead of the 440 Hz: when its first packet was sent.

@@ -55,6 +55,10 @@ pub struct CallController {
     joining: Vec<String>,
     /// Agents in the call, in the order they joined.
     agents: Vec<String>,
+    /// Supervisors ringing for or in the call.
+    supervisors: Vec<supervision::Supervisor>,
+    /// Keys that switch a supervisor's mode.
+    supervisor_keys: Vec<(char, supervision::Mode)>,
     /// The queue rings several agents and each that answers joins.
     conference: bool,
     /// When the last agent leaves, the customer waits in the queue again (else the call ends).
@@ -123,6 +127,8 @@ impl CallController {
             ringing: Vec::new(),
             joining: Vec::new(),
             agents: Vec::new(),
+            supervisors: Vec::new(),
+            supervisor_keys: Vec::new(),
             conference: false,
             requeue_after_last_agent: false,
             announcement: None,
@@ -497,5 +503,8 @@ mod outputs;
 pub mod parties;
 #[cfg(test)]
 mod party_tests;
+pub mod supervision;
+#[cfg(test)]
+mod supervision_tests;
 #[cfg(test)]
 mod tests;

@@ -158,6 +158,25 @@ pub enum CallOutput {
         /// SIP status of the INVITE to the target.
         status: u16,
     },
+    /// A supervisor joined the call in `mode`.
+    SupervisorJoined {
+        /// Supervisor id.
+        supervisor: String,
+        /// How.
+        mode: super::supervision::Mode,
+    },
+    /// A supervisor in the call changed mode.
+    SupervisorMode {
+        /// Supervisor id.
+        supervisor: String,
+        /// The new mode.
+        mode: super::supervision::Mode,
+    },
+    /// A supervisor left the call.
+    SupervisorLeft {
+        /// Supervisor id.
+        supervisor: String,
+    },
     /// Hang up the customer's leg and stop; nothing more will come.
     End(EndReason),
 }

@@ -16,7 +16,7 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -35,6 +35,9 @@ pub enum TransferTarget {
 impl CallController {
     /// An agent's phone answered (2xx).
     pub fn handle_agent_answered(&mut self, agent: &str) {
+        if self.supervisor_answered(agent) {
+            return;
+        }
         match self.phase.clone() {
             Phase::ExternalIvr { party, .. } if party == agent => {
                 self.hear(Audio::Agent);
@@ -96,6 +99,9 @@ impl CallController {
 
     /// An agent's phone refused or failed (4xx/5xx/6xx, timeout) before answering.
     pub fn handle_agent_failed(&mut self, now: Instant, agent: &str, status: u16) {
+        if self.supervisor_failed(agent) {
+            return;
+        }
         if let Phase::ExternalIvr { party, queue } = self.phase.clone() {
             if party == agent {
                 // The external IVR is unreachable: the customer goes straight to the queue.
@@ -155,6 +161,9 @@ impl CallController {
 
     /// The agent's side ended the dialog (BYE) or its media died.
     pub fn handle_agent_gone(&mut self, now: Instant, agent: &str, lost: bool) {
+        if self.supervisor_gone(now, agent, lost) {
+            return;
+        }
         match self.phase.clone() {
             Phase::ExternalIvr { party, .. } if party == agent => {
                 // The IVR hung up without handing the call back.
@@ -189,17 +198,20 @@ impl CallController {
 
     /// After an agent left: with nobody left, the call ends (`reason`) or, where the queue says
     /// so, the customer waits in the queue again.
-    fn last_agent_left(&mut self, now: Instant, reason: EndReason) {
-        if !self.agents.is_empty() || !matches!(self.phase, Phase::Connected { .. }) {
+    pub(super) fn last_agent_left(&mut self, now: Instant, reason: EndReason) {
+        let connected = matches!(self.phase, Phase::Connected { .. });
+        if !self.agents.is_empty() || !connected || self.taken_over() {
             return;
         }
         match self.queue.clone() {
             Some(q) if self.requeue_after_last_agent => {
                 self.cancel_joining();
+                self.release_supervisors();
                 self.enter_queue_at(now, q, self.skill.clone());
             }
             _ => {
                 self.cancel_ringing();
+                self.release_supervisors();
                 self.finish(reason);
             }
         }
@@ -342,6 +354,7 @@ impl CallController {
             }
             self.leave(&agent);
         }
+        self.release_supervisors();
         self.finish(reason);
     }
 
@@ -377,6 +390,9 @@ impl CallController {
 
     /// Removes `agent` from the call (BYE), or stops it ringing to join (CANCEL).
     pub fn handle_remove_party(&mut self, now: Instant, agent: &str) -> Result<(), Refusal> {
+        if self.remove_supervisor(now, agent) {
+            return Ok(());
+        }
         if let Some(i) = self.joining.iter().position(|a| a == agent) {
             self.joining.remove(i);
             self.out.push_back(CallOutput::Cancel {
@@ -509,7 +525,7 @@ impl CallController {
         });
     }
 
-    fn leave(&mut self, agent: &str) {
+    pub(super) fn leave(&mut self, agent: &str) {
         if let Some(i) = self.agents.iter().position(|a| a == agent) {
             self.agents.remove(i);
         }
