@@ -38,6 +38,21 @@ pub(super) struct PartyMedia {
     signalling: Option<std::net::IpAddr>,
 }
 
+impl PartyMedia {
+    /// The media of a phone that called us (its offer answered already): in the call's media
+    /// from the start.
+    pub(super) fn answered(leg: LegId, sdp: SdpSession, local: SocketAddr) -> Self {
+        PartyMedia {
+            leg,
+            lease: None,
+            sdp,
+            local,
+            added: true,
+            signalling: None,
+        }
+    }
+}
+
 impl CallTask {
     pub(super) async fn on_leg(&mut self, ev: LegEvent) {
         match ev {
@@ -215,6 +230,36 @@ impl CallTask {
     fn notify_after_202(&mut self, party: &str) {
         let h = tokio::spawn(tokio::time::sleep(REFER_NOTIFY_GAP));
         self.notifies.insert(party.to_string(), h);
+    }
+
+    /// The media of a party whose phone called us (its offer answered): a leg in the call's media
+    /// at once, latched to the host it signals from; its keys are kept (a supervisor's switch
+    /// modes and reach nobody).
+    pub(super) async fn add_answered_media(
+        &mut self,
+        party: &str,
+        n: crate::media::sdp::Negotiated,
+        lease: PortLease,
+        sdp: SdpSession,
+        signalling: Option<std::net::IpAddr>,
+    ) {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        let media = PartyMedia::answered(id, sdp, lease.advertised);
+        self.party_media.insert(party.to_string(), media);
+        self.leg_names.insert(id, party.to_string());
+        let cmds = [
+            Some(MediaCommand::AddLeg {
+                id,
+                leg: NewLeg::Rtp(n),
+                lease,
+            }),
+            signalling.map(|ip| MediaCommand::Trust(id, ip)),
+            Some(MediaCommand::KeepKeys(id, true)),
+        ];
+        for cmd in cmds.into_iter().flatten() {
+            let _ = self.media.commands.send(cmd).await;
+        }
     }
 
     /// CANCELs or BYEs a party's leg (after its NOTIFYs) and lets its media go.

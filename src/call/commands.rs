@@ -61,6 +61,11 @@ impl CallTask {
                 mode,
                 change,
             } => self.supervise(&supervisor, mode, change),
+            CallCommand::DialIn {
+                supervisor,
+                mode,
+                leg,
+            } => self.dial_in(&supervisor, mode, leg).await,
             CallCommand::Transfer(TransferTarget::Queue(queue)) => {
                 if !self.mgr.cfg.queues.iter().any(|q| q.name == queue) {
                     return Err(CommandError::Invalid(
@@ -82,12 +87,7 @@ impl CallTask {
         mode: super::controller::supervision::Mode,
         change: bool,
     ) -> Result<(), CommandError> {
-        let Some(cfg) = self.mgr.cfg.supervisor(supervisor) else {
-            return Err(CommandError::Invalid(
-                "unknown_supervisor",
-                format!("no supervisor {supervisor:?}"),
-            ));
-        };
+        self.may_supervise(supervisor)?;
         if change {
             return self
                 .ctl
@@ -97,18 +97,61 @@ impl CallTask {
                     _ => CommandError::Conflict(r),
                 });
         }
-        let queue = self.ctl.queue();
-        if !queue.is_some_and(|q| cfg.queues.iter().any(|c| c == q)) {
-            return Err(CommandError::Forbidden(
-                "not_your_queue",
-                format!(
-                    "{supervisor} supervises {:?}, not this call's queue ({})",
-                    cfg.queues,
-                    queue.unwrap_or("none")
-                ),
-            ));
-        }
         Ok(self.ctl.handle_supervise(supervisor, mode)?)
+    }
+
+    /// Only a configured supervisor of the call's queue (403 otherwise).
+    fn may_supervise(&self, supervisor: &str) -> Result<(), CommandError> {
+        let Some(cfg) = self.mgr.cfg.supervisor(supervisor) else {
+            return Err(CommandError::Invalid(
+                "unknown_supervisor",
+                format!("no supervisor {supervisor:?}"),
+            ));
+        };
+        let queue = self.ctl.queue();
+        if queue.is_some_and(|q| cfg.queues.iter().any(|c| c == q)) {
+            return Ok(());
+        }
+        Err(CommandError::Forbidden(
+            "not_your_queue",
+            format!(
+                "{supervisor} supervises {:?}, not this call's queue ({})",
+                cfg.queues,
+                queue.unwrap_or("none")
+            ),
+        ))
+    }
+
+    /// A supervisor's phone dialled in: its dialog becomes the supervisor's leg, in the media at
+    /// once (the phone gets our answer when this returns Ok).
+    async fn dial_in(
+        &mut self,
+        supervisor: &str,
+        mode: super::controller::supervision::Mode,
+        leg: super::internal::Handover,
+    ) -> Result<(), CommandError> {
+        self.may_supervise(supervisor)?;
+        let Some(leg) = leg.take() else {
+            return Err(CommandError::NotFound("the dialog is gone".into()));
+        };
+        self.ctl.handle_supervisor_dialled_in(supervisor, mode)?;
+        let sip = super::sip_leg::SipLeg::adopt(
+            &self.mgr.layer,
+            supervisor,
+            leg.dialog,
+            leg.states,
+            self.leg_tx.clone(),
+        );
+        self.legs.insert(supervisor.to_string(), sip);
+        self.add_answered_media(
+            supervisor,
+            leg.negotiated,
+            leg.lease,
+            leg.sdp,
+            leg.signalling,
+        )
+        .await;
+        Ok(())
     }
 
     fn known_agent(&self, agent: &str) -> Result<(), CommandError> {

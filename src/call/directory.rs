@@ -28,6 +28,16 @@ pub enum CallCommand {
     Play(String),
     /// Start, stop, pause or resume the call's recording.
     Recording(super::recording::Action),
+    /// A supervisor's phone dialled the feature code for this call: its dialog (not answered
+    /// yet) joins the call in `mode`, or is refused.
+    DialIn {
+        /// Supervisor id.
+        supervisor: String,
+        /// How.
+        mode: super::controller::supervision::Mode,
+        /// The dialog, its media and our answer.
+        leg: super::internal::Handover,
+    },
     /// A supervisor joins the call in a mode (`change: false`: the phone rings) or, already in
     /// it, switches to that mode.
     Supervise {
@@ -189,6 +199,18 @@ impl Directory {
             .values()
             .map(|e| with_age(&e.summary, now))
             .collect()
+    }
+
+    /// The call `party` is connected in (an agent, a supervisor), if any.
+    pub fn call_with_party(&self, party: &str) -> Option<CallId> {
+        self.lock().iter().find_map(|(id, e)| {
+            let s = &e.summary;
+            let here = s
+                .parties
+                .iter()
+                .any(|p| p.party == party && p.state != "ringing");
+            here.then_some(*id)
+        })
     }
 
     /// One running call.

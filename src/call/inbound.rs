@@ -7,7 +7,7 @@ use super::customer::{offered_formats, Customer, CustomerInput};
 use super::start::{start, CallStart};
 use super::{CallManager, CustomerKind};
 use crate::media::sdp::SdpSession;
-use crate::sip::server::InboundCalls;
+use crate::sip::server::{Caller, InboundCalls};
 use crate::widget::context::sanitize;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::rsip::prelude::{HeadersExt, ToTypedHeader};
@@ -22,7 +22,11 @@ pub struct Inbound(pub Arc<CallManager>);
 
 #[async_trait::async_trait]
 impl InboundCalls for Inbound {
-    async fn handle_invite(&self, mut tx: Transaction, trunk: String) {
+    async fn handle_invite(&self, mut tx: Transaction, caller: Caller) {
+        let trunk = match caller {
+            Caller::Trunk(t) => t,
+            Caller::User(user) => return super::internal::handle(&self.0, tx, user).await,
+        };
         if let Err((status, why)) = self.accept(&mut tx, &trunk).await {
             info!(%trunk, status, why, "inbound call refused");
             let _ = tx.reply(StatusCode::from(status)).await;

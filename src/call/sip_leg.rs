@@ -242,6 +242,29 @@ impl SipLeg {
         })
     }
 
+    /// A dialog a phone of this gateway placed to us (a supervisor dialling in), as a party leg
+    /// of a call: its in-dialog requests and its end become [`LegEvent`]s on `events`.
+    pub fn adopt(
+        layer: &Arc<DialogLayer>,
+        party: &str,
+        dialog: InviteDialog,
+        mut states: rsipstack::dialog::dialog::DialogStateReceiver,
+        events: mpsc::UnboundedSender<LegEvent>,
+    ) -> SipLeg {
+        let (layer, name) = (layer.clone(), party.to_string());
+        tokio::spawn(async move {
+            while let Some(st) = states.recv().await {
+                if !forward(&name, st, true, &events, &layer) {
+                    break;
+                }
+            }
+        });
+        SipLeg {
+            party: party.into(),
+            dialog,
+        }
+    }
+
     /// The leg's dialog (a callback's customer leg becomes the call's customer).
     pub fn dialog(&self) -> InviteDialog {
         self.dialog.clone()

@@ -516,6 +516,15 @@ impl CallTask {
                 since_ms: since(ivr),
             });
         }
+        // Supervisors: `state` is their mode (`monitor`, `whisper`, `barge`, `takeover`).
+        for (s, mode) in self.ctl.supervisors() {
+            parties.push(PartyView {
+                party: s.into(),
+                role: Role::Supervisor.as_str(),
+                state: mode.as_str(),
+                since_ms: since(s),
+            });
+        }
         self.mgr
             .directory
             .update(self.id, state.name(), self.ctl.queue(), parties);

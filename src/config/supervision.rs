@@ -35,6 +35,8 @@ pub struct SupervisionSection {
     pub keys: BTreeMap<String, String>,
     /// A prompt only the supervisor hears on joining (none by default: no beep for anybody).
     pub join_prompt: Option<String>,
+    /// What a supervisor dials before an agent id or a call id to listen in (`*55`); empty: off.
+    pub feature_code: String,
 }
 
 impl Default for SupervisionSection {
@@ -45,6 +47,7 @@ impl Default for SupervisionSection {
                 .map(|(k, m)| (k.to_string(), m.to_string()))
                 .collect(),
             join_prompt: None,
+            feature_code: "*55".into(),
         }
     }
 }
@@ -102,6 +105,13 @@ impl Config {
                     ));
                 }
             }
+        }
+        let code = &self.supervision.feature_code;
+        if code.len() > 4 || !code.chars().all(|c| "0123456789*#".contains(c)) {
+            return Err(ConfigError::invalid(
+                "supervision.feature_code",
+                format!("{code:?}: up to 4 keys of 0-9 * # (empty: off)"),
+            ));
         }
         for (k, mode) in &self.supervision.keys {
             let digit = k.len() == 1 && k.chars().all(|c| "0123456789*#".contains(c));

@@ -7,6 +7,7 @@
 
 use super::auth::{AuthOutcome, DigestAuth};
 use super::registrar_task::RegistrarHandle;
+use super::server::Caller;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registrar::{ContactRequest, LocationStore, RegisterOutcome, RegisterRequest};
@@ -64,9 +65,9 @@ pub async fn handle(ctx: Arc<SipContext>, mut tx: Transaction) {
         Method::Options => options(&ctx, &mut tx, src).await,
         Method::Register => register(&ctx, &mut tx, src).await,
         Method::Invite => match invite(&ctx, &mut tx, src).await {
-            Ok(Some(trunk)) => {
+            Ok(Some(caller)) => {
                 if let Some(inbound) = ctx.inbound.get() {
-                    inbound.handle_invite(tx, trunk).await;
+                    inbound.handle_invite(tx, caller).await;
                 }
                 return;
             }
@@ -107,17 +108,18 @@ async fn invite(
     ctx: &SipContext,
     tx: &mut Transaction,
     src: Option<SocketAddr>,
-) -> rsipstack::Result<Option<String>> {
+) -> rsipstack::Result<Option<Caller>> {
     let source = classify(ctx, src).await;
     if source == Source::Unknown {
         return forbidden(tx, src).await.map(|_| None);
     }
+    let mut user = None;
     if source == Source::AgentAddress {
         // An agent's phone placing a call must prove who it is.
         match ctx.auth.check(Instant::now(), &tx.original, true, |u| {
             agent_password(&ctx.cfg, u)
         }) {
-            AuthOutcome::Ok(_) => {}
+            AuthOutcome::Ok(u) => user = Some(u),
             outcome @ (AuthOutcome::Challenge | AuthOutcome::Stale) => {
                 let stale = outcome == AuthOutcome::Stale;
                 let h = Header::ProxyAuthenticate(ctx.auth.challenge(Instant::now(), stale).into());
@@ -140,8 +142,12 @@ async fn invite(
         .await
         .map(|_| None);
     }
-    if let (Source::Trunk(trunk), Some(_)) = (&source, ctx.inbound.get()) {
-        return Ok(Some(trunk.clone()));
+    if ctx.inbound.get().is_some() {
+        match (&source, user) {
+            (Source::Trunk(trunk), _) => return Ok(Some(Caller::Trunk(trunk.clone()))),
+            (_, Some(u)) => return Ok(Some(Caller::User(u))),
+            _ => {}
+        }
     }
     // Routing calls into the IVR and queues is call control's job; until it exists the gateway says
     // honestly that nobody can take the call.

@@ -67,6 +67,15 @@ pub struct SipServer {
     pub inbound: Arc<std::sync::OnceLock<Arc<dyn InboundCalls>>>,
 }
 
+/// Who placed an initial INVITE that passed the ACL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A customer through this trunk (by name).
+    Trunk(String),
+    /// A phone of this gateway (agent or supervisor), digest-authenticated as this user.
+    User(String),
+}
+
 /// Takes inbound calls (initial INVITEs that passed the ACL) from the dispatcher.
 #[async_trait::async_trait]
 pub trait InboundCalls: Send + Sync + 'static {
@@ -74,7 +83,7 @@ pub trait InboundCalls: Send + Sync + 'static {
     async fn handle_invite(
         &self,
         tx: rsipstack::transaction::transaction::Transaction,
-        trunk: String,
+        caller: Caller,
     );
 }
 

@@ -290,3 +290,79 @@ async fn supervise_refuses_other_queues_unknown_ids_bad_bodies_and_wrong_states(
     widget.send(json!({"type": "hangup"}));
     widget.wait_for("state", Some("ended"), WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_dials_the_feature_code_listens_and_switches_by_key_and_agents_cannot_dial_out(
+) {
+    let (gw, sip) = start(config("", "")).await;
+    let addr = gw.http_addr;
+    let mut agent = AgentPhone::register(sip, "8301", "pw8301").await;
+    let mut sup = AgentPhone::register(sip, "9001", "pw9001")
+        .await
+        .with_tone(700.0);
+    let mut other = AgentPhone::register(sip, "9002", "pw9002")
+        .await
+        .with_tone(700.0);
+    let mut widget = Widget::connect(addr).await;
+    let browser = place_call(&mut widget, json!({}), Some("support")).await;
+    let inv = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    agent.answer(&inv).await;
+    widget.wait_for("state", Some("connected"), WAIT).await;
+    let id = the_call(addr).await;
+
+    // The agent may not reach the trunk (or anything not internal); nothing is sent there.
+    let fraud = agent.dial("+15550100", "pw8301").await;
+    assert_eq!(fraud.status(), 403, "{}", fraud.response);
+    // Another queue's supervisor is refused; an unknown target is not found.
+    assert_eq!(other.dial("*558301", "pw9002").await.status(), 403);
+    assert_eq!(sup.dial("*557777", "pw9001").await.status(), 404);
+
+    let d = sup.dial("*558301", "pw9001").await;
+    assert_eq!(d.status(), 200, "{}", d.response);
+    let (t, f) = (true, false);
+    assert_eq!(
+        next_second(&browser, &agent, &sup).await,
+        [[f, t, f], [t, f, f], [t, t, f]],
+        "monitor"
+    );
+    // 5 on the supervisor's phone: whisper; never heard by the customer.
+    let info = "Content-Type: application/dtmf-relay\r\n";
+    sup.request_in(&d, "INFO", 3, info, "Signal=5\r\nDuration=160\r\n")
+        .await;
+    assert_eq!(
+        next_second(&browser, &agent, &sup).await,
+        [[f, t, f], [t, f, t], [t, t, f]],
+        "whisper"
+    );
+    let (_, call) = http(addr, "GET", &format!("/api/calls/{id}"), KEY, "").await;
+    let s = call["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["party"] == "9001")
+        .cloned();
+    assert_eq!(
+        s.map(|p| p["state"].clone()),
+        Some(json!("whisper")),
+        "{call}"
+    );
+    // The supervisor hangs up: the call goes on.
+    sup.request_in(&d, "BYE", 4, "", "").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        next_second(&browser, &agent, &sup).await[0],
+        [f, t, f],
+        "customer and agent talk on"
+    );
+    widget.send(json!({"type": "hangup"}));
+    widget.wait_for("state", Some("ended"), WAIT).await;
+    let records = records_of(addr, id).await;
+    let s = records[0]["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["party"] == "9001")
+        .cloned()
+        .unwrap();
+    assert!(s["left_ms"].is_i64(), "{s}");
+}

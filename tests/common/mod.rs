@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod call;
+pub mod dialing;
 pub mod media;
 pub mod phones;
 
@@ -147,6 +148,23 @@ pub fn register_msg(
 
 /// The Authorization value a phone sends in answer to `challenge` (qop=auth, as most phones do).
 pub fn digest_answer(challenge: &str, user: &str, password: &str) -> String {
+    digest_for(
+        challenge,
+        user,
+        password,
+        rsipstack::rsip::Method::Register,
+        "sip:127.0.0.1",
+    )
+}
+
+/// [`digest_answer`] for a request of `method` to `uri`.
+pub fn digest_for(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: rsipstack::rsip::Method,
+    uri: &str,
+) -> String {
     use rsipstack::dialog::authenticate::compute_digest;
     use rsipstack::rsip::headers::auth::{Algorithm, AuthQop};
     let param = |name: &str| {
@@ -167,13 +185,13 @@ pub fn digest_answer(challenge: &str, user: &str, password: &str) -> String {
         password,
         &realm,
         &nonce,
-        &rsipstack::rsip::Method::Register,
-        "sip:127.0.0.1",
+        &method,
+        uri,
         Algorithm::Md5,
         Some(&qop),
     );
     format!(
-        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
          response=\"{resp}\", algorithm=MD5, qop=auth, cnonce=\"c0ffee\", nc=00000001"
     )
 }

@@ -115,6 +115,11 @@ impl AgentPhone {
             )
             .await;
         let target = sdp_addr(invite).expect("INVITE carries SDP");
+        self.start_rtp(rtp, target);
+    }
+
+    /// Plays the phone's tone from `rtp` to `target` and records what arrives.
+    pub fn start_rtp(&mut self, rtp: UdpSocket, target: SocketAddr) {
         let (heard, received) = (self.heard.clone(), self.received.clone());
         let (stop, mut stop_rx) = mpsc::unbounded_channel::<()>();
         self.rtp_stop = Some(stop);

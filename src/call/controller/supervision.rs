@@ -110,6 +110,16 @@ impl CallController {
         Ok(())
     }
 
+    /// A supervisor's own phone dialled in (the feature code): in the call at once, in `mode`.
+    pub fn handle_supervisor_dialled_in(&mut self, id: &str, mode: Mode) -> Result<(), Refusal> {
+        self.handle_supervise(id, mode)?;
+        // No INVITE to send: the supervisor called us.
+        self.out
+            .retain(|o| !matches!(o, CallOutput::Invite { agent } if agent == id));
+        self.supervisor_answered(id);
+        Ok(())
+    }
+
     /// A supervisor in the call changes mode. A takeover is final.
     pub fn handle_supervise_mode(&mut self, id: &str, mode: Mode) -> Result<(), Refusal> {
         let Some(s) = self.supervisors.iter_mut().find(|s| s.id == id && s.joined) else {

@@ -1,0 +1,199 @@
+//! Calls placed by the gateway's own phones (agents and supervisors, digest-authenticated): the
+//! dial plan ([`super::dialplan`]) says what the dialled name means, and nothing an internal phone
+//! dials reaches a trunk. A supervisor dialling the feature code (`*55` + an agent id or a call id)
+//! joins that call in monitor mode (keys switch the mode); the call checks that the supervisor
+//! may supervise its queue. The phone's dialog is handed to the call's task ([`Handover`]) before
+//! it is answered, so a refusal is a clean final response.
+
+use super::controller::supervision::Mode;
+use super::customer::offered_formats;
+use super::dialplan::{route, Dialled, Directory};
+use super::directory::{CallCommand, CommandError};
+use super::{CallId, CallManager};
+use crate::media::engine::PortLease;
+use crate::media::sdp::{Negotiated, SdpSession};
+use rsipstack::dialog::dialog::{Dialog, DialogStateReceiver};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::rsip::{Header, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use std::sync::{Arc, Mutex};
+use tracing::{debug, info};
+
+/// An internal phone's dialog on its way into a call: not answered yet.
+pub struct AdoptedLeg {
+    /// The dialog.
+    pub dialog: InviteDialog,
+    /// Its states (in-dialog requests, its end).
+    pub states: DialogStateReceiver,
+    /// What was agreed for its media.
+    pub negotiated: Negotiated,
+    /// Its media port.
+    pub lease: PortLease,
+    /// Our side of its offer/answer.
+    pub sdp: SdpSession,
+    /// The host the phone signals from (its media from there latches at once).
+    pub signalling: Option<std::net::IpAddr>,
+}
+
+/// Hands an [`AdoptedLeg`] to a call's task inside a [`CallCommand`] (taken once).
+#[derive(Clone)]
+pub struct Handover(Arc<Mutex<Option<AdoptedLeg>>>);
+
+impl Handover {
+    /// The leg, the first time.
+    pub fn take(&self) -> Option<AdoptedLeg> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handover")
+    }
+}
+
+impl PartialEq for Handover {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Handover {}
+
+/// Takes an internal phone's INVITE to its final response.
+pub(super) async fn handle(mgr: &Arc<CallManager>, mut tx: Transaction, user: String) {
+    if let Err((status, why)) = accept(mgr, &mut tx, &user).await {
+        info!(%user, status, %why, "internal call refused");
+        let _ = tx.reply(StatusCode::from(status)).await;
+    }
+}
+
+/// The status of a refusal the call gave.
+fn status_of(e: &CommandError) -> u16 {
+    match e {
+        CommandError::UnknownCall(_) | CommandError::NotFound(_) => 404,
+        CommandError::Forbidden(..) => 403,
+        CommandError::Invalid(..) => 400,
+        CommandError::Conflict(_) => 486,
+    }
+}
+
+async fn accept(
+    mgr: &Arc<CallManager>,
+    tx: &mut Transaction,
+    user: &str,
+) -> Result<(), (u16, String)> {
+    let cfg = &mgr.cfg;
+    let dialled = tx
+        .original
+        .uri
+        .auth
+        .as_ref()
+        .map(|a| a.user.clone())
+        .unwrap_or_default();
+    let agents: Vec<&str> = cfg.agents.iter().map(|a| a.id.as_str()).collect();
+    let queues: Vec<&str> = cfg.queues.iter().map(|q| q.name.as_str()).collect();
+    let supervisors: Vec<&str> = cfg.supervisors.iter().map(|s| s.id.as_str()).collect();
+    let names = Directory {
+        feature_code: &cfg.supervision.feature_code,
+        agents: &agents,
+        queues: &queues,
+        supervisors: &supervisors,
+    };
+    let target = match route(&dialled, &names) {
+        Dialled::Supervise(target) => target,
+        Dialled::Refused => {
+            return Err((403, format!("{dialled:?} is not an internal destination")))
+        }
+        other => {
+            return Err((
+                480,
+                format!("{other:?}: calls between this gateway's phones come with consult calls"),
+            ))
+        }
+    };
+    if cfg.supervisor(user).is_none() {
+        return Err((
+            403,
+            "only supervisors may use the supervision feature code".into(),
+        ));
+    }
+    let call: CallId = target
+        .parse()
+        .ok()
+        .filter(|id| mgr.directory.get(*id).is_some())
+        .or_else(|| mgr.directory.call_with_party(&target))
+        .ok_or((404, format!("no call of {target:?} (it may have ended)")))?;
+    let (leg, answer) = adopt(mgr, tx).await?;
+    let dialog = leg.dialog.clone();
+    let cmd = CallCommand::DialIn {
+        supervisor: user.into(),
+        mode: Mode::Monitor,
+        leg: Handover(Arc::new(Mutex::new(Some(leg)))),
+    };
+    let outcome = mgr.directory.command(call, cmd).await;
+    match &outcome {
+        Ok(()) => {
+            info!(call, supervisor = user, "supervisor dialled in");
+            let ct = vec![Header::ContentType("application/sdp".into())];
+            dialog
+                .accept(Some(ct), Some(answer.into_bytes()))
+                .map_err(|e| (500, e.to_string()))?;
+        }
+        Err(e) => {
+            info!(call, supervisor = user, error = %e, "supervisor dial-in refused");
+            let _ = dialog.reject(Some(StatusCode::from(status_of(e))), Some(e.to_string()));
+        }
+    }
+    let mut d = Dialog::Invite(dialog);
+    if let Err(e) = d.handle(tx).await {
+        debug!(error = %e, "internal INVITE transaction");
+    }
+    Ok(())
+}
+
+/// The phone's offer answered from a media port of its own, and its dialog (not accepted yet).
+async fn adopt(
+    mgr: &Arc<CallManager>,
+    tx: &Transaction,
+) -> Result<(AdoptedLeg, String), (u16, String)> {
+    let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
+    if offer.trim().is_empty() {
+        return Err((488, "INVITE without an SDP offer".into()));
+    }
+    let lease = mgr
+        .engine
+        .lease_with_rtcp()
+        .await
+        .map_err(|e| (503, e.to_string()))?;
+    let mut sdp = SdpSession::new(rand::random::<u32>().into());
+    let (answer, negotiated) = sdp
+        .answer(&offer, lease.advertised, &offered_formats(), None)
+        .map_err(|e| (e.sip_status(), e.to_string()))?;
+    let (state_tx, states) = mgr.layer.new_dialog_state_channel();
+    let contact = mgr
+        .layer
+        .build_local_contact(Some("clicktocall".into()), None)
+        .ok();
+    let dialog = mgr
+        .layer
+        .get_or_create_server_invite(tx, state_tx, None, contact)
+        .map_err(|e| (500, e.to_string()))?;
+    let signalling = tx
+        .connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+        .map(|a| a.ip());
+    Ok((
+        AdoptedLeg {
+            dialog,
+            states,
+            negotiated,
+            lease,
+            sdp,
+            signalling,
+        },
+        answer,
+    ))
+}
