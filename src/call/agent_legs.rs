@@ -108,7 +108,9 @@ impl CallTask {
                 self.ctl.handle_agent_answered(&party);
                 let is_ivr = self.ctl.external_ivr() == Some(party.as_str());
                 let supervising = self.ctl.supervisors().iter().any(|(s, _)| *s == party);
-                if !is_ivr && !supervising && !self.ctl.agents().contains(&party) {
+                let consulted = self.ctl.consult_parties().contains(&party.as_str());
+                let agent = self.ctl.agents().contains(&party);
+                if !is_ivr && !supervising && !consulted && !agent {
                     return; // answered too late: the controller hangs it up
                 }
                 info!(%party, remote = ?n.remote, codec = %n.codec.name, "party answered");
@@ -197,6 +199,9 @@ impl CallTask {
     }
 
     async fn on_refer(&mut self, party: String, refer_to: &str, reply: TransactionHandle) {
+        if self.refer_replaces(&party, refer_to, &reply).await {
+            return;
+        }
         let from_ivr = self.ctl.external_ivr() == Some(party.as_str());
         let target = refer_target(refer_to);
         let status = self

@@ -66,6 +66,16 @@ impl CallTask {
                 mode,
                 leg,
             } => self.dial_in(&supervisor, mode, leg).await,
+            CallCommand::Consult { from, target, leg } => self.consult(from, &target, leg).await,
+            CallCommand::ConsultDo(action) => {
+                use super::directory::ConsultAction as A;
+                Ok(match action {
+                    A::Complete => self.ctl.handle_consult_complete(),
+                    A::Threeway => self.ctl.handle_consult_threeway(),
+                    A::Swap => self.ctl.handle_consult_swap(),
+                    A::Cancel => self.ctl.handle_consult_cancel(),
+                }?)
+            }
             CallCommand::Transfer(TransferTarget::Queue(queue)) => {
                 if !self.mgr.cfg.queues.iter().any(|q| q.name == queue) {
                     return Err(CommandError::Invalid(
@@ -165,7 +175,7 @@ impl CallTask {
     }
 
     /// Claims `agent` from the ACD for this call, ringing up to its queue's ring timeout.
-    async fn claim(&mut self, agent: &str) -> Result<(), CommandError> {
+    pub(super) async fn claim(&mut self, agent: &str) -> Result<(), CommandError> {
         let ring = self
             .ctl
             .queue()

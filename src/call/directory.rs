@@ -28,6 +28,18 @@ pub enum CallCommand {
     Play(String),
     /// Start, stop, pause or resume the call's recording.
     Recording(super::recording::Action),
+    /// An agent consults another agent (a desk phone's consult call carries its dialog, `leg`;
+    /// a console's has none and `from` may be left to the call's only agent).
+    Consult {
+        /// The transferor.
+        from: Option<String>,
+        /// The agent consulted.
+        target: String,
+        /// The desk phone's consult dialog.
+        leg: Option<super::internal::Handover>,
+    },
+    /// What becomes of the consult call.
+    ConsultDo(ConsultAction),
     /// A supervisor's phone dialled the feature code for this call: its dialog (not answered
     /// yet) joins the call in `mode`, or is refused.
     DialIn {
@@ -48,6 +60,19 @@ pub enum CallCommand {
         /// A mode change for a supervisor in the call.
         change: bool,
     },
+}
+
+/// What a console does with a consult call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsultAction {
+    /// The target takes the call; the transferor leaves.
+    Complete,
+    /// Everybody together.
+    Threeway,
+    /// The transferor talks to the customer or the target, in turn.
+    Swap,
+    /// The target leaves; the customer is back.
+    Cancel,
 }
 
 /// Why a command was not carried out.

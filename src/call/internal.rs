@@ -33,6 +33,8 @@ pub struct AdoptedLeg {
     pub sdp: SdpSession,
     /// The host the phone signals from (its media from there latches at once).
     pub signalling: Option<std::net::IpAddr>,
+    /// Our SDP answer, to answer the dialog with.
+    pub answer: String,
 }
 
 /// Hands an [`AdoptedLeg`] to a call's task inside a [`CallCommand`] (taken once).
@@ -102,13 +104,14 @@ async fn accept(
     };
     let target = match route(&dialled, &names) {
         Dialled::Supervise(target) => target,
+        Dialled::Agent(target) => return consult(mgr, tx, user, &target).await,
         Dialled::Refused => {
             return Err((403, format!("{dialled:?} is not an internal destination")))
         }
         other => {
             return Err((
                 480,
-                format!("{other:?}: calls between this gateway's phones come with consult calls"),
+                format!("{other:?}: not yet; an agent in a call may call another agent (consult)"),
             ))
         }
     };
@@ -124,8 +127,8 @@ async fn accept(
         .filter(|id| mgr.directory.get(*id).is_some())
         .or_else(|| mgr.directory.call_with_party(&target))
         .ok_or((404, format!("no call of {target:?} (it may have ended)")))?;
-    let (leg, answer) = adopt(mgr, tx).await?;
-    let dialog = leg.dialog.clone();
+    let leg = adopt(mgr, tx).await?;
+    let (dialog, answer) = (leg.dialog.clone(), leg.answer.clone());
     let cmd = CallCommand::DialIn {
         supervisor: user.into(),
         mode: Mode::Monitor,
@@ -152,11 +155,40 @@ async fn accept(
     Ok(())
 }
 
-/// The phone's offer answered from a media port of its own, and its dialog (not accepted yet).
-async fn adopt(
+/// An agent in a call dials another agent: a consult call of that call (answered when the
+/// target answers; the call answers or refuses the dialog).
+async fn consult(
     mgr: &Arc<CallManager>,
-    tx: &Transaction,
-) -> Result<(AdoptedLeg, String), (u16, String)> {
+    tx: &mut Transaction,
+    user: &str,
+    target: &str,
+) -> Result<(), (u16, String)> {
+    let call = mgr.directory.call_with_party(user).ok_or((
+        480,
+        format!("{user} is in no call: an agent calls another agent from a call (consult)"),
+    ))?;
+    let leg = adopt(mgr, tx).await?;
+    let dialog = leg.dialog.clone();
+    let cmd = CallCommand::Consult {
+        from: Some(user.into()),
+        target: target.into(),
+        leg: Some(Handover(Arc::new(Mutex::new(Some(leg))))),
+    };
+    // Ringing first: the target may answer (and the call answer this dialog) at once.
+    let _ = dialog.ringing(None, None);
+    if let Err(e) = mgr.directory.command(call, cmd).await {
+        info!(call, agent = user, %target, error = %e, "consult refused");
+        let _ = dialog.reject(Some(StatusCode::from(status_of(&e))), Some(e.to_string()));
+    }
+    let mut d = Dialog::Invite(dialog);
+    if let Err(e) = d.handle(tx).await {
+        debug!(error = %e, "consult INVITE transaction");
+    }
+    Ok(())
+}
+
+/// The phone's offer answered from a media port of its own, and its dialog (not accepted yet).
+async fn adopt(mgr: &Arc<CallManager>, tx: &Transaction) -> Result<AdoptedLeg, (u16, String)> {
     let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
     if offer.trim().is_empty() {
         return Err((488, "INVITE without an SDP offer".into()));
@@ -185,15 +217,13 @@ async fn adopt(
         .and_then(|c| c.get_remote_addr())
         .and_then(|a| a.get_socketaddr().ok())
         .map(|a| a.ip());
-    Ok((
-        AdoptedLeg {
-            dialog,
-            states,
-            negotiated,
-            lease,
-            sdp,
-            signalling,
-        },
+    Ok(AdoptedLeg {
+        dialog,
+        states,
+        negotiated,
+        lease,
+        sdp,
+        signalling,
         answer,
-    ))
+    })
 }

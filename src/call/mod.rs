@@ -11,6 +11,7 @@
 mod agent_legs;
 pub mod callback;
 mod commands;
+mod consulted;
 pub mod controller;
 pub mod customer;
 pub mod dialplan;

@@ -21,6 +21,8 @@ pub struct Members {
     pub others: Vec<LegId>,
     /// The supervisors' legs and modes.
     pub supervisors: Vec<(LegId, Mode)>,
+    /// Legs that talk to each other only (a consult call: the transferor and the target).
+    pub pairs: Vec<(LegId, LegId)>,
 }
 
 /// The routes `(from, to)`: `to` hears `from`.
@@ -39,6 +41,10 @@ pub fn routes(m: &Members) -> BTreeSet<(LegId, LegId)> {
         )
         .collect();
     let mut out = BTreeSet::new();
+    for &(a, b) in &m.pairs {
+        out.insert((a, b));
+        out.insert((b, a));
+    }
     for &a in &talkers {
         for &b in &talkers {
             if a != b {
@@ -70,6 +76,21 @@ pub fn routes(m: &Members) -> BTreeSet<(LegId, LegId)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_consult_pair_talks_alone_while_the_customer_is_held() {
+        let r = routes(&Members {
+            customer: None,
+            agents: vec![A],
+            others: vec![],
+            supervisors: vec![],
+            pairs: vec![(LegId(5), LegId(6))],
+        });
+        assert_eq!(
+            r.into_iter().collect::<Vec<_>>(),
+            vec![(LegId(5), LegId(6)), (LegId(6), LegId(5))]
+        );
+    }
+
     use super::*;
 
     const C: LegId = LegId(0);
@@ -90,6 +111,7 @@ mod tests {
             agents: vec![A, A2],
             others: vec![],
             supervisors: vec![(S, mode)],
+            pairs: vec![],
         })
     }
 
@@ -126,6 +148,7 @@ mod tests {
             agents: vec![A],
             others: vec![],
             supervisors: vec![(S, Mode::Whisper), (LegId(4), Mode::Monitor)],
+            pairs: vec![],
         });
         assert!(r.iter().all(|(f, t)| *f != C && *t != C));
         assert_eq!(

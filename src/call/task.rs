@@ -51,6 +51,8 @@ pub(super) struct CallTask {
     pub(super) rec_legs: BTreeSet<LegId>,
     /// Recording decisions to carry out.
     pub(super) pending_rec: Vec<super::recording::Do>,
+    /// Desk phones' consult dialogs waiting for their target to answer: the dialog and our answer.
+    pub(super) pending_accept: HashMap<String, (InviteDialog, String)>,
     /// The recording's SIPREC session, while the queue's recorders get it.
     pub(super) siprec: Option<super::siprec_leg::SiprecHandle>,
     commands: mpsc::UnboundedReceiver<CommandMsg>,
@@ -120,6 +122,7 @@ impl CallTask {
             rec_legs: BTreeSet::new(),
             pending_rec: Vec::new(),
             siprec: None,
+            pending_accept: HashMap::new(),
             commands,
             legs: HashMap::new(),
             party_media: HashMap::new(),
@@ -337,6 +340,8 @@ impl CallTask {
                     self.supervisor_mode(supervisor, mode)
                 }
                 CallOutput::SupervisorLeft { supervisor } => self.supervisor_left(supervisor),
+                CallOutput::AcceptLeg { party } => self.accept_leg(&party),
+                CallOutput::RejectLeg { party, status } => self.reject_leg(&party, status),
                 CallOutput::End(reason) => self.ended = Some(reason),
             }
         }
@@ -559,6 +564,12 @@ impl CallTask {
                 .supervisors()
                 .into_iter()
                 .filter_map(|(s, mode)| Some((self.leg_of(s)?, mode)))
+                .collect(),
+            pairs: self
+                .ctl
+                .consult()
+                .and_then(|c| Some((self.leg_of(&c.talker)?, self.leg_of(&c.target)?)))
+                .into_iter()
                 .collect(),
         };
         let want = super::party_routes::routes(&members);

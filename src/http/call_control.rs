@@ -14,6 +14,8 @@
 //! | `POST /api/calls/{id}/play` | `{"prompt": ..}`: the customer hears that prompt, then the call again |
 //! | `POST /api/calls/{id}/recording` | `{"action": "start" \| "stop" \| "pause" \| "resume"}` |
 //! | `POST /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: the supervisor's phone rings and joins in that mode |
+//! | `POST /api/calls/{id}/consult` | `{"agent": ..}`: the customer is held, the agent's leg talks to that agent (202 while it rings) |
+//! | `POST /api/calls/{id}/consult/{action}` | `complete`, `threeway`, `swap`, `cancel` |
 //! | `PUT /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: a supervisor in the call switches mode |
 
 use super::api::{authorize, calls, ApiError};
@@ -256,6 +258,51 @@ pub async fn supervise_mode(
     body: String,
 ) -> Result<Response, ApiError> {
     run(&state, &headers, &id, || supervise_body(&body, true)).await
+}
+
+/// `POST /api/calls/{id}/consult` with `{"agent": ..}`: the consulted agent rings (202).
+pub async fn consult(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let r = run(&state, &headers, &id, || {
+        let (_, target) = one_of(&body, &["agent"])?;
+        Ok(CallCommand::Consult {
+            from: None,
+            target,
+            leg: None,
+        })
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, r).into_response())
+}
+
+/// `POST /api/calls/{id}/consult/{action}`: `complete`, `threeway`, `swap` or `cancel`.
+pub async fn consult_action(
+    State(state): State<HttpState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use crate::call::directory::ConsultAction as A;
+    run(&state, &headers, &id, || {
+        let a = match action.as_str() {
+            "complete" => A::Complete,
+            "threeway" => A::Threeway,
+            "swap" => A::Swap,
+            "cancel" => A::Cancel,
+            other => {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no consult action {other:?}: complete, threeway, swap or cancel"),
+                ))
+            }
+        };
+        Ok(CallCommand::ConsultDo(a))
+    })
+    .await
 }
 
 /// `DELETE /api/calls/{id}/parties/{party}`

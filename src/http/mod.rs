@@ -72,6 +72,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/calls/{id}/transfer", post(call_control::transfer))
         .route("/api/calls/{id}/parties", post(call_control::add_party))
         .route("/api/calls/{id}/play", post(call_control::play))
+        .route("/api/calls/{id}/consult", post(call_control::consult))
+        .route(
+            "/api/calls/{id}/consult/{action}",
+            post(call_control::consult_action),
+        )
         .route(
             "/api/calls/{id}/supervise",
             post(call_control::supervise).put(call_control::supervise_mode),

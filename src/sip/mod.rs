@@ -20,6 +20,7 @@ pub mod ids;
 pub mod inspect;
 pub mod name_addr;
 pub mod registrar_task;
+pub mod replaces;
 pub mod request;
 pub mod server;
 pub mod trunk;

@@ -59,6 +59,8 @@ pub struct CallController {
     supervisors: Vec<supervision::Supervisor>,
     /// Keys that switch a supervisor's mode.
     supervisor_keys: Vec<(char, supervision::Mode)>,
+    /// A consult call (attended transfer) in progress.
+    consult: Option<consult::Consult>,
     /// The queue rings several agents and each that answers joins.
     conference: bool,
     /// When the last agent leaves, the customer waits in the queue again (else the call ends).
@@ -129,6 +131,7 @@ impl CallController {
             agents: Vec::new(),
             supervisors: Vec::new(),
             supervisor_keys: Vec::new(),
+            consult: None,
             conference: false,
             requeue_after_last_agent: false,
             announcement: None,
@@ -499,6 +502,9 @@ impl CallController {
 }
 
 mod attachment;
+pub mod consult;
+#[cfg(test)]
+mod consult_tests;
 mod outputs;
 pub mod parties;
 #[cfg(test)]

@@ -172,6 +172,18 @@ pub enum CallOutput {
         /// The new mode.
         mode: super::supervision::Mode,
     },
+    /// Answer the pending dialog of `party` (a desk phone's consult call: its target answered).
+    AcceptLeg {
+        /// The consult leg's party name.
+        party: String,
+    },
+    /// Refuse the pending dialog of `party` with `status`.
+    RejectLeg {
+        /// The consult leg's party name.
+        party: String,
+        /// The final status.
+        status: u16,
+    },
     /// A supervisor left the call.
     SupervisorLeft {
         /// Supervisor id.

@@ -35,7 +35,7 @@ pub enum TransferTarget {
 impl CallController {
     /// An agent's phone answered (2xx).
     pub fn handle_agent_answered(&mut self, agent: &str) {
-        if self.supervisor_answered(agent) {
+        if self.supervisor_answered(agent) || self.consult_answered(agent) {
             return;
         }
         match self.phase.clone() {
@@ -99,7 +99,7 @@ impl CallController {
 
     /// An agent's phone refused or failed (4xx/5xx/6xx, timeout) before answering.
     pub fn handle_agent_failed(&mut self, now: Instant, agent: &str, status: u16) {
-        if self.supervisor_failed(agent) {
+        if self.supervisor_failed(agent) || self.consult_failed(agent, status) {
             return;
         }
         if let Phase::ExternalIvr { party, queue } = self.phase.clone() {
@@ -161,7 +161,7 @@ impl CallController {
 
     /// The agent's side ended the dialog (BYE) or its media died.
     pub fn handle_agent_gone(&mut self, now: Instant, agent: &str, lost: bool) {
-        if self.supervisor_gone(now, agent, lost) {
+        if self.supervisor_gone(now, agent, lost) || self.consult_gone(agent) {
             return;
         }
         match self.phase.clone() {
@@ -206,11 +206,13 @@ impl CallController {
         match self.queue.clone() {
             Some(q) if self.requeue_after_last_agent => {
                 self.cancel_joining();
+                self.drop_consult();
                 self.release_supervisors();
                 self.enter_queue_at(now, q, self.skill.clone());
             }
             _ => {
                 self.cancel_ringing();
+                self.drop_consult();
                 self.release_supervisors();
                 self.finish(reason);
             }
@@ -225,7 +227,7 @@ impl CallController {
         }
     }
 
-    fn set_held(&mut self, held: bool) {
+    pub(super) fn set_held(&mut self, held: bool) {
         if let Phase::Connected { held: h } = &mut self.phase {
             if *h != held {
                 *h = held;
@@ -354,6 +356,7 @@ impl CallController {
             }
             self.leave(&agent);
         }
+        self.drop_consult();
         self.release_supervisors();
         self.finish(reason);
     }
@@ -511,14 +514,14 @@ impl CallController {
         Ok(())
     }
 
-    fn report(&mut self, agent: &str, result: OfferResult) {
+    pub(super) fn report(&mut self, agent: &str, result: OfferResult) {
         self.out.push_back(CallOutput::OfferResult {
             agent: agent.to_string(),
             result,
         });
     }
 
-    fn join(&mut self, agent: &str) {
+    pub(super) fn join(&mut self, agent: &str) {
         self.agents.push(agent.to_string());
         self.out.push_back(CallOutput::PartyJoined {
             agent: agent.to_string(),
