@@ -939,6 +939,46 @@ PY
   return $code
 }
 
+test_chromium_desk_phone_consults_then_transfers_with_replaces() {
+  # Issue 16, acceptance 3 (attended transfer): a Chromium customer (440 Hz) reaches desk phone
+  # 1001 (SIPp, registered, 1000 Hz). The phone holds, calls 1002 (SIPp, 700 Hz) through the
+  # gateway with its digest credentials, talks, and REFERs the customer's dialog with Replaces
+  # naming the consult dialog, as Yealink phones do. The customer hears 1001, then music, then
+  # 1002; the widget shows on_hold, transferring, connected; 1001 gets the final NOTIFY and a BYE
+  # on both dialogs; 1002 gets BYE when the customer hangs up; one record lists all three.
+  need_widget_peers || return 1
+  { sed 's|^uri = "sip:1001@127.0.0.1:5090"$|password = "pw1001"|' "$HERE/gateway-resilience.toml"
+    printf '\n[[agents]]\nid = "1002"\nuri = "sip:1002@127.0.0.1:5092"\nqueues = ["sales"]\n'; } >"$T/gateway.toml"
+  grep -q 'password = "pw1001"' "$T/gateway.toml" || { echo "config edit failed"; return 1; }
+  python3 "$HERE/tools/tone_pcap.py" 1000 30 "$T/tone1000.pcap"
+  mkdir -p "$T/b" && python3 "$HERE/tools/tone_pcap.py" 700 30 "$T/b/tone1000.pcap"
+  start_gateway "$T/gateway.toml" || return 1
+  sipp_run register -sf "$HERE/sipp/register_only.xml" -i 127.0.0.1 -p 5090 -s 1001 -au 1001 -ap pw1001 127.0.0.1:5060 || return 1
+  (cd "$T" && sipp -sf "$HERE/sipp/desk_phone_attended_transfer.xml" -i 127.0.0.1 -p 5090 -mp 6000 -m 1 \
+      -timeout 60s -timeout_error -nostdin -trace_err -trace_msg 127.0.0.1:5060 >"$T/desk.out" 2>&1; echo $? >"$T/desk.rc") &
+  local desk=$!
+  (cd "$T/b" && sipp -sf "$HERE/sipp/agent_tone.xml" -i 127.0.0.1 -p 5092 -mp 6200 -m 1 \
+      -timeout 60s -timeout_error -nostdin -trace_err >"$T/b.out" 2>&1; echo $? >"$T/b.rc") &
+  local target=$!
+  widget_script widget_attended_transfer.js; local code=$?
+  wait "$desk"; wait "$target"
+  echo "desk phone sipp exit $(cat "$T/desk.rc"), target sipp exit $(cat "$T/b.rc")"
+  cat "$T/desk_phone.txt" 2>/dev/null
+  [ "$(cat "$T/desk.rc")" = 0 ] || { echo "the desk phone's transfer went wrong"; tail -n 30 "$T"/desk_phone_attended_transfer_*_errors.log 2>/dev/null; code=1; }
+  [ "$(cat "$T/b.rc")" = 0 ] || { echo "the target's call went wrong"; tail -n 20 "$T"/b/*_errors.log 2>/dev/null; code=1; }
+  gw_log_has 'attended transfer \(REFER with Replaces\)' || code=1
+  stop_gateway || code=1
+  cdrs_complete 1 customer_hangup || code=1
+  python3 - "$T/records.db" <<'PY' || code=1
+import json, sqlite3, sys
+parties = json.loads(sqlite3.connect(sys.argv[1]).execute("SELECT parties FROM cdrs").fetchone()[0])
+names = [p["party"] for p in parties]
+print("parties:", [(p["party"], p["role"], p["left_ms"] is not None) for p in parties])
+assert names == ["customer", "1001", "1002"], "the record does not list the three parties"
+PY
+  return $code
+}
+
 test_overload_2n_calls_n_served_n_refused_without_loss() {
   # Issue 8, acceptance 3: with limits.max_calls = N (50), 2N trunk calls arrive within a second.
   # N are served (IVR, queue, one of N agents on a SIPp with RTP echo, 10 s of 440 Hz) and N
