@@ -100,6 +100,12 @@ async fn a_desk_phone_consults_then_transfers_with_replaces() {
         "consult"
     );
 
+    // A Replaces naming no dialog of ours: 481, and the call goes on.
+    let bogus = format!("Refer-To: <sip:8402@{sip}?Replaces=nope%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n");
+    a.in_dialog(&inv, "REFER", &bogus, "").await;
+    let refused = final_response(&a).await;
+    assert_eq!(status(&refused), 481, "{refused}");
+
     // REFER with Replaces on the customer's dialog, naming the consult dialog.
     let replaces = format!(
         "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
