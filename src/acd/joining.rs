@@ -43,6 +43,34 @@ impl Acd {
         Ok(())
     }
 
+    /// Claims the agent of `queue` idle the longest (not one of `except`) for the live call
+    /// `call`, as [`Acd::handle_claim`] does: a consult call to a queue.
+    pub fn handle_claim_from(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: &str,
+        ring: Duration,
+        except: &[String],
+    ) -> Result<String, ClaimError> {
+        let agent = self
+            .agent_order
+            .iter()
+            .filter(|id| !except.contains(id))
+            .filter_map(|id| {
+                let a = self.agents.get(id)?;
+                let AgentState::Available(since) = a.state else {
+                    return None;
+                };
+                a.queues.iter().any(|q| q == queue).then_some((id, since))
+            })
+            .min_by_key(|(_, since)| *since)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| ClaimError::NoneAvailable(queue.into()))?;
+        self.handle_claim(now, call, &agent, ring)?;
+        Ok(agent)
+    }
+
     /// How a joining agent's ring ended.
     pub(super) fn join_result(
         &mut self,

@@ -172,6 +172,9 @@ pub enum ClaimError {
     /// The agent cannot take it now (offline, busy, ringing, away).
     #[error("agent {0:?} is {1}")]
     Unavailable(String, &'static str),
+    /// Nobody of the queue can take it now.
+    #[error("no agent of queue {0:?} is available")]
+    NoneAvailable(String),
 }
 
 /// The queues and agents of one node. See the module docs for the drive contract.

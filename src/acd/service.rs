@@ -84,6 +84,14 @@ enum Command {
         events: mpsc::UnboundedSender<AcdEvent>,
         reply: oneshot::Sender<Result<(), ClaimError>>,
     },
+    ClaimFrom {
+        call: CallId,
+        queue: String,
+        ring: Duration,
+        except: Vec<String>,
+        events: mpsc::UnboundedSender<AcdEvent>,
+        reply: oneshot::Sender<Result<String, ClaimError>>,
+    },
     OfferResult(CallId, String, OfferResult),
     Released(String, Duration),
     Presence(String, bool),
@@ -163,6 +171,29 @@ impl AcdHandle {
         });
         rx.await
             .unwrap_or(Err(ClaimError::Unavailable(agent.into(), "stopping")))
+    }
+
+    /// Claims the longest-idle available agent of `queue` (none of `except`) for the live call
+    /// `call` (a consult to a queue): which one.
+    pub async fn claim_from(
+        &self,
+        call: CallId,
+        queue: &str,
+        ring: Duration,
+        except: Vec<String>,
+        events: mpsc::UnboundedSender<AcdEvent>,
+    ) -> Result<String, ClaimError> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::ClaimFrom {
+            call,
+            queue: queue.into(),
+            ring,
+            except,
+            events,
+            reply,
+        });
+        rx.await
+            .unwrap_or(Err(ClaimError::NoneAvailable(queue.into())))
     }
 
     /// How an offer ended.
@@ -265,6 +296,18 @@ impl Service {
             } => {
                 self.calls.entry(call).or_insert(events);
                 let _ = reply.send(self.acd.handle_claim(now, call, &agent, ring));
+            }
+            Command::ClaimFrom {
+                call,
+                queue,
+                ring,
+                except,
+                events,
+                reply,
+            } => {
+                self.calls.entry(call).or_insert(events);
+                let r = self.acd.handle_claim_from(now, call, &queue, ring, &except);
+                let _ = reply.send(r);
             }
             Command::OfferResult(call, agent, result) => {
                 if result == OfferResult::Answered {

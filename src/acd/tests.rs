@@ -332,3 +332,29 @@ fn claiming_an_agent_for_a_live_call() {
         "freed, B rings for call 2"
     );
 }
+
+#[test]
+fn a_consult_to_a_queue_claims_its_longest_idle_agent_not_one_in_the_call() {
+    let t0 = Instant::now();
+    let mut acd = three_agents(t0, Strategy::RoundRobin);
+    let ring = 20 * S;
+    let except = vec!["A".to_string()];
+    // A (idle longest) is in the call: B, idle since t0 + 1 s, is next.
+    assert_eq!(
+        acd.handle_claim_from(t0 + 5 * S, 1, "support", ring, &except),
+        Ok("B".into())
+    );
+    assert_eq!(acd.agent_state("B"), Some(AgentState::Ringing(1)));
+    assert_eq!(
+        acd.handle_claim_from(t0 + 5 * S, 1, "support", ring, &except),
+        Ok("C".into())
+    );
+    assert_eq!(
+        acd.handle_claim_from(t0 + 5 * S, 1, "support", ring, &except),
+        Err(ClaimError::NoneAvailable("support".into()))
+    );
+    assert_eq!(
+        acd.handle_claim_from(t0 + 5 * S, 1, "nowhere", ring, &[]),
+        Err(ClaimError::NoneAvailable("nowhere".into()))
+    );
+}

@@ -414,6 +414,8 @@ impl CallTask {
             headers.push(Header::Other(k.clone(), v.clone()));
         }
         headers.push(Header::Other("X-Call-Id".into(), self.id.to_string()));
+        // Desk phones offer attended transfer only to peers that support Replaces (RFC 3891).
+        headers.push(Header::Supported("replaces".into()));
         let contact = self
             .mgr
             .layer

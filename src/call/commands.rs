@@ -66,7 +66,7 @@ impl CallTask {
                 mode,
                 leg,
             } => self.dial_in(&supervisor, mode, leg).await,
-            CallCommand::Consult { from, target, leg } => self.consult(from, &target, leg).await,
+            CallCommand::Consult { from, target, leg } => self.consult(from, target, leg).await,
             CallCommand::ConsultDo(action) => {
                 use super::directory::ConsultAction as A;
                 Ok(match action {
@@ -174,32 +174,51 @@ impl CallTask {
         }
     }
 
-    /// Claims `agent` from the ACD for this call, ringing up to its queue's ring timeout.
-    pub(super) async fn claim(&mut self, agent: &str) -> Result<(), CommandError> {
-        let ring = self
+    /// How long a claimed agent rings: the call's queue's ring timeout.
+    fn ring_time(&self) -> Duration {
+        let secs = self
             .ctl
             .queue()
             .and_then(|q| self.mgr.cfg.queues.iter().find(|c| c.name == q))
             .map_or(30, |q| q.ring_timeout_secs);
-        self.mgr
+        Duration::from_secs(secs)
+    }
+
+    /// Claims `agent` from the ACD for this call, ringing up to its queue's ring timeout.
+    pub(super) async fn claim(&mut self, agent: &str) -> Result<(), CommandError> {
+        let ring = self.ring_time();
+        let events = self.acd_tx.clone();
+        let r = self.mgr.acd.claim(self.id, agent, ring, events).await;
+        r.map_err(claim_error)
+    }
+
+    /// Claims the longest-idle available agent of `queue` (not one in the call): which one.
+    pub(super) async fn claim_from(&mut self, queue: &str) -> Result<String, CommandError> {
+        if !self.mgr.cfg.queues.iter().any(|q| q.name == queue) {
+            return Err(CommandError::Invalid(
+                "unknown_queue",
+                format!("no queue {queue:?}"),
+            ));
+        }
+        let (ring, events) = (self.ring_time(), self.acd_tx.clone());
+        let except = self.ctl.agents().to_vec();
+        let r = self
+            .mgr
             .acd
-            .claim(
-                self.id,
-                agent,
-                Duration::from_secs(ring),
-                self.acd_tx.clone(),
-            )
-            .await
-            .map_err(|e| match e {
-                ClaimError::UnknownAgent(_) => {
-                    CommandError::Invalid("unknown_agent", e.to_string())
-                }
-                ClaimError::Unavailable(..) => {
-                    CommandError::Conflict(super::controller::parties::Refusal {
-                        code: "agent_unavailable",
-                        message: e.to_string(),
-                    })
-                }
+            .claim_from(self.id, queue, ring, except, events)
+            .await;
+        r.map_err(claim_error)
+    }
+}
+
+fn claim_error(e: ClaimError) -> CommandError {
+    match e {
+        ClaimError::UnknownAgent(_) => CommandError::Invalid("unknown_agent", e.to_string()),
+        ClaimError::Unavailable(..) | ClaimError::NoneAvailable(_) => {
+            CommandError::Conflict(super::controller::parties::Refusal {
+                code: "agent_unavailable",
+                message: e.to_string(),
             })
+        }
     }
 }

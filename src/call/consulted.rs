@@ -5,7 +5,8 @@
 //! customer's leg is bridged to the target's, the transferor's legs get BYE, and the customer
 //! never sees a REFER.
 
-use super::directory::CommandError;
+use super::controller::parties::Refusal;
+use super::directory::{CommandError, ConsultTarget};
 use super::internal::Handover;
 use super::sip_leg::SipLeg;
 use super::task::CallTask;
@@ -24,22 +25,35 @@ pub fn consult_leg(agent: &str) -> String {
 }
 
 impl CallTask {
-    /// `from` (for `None`: the call's only agent) consults agent `target`; `leg` is a desk
-    /// phone's consult dialog.
+    /// `from` (for `None`: the call's only agent) consults an agent, or a queue's longest-idle
+    /// agent; `leg` is a desk phone's consult dialog.
     pub(super) async fn consult(
         &mut self,
         from: Option<String>,
-        target: &str,
+        target: ConsultTarget,
         leg: Option<Handover>,
     ) -> Result<(), CommandError> {
-        if self.mgr.cfg.agent(target).is_none() {
-            return Err(CommandError::Invalid(
-                "unknown_agent",
-                format!("no agent {target:?}"),
-            ));
-        }
         let from = self.ctl.check_consult(from.as_deref())?;
-        self.claim(target).await?;
+        let target = match target {
+            ConsultTarget::Agent(a) => {
+                if self.mgr.cfg.agent(&a).is_none() {
+                    return Err(CommandError::Invalid(
+                        "unknown_agent",
+                        format!("no agent {a:?}"),
+                    ));
+                }
+                if self.ctl.agents().contains(&a) {
+                    return Err(CommandError::Conflict(Refusal {
+                        code: "already_in_call",
+                        message: format!("{a} is in the call"),
+                    }));
+                }
+                self.claim(&a).await?;
+                a
+            }
+            ConsultTarget::Queue(q) => self.claim_from(&q).await?,
+        };
+        let target = target.as_str();
         let party = match leg.and_then(|h| h.take()) {
             Some(l) => {
                 let party = consult_leg(&from);

@@ -33,8 +33,8 @@ pub enum CallCommand {
     Consult {
         /// The transferor.
         from: Option<String>,
-        /// The agent consulted.
-        target: String,
+        /// Who is consulted.
+        target: ConsultTarget,
         /// The desk phone's consult dialog.
         leg: Option<super::internal::Handover>,
     },
@@ -60,6 +60,15 @@ pub enum CallCommand {
         /// A mode change for a supervisor in the call.
         change: bool,
     },
+}
+
+/// Who a consult call goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultTarget {
+    /// This agent.
+    Agent(String),
+    /// The agent of this queue idle the longest.
+    Queue(String),
 }
 
 /// What a console does with a consult call.

@@ -8,7 +8,7 @@
 use super::controller::supervision::Mode;
 use super::customer::offered_formats;
 use super::dialplan::{route, Dialled, Directory};
-use super::directory::{CallCommand, CommandError};
+use super::directory::{CallCommand, CommandError, ConsultTarget};
 use super::{CallId, CallManager};
 use crate::media::engine::PortLease;
 use crate::media::sdp::{Negotiated, SdpSession};
@@ -104,7 +104,8 @@ async fn accept(
     };
     let target = match route(&dialled, &names) {
         Dialled::Supervise(target) => target,
-        Dialled::Agent(target) => return consult(mgr, tx, user, &target).await,
+        Dialled::Agent(a) => return consult(mgr, tx, user, ConsultTarget::Agent(a)).await,
+        Dialled::Queue(q) => return consult(mgr, tx, user, ConsultTarget::Queue(q)).await,
         Dialled::Refused => {
             return Err((403, format!("{dialled:?} is not an internal destination")))
         }
@@ -161,7 +162,7 @@ async fn consult(
     mgr: &Arc<CallManager>,
     tx: &mut Transaction,
     user: &str,
-    target: &str,
+    target: ConsultTarget,
 ) -> Result<(), (u16, String)> {
     let call = mgr.directory.call_with_party(user).ok_or((
         480,
@@ -171,13 +172,13 @@ async fn consult(
     let dialog = leg.dialog.clone();
     let cmd = CallCommand::Consult {
         from: Some(user.into()),
-        target: target.into(),
+        target: target.clone(),
         leg: Some(Handover(Arc::new(Mutex::new(Some(leg))))),
     };
     // Ringing first: the target may answer (and the call answer this dialog) at once.
     let _ = dialog.ringing(None, None);
     if let Err(e) = mgr.directory.command(call, cmd).await {
-        info!(call, agent = user, %target, error = %e, "consult refused");
+        info!(call, agent = user, ?target, error = %e, "consult refused");
         let _ = dialog.reject(Some(StatusCode::from(status_of(&e))), Some(e.to_string()));
     }
     let mut d = Dialog::Invite(dialog);

@@ -14,7 +14,7 @@
 //! | `POST /api/calls/{id}/play` | `{"prompt": ..}`: the customer hears that prompt, then the call again |
 //! | `POST /api/calls/{id}/recording` | `{"action": "start" \| "stop" \| "pause" \| "resume"}` |
 //! | `POST /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: the supervisor's phone rings and joins in that mode |
-//! | `POST /api/calls/{id}/consult` | `{"agent": ..}`: the customer is held, the agent's leg talks to that agent (202 while it rings) |
+//! | `POST /api/calls/{id}/consult` | `{"agent": ..}` or `{"queue": ..}`: the customer is held, the agent's leg talks to that agent (a queue's longest-idle one; 202 while it rings) |
 //! | `POST /api/calls/{id}/consult/{action}` | `complete`, `threeway`, `swap`, `cancel` |
 //! | `PUT /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: a supervisor in the call switches mode |
 
@@ -260,7 +260,8 @@ pub async fn supervise_mode(
     run(&state, &headers, &id, || supervise_body(&body, true)).await
 }
 
-/// `POST /api/calls/{id}/consult` with `{"agent": ..}`: the consulted agent rings (202).
+/// `POST /api/calls/{id}/consult` with `{"agent": ..}` or `{"queue": ..}`: the consulted agent
+/// (a queue's longest-idle one) rings (202).
 pub async fn consult(
     State(state): State<HttpState>,
     Path(id): Path<String>,
@@ -268,7 +269,13 @@ pub async fn consult(
     body: String,
 ) -> Result<Response, ApiError> {
     let r = run(&state, &headers, &id, || {
-        let (_, target) = one_of(&body, &["agent"])?;
+        use crate::call::directory::ConsultTarget;
+        let (field, name) = one_of(&body, &["agent", "queue"])?;
+        let target = if field == "agent" {
+            ConsultTarget::Agent(name)
+        } else {
+            ConsultTarget::Queue(name)
+        };
         Ok(CallCommand::Consult {
             from: None,
             target,

@@ -190,7 +190,7 @@ async fn a_console_consults_swaps_and_completes_and_wrong_states_are_refused() {
     );
     let (code, body) = post(action("dance"), "").await;
     assert_eq!(code, 404, "{body}");
-    for bad in ["", "{}", r#"{"queue":"sales"}"#, r#"{"agent":8502}"#] {
+    for bad in ["", "{}", r#"{"team":"sales"}"#, r#"{"agent":8502}"#] {
         let (code, body) = post(format!("/api/calls/{id}/consult"), bad).await;
         assert_eq!(
             (code, body["error"].as_str()),
@@ -200,10 +200,19 @@ async fn a_console_consults_swaps_and_completes_and_wrong_states_are_refused() {
     }
     let (code, body) = post(format!("/api/calls/{id}/consult"), r#"{"agent":"nobody"}"#).await;
     assert_eq!((code, body["error"].as_str()), (400, Some("unknown_agent")));
+    let (code, body) = post(format!("/api/calls/{id}/consult"), r#"{"queue":"nowhere"}"#).await;
+    assert_eq!((code, body["error"].as_str()), (400, Some("unknown_queue")));
+    let (code, body) = post(format!("/api/calls/{id}/consult"), r#"{"agent":"8501"}"#).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("already_in_call")),
+        "{body}"
+    );
     let (code, _) = post("/api/calls/999/consult".into(), r#"{"agent":"8502"}"#).await;
     assert_eq!(code, 404);
 
-    let (code, body) = post(format!("/api/calls/{id}/consult"), r#"{"agent":"8502"}"#).await;
+    // A consult to the queue: its longest-idle agent not in the call (8502) rings.
+    let (code, body) = post(format!("/api/calls/{id}/consult"), r#"{"queue":"support"}"#).await;
     assert_eq!(code, 202, "{body}");
     let (code, body) = post(action("swap"), "").await;
     assert_eq!(
