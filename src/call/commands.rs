@@ -67,6 +67,7 @@ impl CallTask {
                 leg,
             } => self.dial_in(&supervisor, mode, leg).await,
             CallCommand::Consult { from, target, leg } => self.consult(from, target, leg).await,
+            CallCommand::Dial { to, pending } => self.dial(to, pending).await,
             CallCommand::ConsultDo(action) => {
                 use super::directory::ConsultAction as A;
                 Ok(match action {
@@ -108,6 +109,42 @@ impl CallTask {
                 });
         }
         Ok(self.ctl.handle_supervise(supervisor, mode)?)
+    }
+
+    /// An internal call rings its party (an agent claimed from the ACD first, so it is never
+    /// offered two calls at once; a supervisor) or enters its queue.
+    async fn dial(
+        &mut self,
+        to: super::controller::dial::Dial,
+        pending: super::internal::Handover<(
+            rsipstack::dialog::invite_dialog::InviteDialog,
+            String,
+        )>,
+    ) -> Result<(), CommandError> {
+        use super::controller::dial::Dial;
+        let ready = match &to {
+            Dial::Party(p) if self.mgr.cfg.agent(p).is_some() => self.claim(p).await,
+            Dial::Party(p) if self.mgr.cfg.supervisor(p).is_some() => Ok(()),
+            Dial::Queue(q) if self.mgr.cfg.queues.iter().any(|c| &c.name == q) => Ok(()),
+            _ => Err(CommandError::NotFound(format!("nobody at {to:?}"))),
+        };
+        if let Err(e) = ready {
+            // The caller gets the refusal as its final answer; the call is over.
+            self.ctl
+                .handle_abort(super::controller::EndReason::Unanswered);
+            return Err(e);
+        }
+        if let Some(p) = pending.take() {
+            self.pending_accept
+                .insert(super::task::CUSTOMER_PARTY.into(), p);
+        }
+        let queue = matches!(to, Dial::Queue(_));
+        self.ctl.handle_dial(Instant::now(), to)?;
+        if queue {
+            // A caller of a queue is answered at once and hears the queue, as a trunk caller does.
+            self.accept_leg(super::task::CUSTOMER_PARTY);
+        }
+        Ok(())
     }
 
     /// Only a configured supervisor of the call's queue (403 otherwise).
@@ -174,13 +211,14 @@ impl CallTask {
         }
     }
 
-    /// How long a claimed agent rings: the call's queue's ring timeout.
+    /// How long a claimed agent rings: the call's queue's ring timeout (an internal call's
+    /// party: 20 s, well within the unanswered caller's media timeout).
     fn ring_time(&self) -> Duration {
         let secs = self
             .ctl
             .queue()
             .and_then(|q| self.mgr.cfg.queues.iter().find(|c| c.name == q))
-            .map_or(30, |q| q.ring_timeout_secs);
+            .map_or(20, |q| q.ring_timeout_secs);
         Duration::from_secs(secs)
     }
 

@@ -40,6 +40,15 @@ pub enum CallCommand {
     },
     /// What becomes of the consult call.
     ConsultDo(ConsultAction),
+    /// An internal call rings its party or enters its queue; the caller's dialog (and our
+    /// answer) waits to be answered when somebody answers.
+    Dial {
+        /// Where to.
+        to: super::controller::dial::Dial,
+        /// The caller's dialog and our SDP answer.
+        pending:
+            super::internal::Handover<(rsipstack::dialog::invite_dialog::InviteDialog, String)>,
+    },
     /// A supervisor's phone dialled the feature code for this call: its dialog (not answered
     /// yet) joins the call in `mode`, or is refused.
     DialIn {

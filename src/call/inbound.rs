@@ -93,7 +93,7 @@ impl Inbound {
         let (answer, negotiated) = sdp
             .answer(&offer, cust.advertised, &offered_formats(), None)
             .map_err(|e| (e.sip_status(), e.to_string()))?;
-        let (state_tx, mut state_rx) = mgr.layer.new_dialog_state_channel();
+        let (state_tx, state_rx) = mgr.layer.new_dialog_state_channel();
         let contact = mgr
             .layer
             .build_local_contact(Some("clicktocall".into()), None)
@@ -126,51 +126,7 @@ impl Inbound {
         let (id, input_tx, _) = start(mgr, call).await;
         info!(call = id, %trunk, %number, "inbound call answered");
 
-        // The customer's dialog: BYE or CANCEL ends the call; a re-INVITE gets our answer again.
-        let layer = mgr.layer.clone();
-        let answer_again = answer.clone();
-        tokio::spawn(async move {
-            while let Some(st) = state_rx.recv().await {
-                match st {
-                    DialogState::Terminated(id, reason) => {
-                        debug!(?reason, "customer dialog ended");
-                        layer.remove_dialog(&id);
-                        let _ = input_tx.send(CustomerInput::Hangup);
-                        break;
-                    }
-                    DialogState::Updated(_, _, reply) => {
-                        let ct = vec![Header::ContentType("application/sdp".into())];
-                        let _ = reply
-                            .respond(
-                                StatusCode::OK,
-                                Some(ct),
-                                Some(answer_again.clone().into_bytes()),
-                            )
-                            .await;
-                    }
-                    // A digit out of band (SIP INFO) drives the IVR and reaches the agents.
-                    DialogState::Info(_, req, reply) => {
-                        let _ = reply.reply(StatusCode::OK).await;
-                        let ct = header_value(&req, "Content-Type").unwrap_or_default();
-                        let body = String::from_utf8_lossy(&req.body);
-                        if let Some(d) = crate::media::dtmf::parse_info_body(&ct, &body) {
-                            let _ = input_tx.send(CustomerInput::InfoDigit(d));
-                        }
-                    }
-                    DialogState::Options(_, _, reply)
-                    | DialogState::Notify(_, _, reply)
-                    | DialogState::Message(_, _, reply)
-                    | DialogState::Publish(_, _, reply) => {
-                        let _ = reply.reply(StatusCode::OK).await;
-                    }
-                    // A customer's phone does not get to move the call elsewhere.
-                    DialogState::Refer(_, _, reply) => {
-                        let _ = reply.reply(StatusCode::Forbidden).await;
-                    }
-                    _ => {}
-                }
-            }
-        });
+        serve_customer_dialog(mgr.layer.clone(), state_rx, input_tx, answer.clone());
         let ct = vec![Header::ContentType("application/sdp".into())];
         dialog
             .accept(Some(ct), Some(answer.into_bytes()))
@@ -181,4 +137,56 @@ impl Inbound {
         }
         Ok(())
     }
+}
+
+/// The customer's dialog (a trunk caller's, an internal caller's): BYE or CANCEL ends the call, a
+/// re-INVITE gets our answer again, an INFO digit drives the IVR, a REFER is refused.
+pub(super) fn serve_customer_dialog(
+    layer: Arc<rsipstack::dialog::dialog_layer::DialogLayer>,
+    mut state_rx: rsipstack::dialog::dialog::DialogStateReceiver,
+    input_tx: tokio::sync::mpsc::UnboundedSender<CustomerInput>,
+    answer_again: String,
+) {
+    tokio::spawn(async move {
+        while let Some(st) = state_rx.recv().await {
+            match st {
+                DialogState::Terminated(id, reason) => {
+                    debug!(?reason, "customer dialog ended");
+                    layer.remove_dialog(&id);
+                    let _ = input_tx.send(CustomerInput::Hangup);
+                    break;
+                }
+                DialogState::Updated(_, _, reply) => {
+                    let ct = vec![Header::ContentType("application/sdp".into())];
+                    let _ = reply
+                        .respond(
+                            StatusCode::OK,
+                            Some(ct),
+                            Some(answer_again.clone().into_bytes()),
+                        )
+                        .await;
+                }
+                // A digit out of band (SIP INFO) drives the IVR and reaches the agents.
+                DialogState::Info(_, req, reply) => {
+                    let _ = reply.reply(StatusCode::OK).await;
+                    let ct = header_value(&req, "Content-Type").unwrap_or_default();
+                    let body = String::from_utf8_lossy(&req.body);
+                    if let Some(d) = crate::media::dtmf::parse_info_body(&ct, &body) {
+                        let _ = input_tx.send(CustomerInput::InfoDigit(d));
+                    }
+                }
+                DialogState::Options(_, _, reply)
+                | DialogState::Notify(_, _, reply)
+                | DialogState::Message(_, _, reply)
+                | DialogState::Publish(_, _, reply) => {
+                    let _ = reply.reply(StatusCode::OK).await;
+                }
+                // A customer's phone does not get to move the call elsewhere.
+                DialogState::Refer(_, _, reply) => {
+                    let _ = reply.reply(StatusCode::Forbidden).await;
+                }
+                _ => {}
+            }
+        }
+    });
 }

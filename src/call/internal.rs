@@ -5,10 +5,14 @@
 //! may supervise its queue. The phone's dialog is handed to the call's task ([`Handover`]) before
 //! it is answered, so a refusal is a clean final response.
 
+use super::controller::dial::Dial;
 use super::controller::supervision::Mode;
 use super::customer::offered_formats;
+use super::customer::Customer;
 use super::dialplan::{route, Dialled, Directory};
 use super::directory::{CallCommand, CommandError, ConsultTarget};
+use super::start::{start, CallStart};
+use super::CustomerKind;
 use super::{CallId, CallManager};
 use crate::media::engine::PortLease;
 use crate::media::sdp::{Negotiated, SdpSession};
@@ -16,6 +20,7 @@ use rsipstack::dialog::dialog::{Dialog, DialogStateReceiver};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::rsip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
+use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use tracing::{debug, info};
 
@@ -37,30 +42,41 @@ pub struct AdoptedLeg {
     pub answer: String,
 }
 
-/// Hands an [`AdoptedLeg`] to a call's task inside a [`CallCommand`] (taken once).
-#[derive(Clone)]
-pub struct Handover(Arc<Mutex<Option<AdoptedLeg>>>);
+/// Hands something that is no plain data (a dialog, a media port) to a call's task inside a
+/// [`CallCommand`], taken once; an [`AdoptedLeg`] by default.
+pub struct Handover<T = AdoptedLeg>(Arc<Mutex<Option<T>>>);
 
-impl Handover {
-    /// The leg, the first time.
-    pub fn take(&self) -> Option<AdoptedLeg> {
+impl<T> Handover<T> {
+    /// A handover of `value`.
+    pub fn new(value: T) -> Self {
+        Handover(Arc::new(Mutex::new(Some(value))))
+    }
+
+    /// The value, the first time.
+    pub fn take(&self) -> Option<T> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
-impl std::fmt::Debug for Handover {
+impl<T> Clone for Handover<T> {
+    fn clone(&self) -> Self {
+        Handover(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for Handover<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Handover")
     }
 }
 
-impl PartialEq for Handover {
+impl<T> PartialEq for Handover<T> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for Handover {}
+impl<T> Eq for Handover<T> {}
 
 /// Takes an internal phone's INVITE to its final response.
 pub(super) async fn handle(mgr: &Arc<CallManager>, mut tx: Transaction, user: String) {
@@ -104,17 +120,10 @@ async fn accept(
     };
     let target = match route(&dialled, &names) {
         Dialled::Supervise(target) => target,
-        Dialled::Agent(a) => return consult(mgr, tx, user, ConsultTarget::Agent(a)).await,
-        Dialled::Queue(q) => return consult(mgr, tx, user, ConsultTarget::Queue(q)).await,
         Dialled::Refused => {
             return Err((403, format!("{dialled:?} is not an internal destination")))
         }
-        other => {
-            return Err((
-                480,
-                format!("{other:?}: not yet; an agent in a call may call another agent (consult)"),
-            ))
-        }
+        other => return place(mgr, tx, user, other).await,
     };
     if cfg.supervisor(user).is_none() {
         return Err((
@@ -133,7 +142,7 @@ async fn accept(
     let cmd = CallCommand::DialIn {
         supervisor: user.into(),
         mode: Mode::Monitor,
-        leg: Handover(Arc::new(Mutex::new(Some(leg)))),
+        leg: Handover::new(leg),
     };
     let outcome = mgr.directory.command(call, cmd).await;
     match &outcome {
@@ -148,6 +157,90 @@ async fn accept(
             info!(call, supervisor = user, error = %e, "supervisor dial-in refused");
             let _ = dialog.reject(Some(StatusCode::from(status_of(e))), Some(e.to_string()));
         }
+    }
+    let mut d = Dialog::Invite(dialog);
+    if let Err(e) = d.handle(tx).await {
+        debug!(error = %e, "internal INVITE transaction");
+    }
+    Ok(())
+}
+
+/// An agent, a queue or a supervisor dialled: from a call, a consult call of that call; from no
+/// call, an internal call of its own.
+async fn place(
+    mgr: &Arc<CallManager>,
+    tx: &mut Transaction,
+    user: &str,
+    dialled: Dialled,
+) -> Result<(), (u16, String)> {
+    let in_call = mgr.directory.call_with_party(user).is_some();
+    match dialled {
+        Dialled::Agent(a) if in_call => consult(mgr, tx, user, ConsultTarget::Agent(a)).await,
+        Dialled::Queue(q) if in_call => consult(mgr, tx, user, ConsultTarget::Queue(q)).await,
+        Dialled::Supervisor(_) if in_call => Err((
+            480,
+            "from a call, consult an agent or a queue (a supervisor joins by the feature code)"
+                .into(),
+        )),
+        Dialled::Agent(p) | Dialled::Supervisor(p) => {
+            internal_call(mgr, tx, user, Dial::Party(p)).await
+        }
+        Dialled::Queue(q) => internal_call(mgr, tx, user, Dial::Queue(q)).await,
+        Dialled::Supervise(_) | Dialled::Refused => {
+            Err((403, "not an internal destination".into()))
+        }
+    }
+}
+
+/// A phone in no call dials an agent, a supervisor or a queue: a call of its own (no IVR), answered
+/// when the party (or the queue's agent) answers.
+async fn internal_call(
+    mgr: &Arc<CallManager>,
+    tx: &mut Transaction,
+    user: &str,
+    to: Dial,
+) -> Result<(), (u16, String)> {
+    let guard = mgr
+        .lifecycle
+        .try_start_call()
+        .map_err(|r| (503, r.to_string()))?;
+    let leg = adopt(mgr, tx).await?;
+    let (dialog, answer) = (leg.dialog.clone(), leg.answer.clone());
+    let mut context = Map::new();
+    context.insert("caller".into(), Value::String(user.into()));
+    let name = match mgr.cfg.agent(user) {
+        Some(a) => a.display_name.clone(),
+        None => mgr
+            .cfg
+            .supervisor(user)
+            .and_then(|s| s.display_name.clone()),
+    };
+    if let Some(n) = name {
+        context.insert("name".into(), Value::String(n));
+    }
+    let mut controller = mgr.controller(&mgr.cfg.ivr.start, None);
+    controller.set_internal();
+    let call = CallStart {
+        kind: CustomerKind::Internal,
+        customer: Customer::Sip(dialog.clone(), leg.negotiated, leg.lease),
+        context,
+        headers: Vec::new(),
+        controller,
+        guard,
+        subscriber: None,
+        lang: None,
+    };
+    let (id, input, _) = start(mgr, call).await;
+    super::inbound::serve_customer_dialog(mgr.layer.clone(), leg.states, input, answer.clone());
+    let _ = dialog.ringing(None, None);
+    info!(call = id, caller = user, ?to, "internal call");
+    let cmd = CallCommand::Dial {
+        to,
+        pending: Handover::new((dialog.clone(), answer)),
+    };
+    if let Err(e) = mgr.directory.command(id, cmd).await {
+        info!(call = id, caller = user, error = %e, "internal call refused");
+        let _ = dialog.reject(Some(StatusCode::from(status_of(&e))), Some(e.to_string()));
     }
     let mut d = Dialog::Invite(dialog);
     if let Err(e) = d.handle(tx).await {
@@ -173,7 +266,7 @@ async fn consult(
     let cmd = CallCommand::Consult {
         from: Some(user.into()),
         target: target.clone(),
-        leg: Some(Handover(Arc::new(Mutex::new(Some(leg))))),
+        leg: Some(Handover::new(leg)),
     };
     // Ringing first: the target may answer (and the call answer this dialog) at once.
     let _ = dialog.ringing(None, None);

@@ -58,6 +58,8 @@ pub enum CustomerKind {
     Sip,
     /// A callback: the gateway called the customer over a trunk.
     Callback,
+    /// A phone of the gateway (agent, supervisor) calling an agent, a supervisor or a queue.
+    Internal,
 }
 
 impl CustomerKind {
@@ -67,6 +69,7 @@ impl CustomerKind {
             CustomerKind::Browser => "browser",
             CustomerKind::Sip => "sip",
             CustomerKind::Callback => "callback",
+            CustomerKind::Internal => "internal",
         }
     }
 }

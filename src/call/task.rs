@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+/// The customer's party name (an internal caller's dialog waits under it to be answered).
+pub(super) const CUSTOMER_PARTY: &str = "customer";
+
 pub(super) struct CallTask {
     pub(super) mgr: Arc<CallManager>,
     pub(super) id: CallId,
@@ -217,7 +220,13 @@ impl CallTask {
             }
         }
         let _ = self.media.commands.send(MediaCommand::Stop).await;
-        if let Some(dialog) = &self.customer_dialog {
+        // An internal caller whose call was never answered gets a final answer instead of a BYE.
+        if let Some((dialog, _)) = self.pending_accept.remove(CUSTOMER_PARTY) {
+            let _ = dialog.reject(
+                Some(rsipstack::rsip::StatusCode::TemporarilyUnavailable),
+                None,
+            );
+        } else if let Some(dialog) = &self.customer_dialog {
             if self.ended != Some(EndReason::CustomerHangup) {
                 if let Err(e) = dialog.bye().await {
                     debug!(error = %e, "BYE to the customer failed");
@@ -331,7 +340,11 @@ impl CallTask {
                 CallOutput::TransferProgress { agent, status } => {
                     self.transfer_progress(agent, status)
                 }
-                CallOutput::PartyJoined { agent } => self.party_joined(agent),
+                CallOutput::PartyJoined { agent } => {
+                    // An internal caller is answered when the party it rang answers.
+                    self.accept_leg(CUSTOMER_PARTY);
+                    self.party_joined(agent)
+                }
                 CallOutput::PartyLeft { agent } => self.party_left(agent),
                 CallOutput::SupervisorJoined { supervisor, mode } => {
                     self.supervisor_joined(supervisor, mode).await

@@ -9,6 +9,7 @@ mod common;
 mod agent_behind_nat_heard_from_the_first_packet;
 mod agent_busy_hunts_next;
 mod agent_hold_and_blind_transfer;
+mod agents_call_each_other;
 mod agents_consult_then_transfer;
 mod browser_call_reaches_agent_with_context;
 mod callback_over_the_trunk;

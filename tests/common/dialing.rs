@@ -51,13 +51,15 @@ fn ack(phone: &AgentPhone, inv: &str, resp: &str) -> String {
     )
 }
 
-/// The next final response at the phone (provisional ones and requests skipped).
-async fn final_response(phone: &AgentPhone) -> String {
+/// The next final response of call `call_id` at the phone (provisional ones, requests and
+/// late retransmissions of other calls skipped).
+async fn final_response(phone: &AgentPhone, call_id: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let m = phone.sip.recv(left).await.expect("a final response");
-        if m.starts_with("SIP/2.0 ") && status(&m) >= 200 {
+        if m.starts_with("SIP/2.0 ") && status(&m) >= 200 && header(&m, "Call-ID") == Some(call_id)
+        {
             return m;
         }
     }
@@ -75,7 +77,7 @@ impl AgentPhone {
         let gw = self.gateway();
         let first = invite(self, to, 1, &call_id, &sdp, "");
         self.sip.send(gw, first.as_bytes()).await;
-        let challenge = final_response(self).await;
+        let challenge = final_response(self, &call_id).await;
         self.sip
             .send(gw, ack(self, &first, &challenge).as_bytes())
             .await;
@@ -97,7 +99,7 @@ impl AgentPhone {
             &format!("Proxy-Authorization: {auth}\r\n"),
         );
         self.sip.send(gw, second.as_bytes()).await;
-        let response = final_response(self).await;
+        let response = final_response(self, &call_id).await;
         self.sip
             .send(gw, ack(self, &second, &response).as_bytes())
             .await;

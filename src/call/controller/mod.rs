@@ -61,6 +61,10 @@ pub struct CallController {
     supervisor_keys: Vec<(char, supervision::Mode)>,
     /// A consult call (attended transfer) in progress.
     consult: Option<consult::Consult>,
+    /// An internal call (a phone of the gateway calling): no IVR.
+    internal: bool,
+    /// What the internal call dialled.
+    dialled: Option<String>,
     /// The queue rings several agents and each that answers joins.
     conference: bool,
     /// When the last agent leaves, the customer waits in the queue again (else the call ends).
@@ -132,6 +136,8 @@ impl CallController {
             supervisors: Vec::new(),
             supervisor_keys: Vec::new(),
             consult: None,
+            internal: false,
+            dialled: None,
             conference: false,
             requeue_after_last_agent: false,
             announcement: None,
@@ -242,7 +248,7 @@ impl CallController {
             return;
         }
         self.flowing = true;
-        if self.phase != Phase::Ivr {
+        if self.phase != Phase::Ivr || self.internal {
             return;
         }
         if let Some((queue, skill)) = self.direct.take() {
@@ -341,7 +347,9 @@ impl CallController {
                 self.out.push_back(CallOutput::Cancel { agent });
             }
         }
-        self.after_ring_change();
+        if !self.dial_failed() {
+            self.after_ring_change();
+        }
     }
 
     /// The ACD moved the call out of its queue.
@@ -505,6 +513,7 @@ mod attachment;
 pub mod consult;
 #[cfg(test)]
 mod consult_tests;
+pub mod dial;
 mod outputs;
 pub mod parties;
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub enum EndReason {
     ApiHangup,
     /// Something failed inside the gateway.
     Error,
+    /// The party an internal call rang did not answer (busy, no answer, offline).
+    Unanswered,
 }
 
 impl EndReason {
@@ -42,6 +44,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::ApiHangup => "api_hangup",
             EndReason::Error => "error",
+            EndReason::Unanswered => "unanswered",
         }
     }
 }

@@ -126,6 +126,9 @@ impl CallController {
         if let Some(i) = self.ringing.iter().position(|a| a == agent) {
             self.ringing.remove(i);
             self.report(agent, OfferResult::Rejected(status));
+            if self.dial_failed() {
+                return;
+            }
             self.after_ring_change();
         } else if let Some(i) = self.joining.iter().position(|a| a == agent) {
             self.joining.remove(i);
