@@ -113,7 +113,8 @@ struct Session {
     attempts: u32,
     targets: Option<Targets>,
     events: mpsc::UnboundedSender<LegEvent>,
-    reinvites: mpsc::UnboundedSender<u16>,
+    /// Re-INVITE outcomes: (the attempt it was sent in, its status).
+    reinvites: mpsc::UnboundedSender<(u32, u16)>,
     error: Option<String>,
 }
 
@@ -168,7 +169,12 @@ async fn run(s: SiprecSetup, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
                 }
             },
             Some(ev) = ev_rx.recv() => me.on_leg(ev).await,
-            Some(status) = re_rx.recv() => me.core.handle_reinvite_done(Instant::now(), status),
+            Some((attempt, status)) = re_rx.recv() => {
+                // A re-INVITE of a recorder given up on says nothing about the current one.
+                if attempt == me.attempts {
+                    me.core.handle_reinvite_done(Instant::now(), status);
+                }
+            }
             _ = sleep => me.core.handle_timeout(Instant::now()),
         }
     }
@@ -306,9 +312,9 @@ impl Session {
             return;
         };
         let body = self.body();
-        let done = self.reinvites.clone();
+        let (done, attempt) = (self.reinvites.clone(), self.attempts);
         tokio::spawn(async move {
-            let _ = done.send(leg.reinvite(Self::headers(), body).await);
+            let _ = done.send((attempt, leg.reinvite(Self::headers(), body).await));
         });
     }
 

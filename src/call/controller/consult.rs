@@ -142,11 +142,41 @@ impl CallController {
         true
     }
 
-    /// The target or the consult leg hung up: the consult is over (the other side is ended).
-    pub(super) fn consult_gone(&mut self, party: &str) -> bool {
+    /// The ACD gave up on the target (its ring time is over): the consult is over, as when the
+    /// target does not answer (the ACD knows already).
+    pub(super) fn consult_cancelled(&mut self, agent: &str) -> bool {
+        let Some(c) = self
+            .consult
+            .clone()
+            .filter(|c| c.target == agent && !c.answered)
+        else {
+            return false;
+        };
+        self.consult = None;
+        self.out.push_back(CallOutput::Cancel {
+            agent: agent.into(),
+        });
+        match c.leg {
+            Some(party) => self
+                .out
+                .push_back(CallOutput::RejectLeg { party, status: 480 }),
+            None => self.set_held(false),
+        }
+        true
+    }
+
+    /// The target or the consult leg hung up, or its media died (`lost`: its dialog is ended
+    /// too): the consult is over and the other side is ended.
+    pub(super) fn consult_gone(&mut self, party: &str, lost: bool) -> bool {
         let Some(c) = self.consult.clone() else {
             return false;
         };
+        let ours = party == c.target || c.leg.as_deref() == Some(party);
+        if lost && ours {
+            self.out.push_back(CallOutput::Bye {
+                agent: party.into(),
+            });
+        }
         if party == c.target && c.answered {
             self.consult = None;
             self.release_consult_target(&c.target);
@@ -159,6 +189,13 @@ impl CallController {
             // The desk phone hung up its consult call (or cancelled it while the target rang).
             self.end_consult_target(&c);
             self.consult = None;
+            if !c.answered {
+                // Its dialog was never answered: the shell forgets it.
+                self.out.push_back(CallOutput::RejectLeg {
+                    party: party.into(),
+                    status: 487,
+                });
+            }
             true
         } else {
             false
@@ -187,6 +224,9 @@ impl CallController {
     }
 
     fn answered_consult(&self) -> Result<Consult, Refusal> {
+        if !matches!(self.phase, Phase::Connected { .. }) {
+            return Err(refuse("not_connected", "the call is not connected"));
+        }
         match &self.consult {
             None => Err(refuse("no_consult", "no consult call is in progress")),
             Some(c) if !c.answered => Err(refuse(

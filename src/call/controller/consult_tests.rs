@@ -162,3 +162,60 @@ fn the_call_ending_mid_consult_ends_the_target_and_the_consult_leg() {
     );
     assert_eq!(c.state(), CallState::Connected, "A and the customer go on");
 }
+
+#[test]
+fn an_acd_ring_timeout_a_lost_target_and_other_transfers_end_the_consult_cleanly() {
+    let t0 = Instant::now();
+    // The ACD gives up on the target: the desk phone's consult dialog is refused.
+    let mut c = connected(t0);
+    c.handle_consult("A", "B", Some("A/consult".into()))
+        .unwrap();
+    drain_all(&mut c);
+    c.handle_cancel(vec!["B".into()]);
+    let out = drain_all(&mut c);
+    assert!(
+        out.contains(&CallOutput::Cancel { agent: "B".into() }),
+        "{out:?}"
+    );
+    assert!(out.contains(&CallOutput::RejectLeg {
+        party: "A/consult".into(),
+        status: 480
+    }));
+    assert!(c.consult_parties().is_empty());
+    // A console's consult whose target's media dies: its dialog gets BYE, the customer is back.
+    c.handle_consult("A", "B", None).unwrap();
+    c.handle_agent_answered("B");
+    drain_all(&mut c);
+    c.handle_agent_hold("A", false);
+    assert!(
+        c.is_held(),
+        "a re-INVITE from A does not end the consult's hold"
+    );
+    assert!(
+        !c.handle_transfer("A", "C"),
+        "no blind transfer in the middle of a consult"
+    );
+    c.handle_agent_gone(t0, "B", true);
+    let out = drain_all(&mut c);
+    assert!(
+        out.contains(&bye("B")) && out.contains(&CallOutput::AgentReleased { agent: "B".into() }),
+        "{out:?}"
+    );
+    assert!(!c.is_held());
+    // An API transfer in the middle of a consult ends it first.
+    c.handle_consult("A", "B", None).unwrap();
+    c.handle_agent_answered("B");
+    drain_all(&mut c);
+    c.handle_transfer_to(t0, super::parties::TransferTarget::Queue("support".into()))
+        .unwrap();
+    let out = drain_all(&mut c);
+    assert!(
+        out.contains(&bye("B")) && out.contains(&bye("A")),
+        "{out:?}"
+    );
+    assert!(c.consult_parties().is_empty());
+    assert_eq!(
+        c.handle_consult_complete().unwrap_err().code,
+        "not_connected"
+    );
+}

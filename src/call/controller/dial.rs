@@ -48,6 +48,15 @@ impl CallController {
         Ok(())
     }
 
+    /// An internal call ends while its party rings: the ACD hears the claimed party is free.
+    pub(super) fn release_dialled(&mut self) {
+        if self.internal && self.queue.is_none() {
+            for agent in self.ringing.clone() {
+                self.report(&agent, crate::acd::OfferResult::Rejected(487));
+            }
+        }
+    }
+
     /// The party an internal call rang did not answer: the call is over.
     pub(super) fn dial_failed(&mut self) -> bool {
         let rang_party = self.internal

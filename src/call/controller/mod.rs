@@ -339,6 +339,9 @@ impl CallController {
     /// The ACD stops an offer (ring timeout, another agent answered in ring-all).
     pub fn handle_cancel(&mut self, agents: Vec<String>) {
         for agent in agents {
+            if self.consult_cancelled(&agent) {
+                continue;
+            }
             if let Some(i) = self.ringing.iter().position(|a| a == &agent) {
                 self.ringing.remove(i);
                 self.out.push_back(CallOutput::Cancel { agent });

@@ -164,7 +164,7 @@ impl CallController {
 
     /// The agent's side ended the dialog (BYE) or its media died.
     pub fn handle_agent_gone(&mut self, now: Instant, agent: &str, lost: bool) {
-        if self.supervisor_gone(now, agent, lost) || self.consult_gone(agent) {
+        if self.supervisor_gone(now, agent, lost) || self.consult_gone(agent, lost) {
             return;
         }
         match self.phase.clone() {
@@ -225,6 +225,11 @@ impl CallController {
     /// The agent holds (`true`) or resumes (`false`) the call (re-INVITE direction). With several
     /// agents in the call, one agent's hold only mutes that agent's leg: the customer stays.
     pub fn handle_agent_hold(&mut self, agent: &str, held: bool) {
+        // During a consult the customer's hold belongs to the consult (a desk phone's session
+        // refresh, or a console's consult, must not bring the customer back into it).
+        if self.consult.is_some() {
+            return;
+        }
         if self.agents.len() == 1 && self.agents[0] == agent {
             self.set_held(held);
         }
@@ -249,9 +254,11 @@ impl CallController {
     /// call cannot be transferred now (the shell answers the REFER with an error): only the one
     /// agent of a two-party call transfers by REFER.
     pub fn handle_transfer(&mut self, agent: &str, target: &str) -> bool {
+        // A blind REFER in the middle of a consult would race it: finish or cancel that first.
         if !matches!(self.phase, Phase::Connected { .. })
             || self.agents != [agent]
             || target == agent
+            || self.consult.is_some()
         {
             return false;
         }
@@ -338,6 +345,7 @@ impl CallController {
                 self.out.push_back(CallOutput::Bye { agent: party });
             }
             Phase::Queued => {
+                self.release_dialled();
                 self.cancel_ringing();
                 self.out.push_back(CallOutput::Abandon);
             }
@@ -485,6 +493,7 @@ impl CallController {
             }
         }
         self.cancel_joining();
+        self.drop_consult();
         for agent in self.agents.clone() {
             self.out.push_back(CallOutput::Bye {
                 agent: agent.clone(),

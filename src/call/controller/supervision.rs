@@ -239,9 +239,12 @@ impl CallController {
             .any(|s| s.joined && s.mode == Mode::Takeover)
     }
 
-    /// The agents are released (BYE, wrap-up); agents ringing to join stop.
+    /// The agents are released (BYE, wrap-up); agents ringing to join stop, a consult ends, and
+    /// a held customer is back (to talk to the supervisor).
     fn take_over(&mut self) {
         self.cancel_joining();
+        self.drop_consult();
+        self.set_held(false);
         for agent in self.agents.clone() {
             self.out.push_back(CallOutput::Bye {
                 agent: agent.clone(),
