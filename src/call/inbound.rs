@@ -3,10 +3,9 @@
 //! browser customer, and reaches an agent with the configured pass-through headers copied from the
 //! customer's INVITE (UCMA's `SetPassThroughHeaderNames`).
 
-use super::customer::{offered_formats, Customer, CustomerInput};
+use super::customer::{Customer, CustomerInput};
 use super::start::{start, CallStart};
 use super::{CallManager, CustomerKind};
-use crate::media::sdp::SdpSession;
 use crate::sip::server::{Caller, InboundCalls};
 use crate::widget::context::sanitize;
 use rsipstack::dialog::dialog::DialogState;
@@ -64,8 +63,7 @@ impl Inbound {
         if !cfg.numbers.is_empty() && !cfg.numbers.iter().any(|n| n == &number) {
             return Err((404, format!("number {number:?} is not one of the trunk's")));
         }
-        let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
-        if offer.trim().is_empty() {
+        if String::from_utf8_lossy(&tx.original.body).trim().is_empty() {
             return Err((488, "INVITE without an SDP offer".into()));
         }
         let from = tx.original.from_header().ok().and_then(|f| f.typed().ok());
@@ -84,24 +82,9 @@ impl Inbound {
             mgr.record_refused("sip", context.clone(), r.as_str());
             (503, r.to_string())
         })?;
-        let cust = mgr
-            .engine
-            .lease_with_rtcp()
-            .await
-            .map_err(|e| (503, e.to_string()))?;
-        let mut sdp = SdpSession::new(rand::random::<u32>().into());
-        let (answer, negotiated) = sdp
-            .answer(&offer, cust.advertised, &offered_formats(), None)
-            .map_err(|e| (e.sip_status(), e.to_string()))?;
-        let (state_tx, state_rx) = mgr.layer.new_dialog_state_channel();
-        let contact = mgr
-            .layer
-            .build_local_contact(Some("clicktocall".into()), None)
-            .ok();
-        let dialog = mgr
-            .layer
-            .get_or_create_server_invite(tx, state_tx, None, contact)
-            .map_err(|e| (500, e.to_string()))?;
+        // The same answer as an internal phone's INVITE gets: a media port, our SDP, the dialog.
+        let leg = super::internal::adopt(mgr, tx).await?;
+        let (dialog, answer) = (leg.dialog.clone(), leg.answer.clone());
 
         let passed: Vec<(String, String)> = cfg
             .pass_through_headers
@@ -115,7 +98,7 @@ impl Inbound {
         let menu = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
         let call = CallStart {
             kind: CustomerKind::Sip,
-            customer: Customer::Sip(dialog.clone(), negotiated, cust),
+            customer: Customer::Sip(dialog.clone(), leg.negotiated, leg.lease),
             context,
             headers: passed,
             controller: mgr.controller(menu, None),
@@ -126,7 +109,7 @@ impl Inbound {
         let (id, input_tx, _) = start(mgr, call).await;
         info!(call = id, %trunk, %number, "inbound call answered");
 
-        serve_customer_dialog(mgr.layer.clone(), state_rx, input_tx, answer.clone());
+        serve_customer_dialog(mgr.layer.clone(), leg.states, input_tx, answer.clone());
         let ct = vec![Header::ContentType("application/sdp".into())];
         dialog
             .accept(Some(ct), Some(answer.into_bytes()))

@@ -281,8 +281,12 @@ async fn consult(
     Ok(())
 }
 
-/// The phone's offer answered from a media port of its own, and its dialog (not accepted yet).
-async fn adopt(mgr: &Arc<CallManager>, tx: &Transaction) -> Result<AdoptedLeg, (u16, String)> {
+/// An INVITE's offer answered from a media port of its own, and its dialog (not accepted yet):
+/// an internal phone's, or a trunk caller's.
+pub(super) async fn adopt(
+    mgr: &Arc<CallManager>,
+    tx: &Transaction,
+) -> Result<AdoptedLeg, (u16, String)> {
     let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
     if offer.trim().is_empty() {
         return Err((488, "INVITE without an SDP offer".into()));

@@ -52,9 +52,15 @@ impl Recording {
 
     /// Hands the frames due at `now` to the writer; when the next one is due.
     pub fn pump(&mut self, now: Instant) -> Instant {
+        self.emit(|core| core.poll_frame(now));
+        self.core.next_due()
+    }
+
+    /// Every frame `next` gives, to the writer and (unless paused) the recorder's streams.
+    fn emit(&mut self, mut next: impl FnMut(&mut StereoRecorder) -> Option<Vec<i16>>) {
         loop {
             let paused = self.core.next_frame_paused();
-            let Some(f) = self.core.poll_frame(now) else {
+            let Some(f) = next(&mut self.core) else {
                 break;
             };
             if let Some(fork) = self.fork.as_mut() {
@@ -62,22 +68,12 @@ impl Recording {
             }
             self.sink.push(&f);
         }
-        self.core.next_due()
     }
 
     /// Ends the recording at `now`.
     pub fn stop(mut self, now: Instant) -> Stopped {
         self.core.pause(now, false);
-        loop {
-            let paused = self.core.next_frame_paused();
-            let Some(f) = self.core.poll_final(now) else {
-                break;
-            };
-            if let Some(fork) = self.fork.as_mut() {
-                fork.send_frame(&f, paused);
-            }
-            self.sink.push(&f);
-        }
+        self.emit(|core| core.poll_final(now));
         if let Some(f) = self.fork.take() {
             crate::metrics::recording_streamed(f.sent_bytes);
         }

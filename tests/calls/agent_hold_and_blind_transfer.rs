@@ -23,18 +23,6 @@ fn reinvite_sdp(port: u16, dir: &str) -> String {
     )
 }
 
-/// Waits for the gateway's final response to our in-dialog request, answering nothing else.
-async fn final_response(phone: &AgentPhone) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let m = phone.sip.recv(left).await.expect("a response");
-        if m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1") {
-            return m;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_plays_music_then_blind_transfer_reaches_the_second_agent() {
     let rules = "strategy = \"round_robin\"\n";
@@ -52,7 +40,7 @@ async fn hold_plays_music_then_blind_transfer_reaches_the_second_agent() {
     first
         .in_dialog(&invite, "INVITE", "", &reinvite_sdp(9, "sendonly"))
         .await;
-    let ok = final_response(&first).await;
+    let ok = first.final_response().await;
     assert_eq!(status(&ok), 200, "{ok}");
     assert!(
         ok.contains("a=recvonly"),
@@ -78,7 +66,7 @@ async fn hold_plays_music_then_blind_transfer_reaches_the_second_agent() {
     first
         .in_dialog(&invite, "INVITE", "", &reinvite_sdp(9, "sendrecv"))
         .await;
-    let ok = final_response(&first).await;
+    let ok = first.final_response().await;
     assert_eq!(status(&ok), 200, "{ok}");
     first.ack(&invite, &ok).await;
     widget.wait_for("state", Some("connected"), WAIT).await;
@@ -100,7 +88,7 @@ async fn hold_plays_music_then_blind_transfer_reaches_the_second_agent() {
             "",
         )
         .await;
-    let accepted = final_response(&first).await;
+    let accepted = first.final_response().await;
     assert_eq!(status(&accepted), 202, "{accepted}");
     widget.wait_for("state", Some("transferring"), WAIT).await;
     let invite2 = second

@@ -8,8 +8,8 @@
 use super::calls_are_recorded_in_stereo::the_call;
 use crate::common;
 
-use clicktocall::media::tone::goertzel;
-use common::call::{call_config, place_call, records_of, MediaBrowser, Widget};
+use common::call::{call_config, place_call, records_of, Widget};
+use common::ears::next_second;
 use common::phones::AgentPhone;
 use common::{header, http, start, status};
 use serde_json::json;
@@ -18,38 +18,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(5);
 const KEY: Option<&str> = Some("test-key");
 
-/// 440 (customer), 1000 (A), 700 (B): which are clearly in `s` (asserting none is unclear).
-fn tones(s: &[i16]) -> [bool; 3] {
-    [440.0, 1000.0, 700.0].map(|hz| {
-        let l = goertzel(s, hz, 8000).sqrt();
-        assert!(!(60.0..=300.0).contains(&l), "{hz} Hz at an unclear {l:.0}");
-        l > 300.0
-    })
-}
-
-/// What the customer, A and B heard in the next second.
-async fn next_second(c: &MediaBrowser, a: &AgentPhone, b: &AgentPhone) -> [[bool; 3]; 3] {
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (i, j, k) = (c.heard_len(), a.heard_len(), b.heard_len());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let a_heard = a.heard.lock().unwrap()[j..].to_vec();
-    let b_heard = b.heard.lock().unwrap()[k..].to_vec();
-    [tones(&c.heard_since(i)), tones(&a_heard), tones(&b_heard)]
-}
-
 fn sdp(dir: &str) -> String {
     format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n")
-}
-
-async fn final_response(phone: &AgentPhone) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let m = phone.sip.recv(left).await.expect("a response");
-        if m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1") {
-            return m;
-        }
-    }
 }
 
 fn tag(h: &str) -> String {
@@ -81,7 +51,7 @@ async fn a_desk_phone_consults_then_transfers_with_replaces() {
 
     // Hold, as a desk phone does before a consult call.
     a.in_dialog(&inv, "INVITE", "", &sdp("sendonly")).await;
-    let ok = final_response(&a).await;
+    let ok = a.final_response().await;
     assert_eq!(status(&ok), 200, "{ok}");
     a.ack(&inv, &ok).await;
     widget.wait_for("state", Some("on_hold"), WAIT).await;
@@ -103,7 +73,7 @@ async fn a_desk_phone_consults_then_transfers_with_replaces() {
     // A Replaces naming no dialog of ours: 481, and the call goes on.
     let bogus = format!("Refer-To: <sip:8402@{sip}?Replaces=nope%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n");
     a.in_dialog(&inv, "REFER", &bogus, "").await;
-    let refused = final_response(&a).await;
+    let refused = a.final_response().await;
     assert_eq!(status(&refused), 481, "{refused}");
 
     // REFER with Replaces on the customer's dialog, naming the consult dialog.
@@ -119,7 +89,7 @@ async fn a_desk_phone_consults_then_transfers_with_replaces() {
         "Refer-To: <sip:8402@{sip}?Replaces={replaces}>\r\nReferred-By: <sip:8401@{sip}>\r\n"
     );
     a.in_dialog(&inv, "REFER", &refer_to, "").await;
-    let accepted = final_response(&a).await;
+    let accepted = a.final_response().await;
     assert_eq!(status(&accepted), 202, "{accepted}");
     widget.wait_for("state", Some("transferring"), WAIT).await;
     widget.wait_for("state", Some("connected"), WAIT).await;

@@ -9,8 +9,8 @@
 use super::calls_are_recorded_in_stereo::{the_call, tmp_dir};
 use crate::common;
 
-use clicktocall::media::tone::goertzel;
-use common::call::{call_config, place_call, records_of, MediaBrowser, Widget};
+use common::call::{call_config, place_call, records_of, Widget};
+use common::ears::{level, next_second, tones};
 use common::phones::AgentPhone;
 use common::{http, start};
 use serde_json::{json, Value};
@@ -26,38 +26,6 @@ fn config(rules: &str, extra: &str) -> clicktocall::config::Config {
          [[supervisors]]\nid = \"9002\"\npassword = \"pw9002\"\nqueues = [\"sales\"]\n"
     );
     call_config(&["8301"], rules, &extra)
-}
-
-/// The tone's level in `s` (the Goertzel magnitude, per sample).
-fn level(s: &[i16], hz: f64) -> f64 {
-    goertzel(s, hz, 8000).sqrt()
-}
-
-/// Which of 440, 1000 and 700 Hz are in `s`: clearly present (> 300) or absent (< 60).
-fn tones(s: &[i16]) -> [bool; 3] {
-    [440.0, 1000.0, 700.0].map(|hz| {
-        let l = level(s, hz);
-        assert!(!(60.0..=300.0).contains(&l), "{hz} Hz at an unclear {l:.0}");
-        l > 300.0
-    })
-}
-
-/// What the customer, the agent and the supervisor each heard in the next second.
-async fn next_second(
-    browser: &MediaBrowser,
-    agent: &AgentPhone,
-    sup: &AgentPhone,
-) -> [[bool; 3]; 3] {
-    tokio::time::sleep(Duration::from_millis(400)).await; // routes settle
-    let (b, a, s) = (browser.heard_len(), agent.heard_len(), sup.heard_len());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let a_heard = agent.heard.lock().unwrap()[a..].to_vec();
-    let s_heard = sup.heard.lock().unwrap()[s..].to_vec();
-    [
-        tones(&browser.heard_since(b)),
-        tones(&a_heard),
-        tones(&s_heard),
-    ]
 }
 
 async fn supervise(addr: SocketAddr, id: u64, method: &str, body: &str) -> (u16, Value) {

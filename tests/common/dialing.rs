@@ -113,6 +113,18 @@ impl AgentPhone {
         }
     }
 
+    /// The gateway's next final response (to an in-dialog request of ours), answering nothing.
+    pub async fn final_response(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.sip.recv(left).await.expect("a response");
+            if m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1") {
+                return m;
+            }
+        }
+    }
+
     /// An in-dialog request (`INFO`, `BYE`) in a dialog the phone placed.
     pub async fn request_in(&self, d: &Dialled, method: &str, cseq: u32, extra: &str, body: &str) {
         let target = header(&d.response, "Contact")

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod call;
 pub mod dialing;
+pub mod ears;
 pub mod media;
 pub mod phones;
 
