@@ -53,13 +53,7 @@ impl Inbound {
             .iter()
             .find(|t| t.name == trunk)
             .ok_or((500, "trunk vanished".to_string()))?;
-        let number = tx
-            .original
-            .uri
-            .auth
-            .as_ref()
-            .map(|a| a.user.clone())
-            .unwrap_or_default();
+        let number = dialled(tx);
         if !cfg.numbers.is_empty() && !cfg.numbers.iter().any(|n| n == &number) {
             return Err((404, format!("number {number:?} is not one of the trunk's")));
         }
@@ -120,6 +114,15 @@ impl Inbound {
         }
         Ok(())
     }
+}
+
+/// What an INVITE dialled: its Request-URI's user part (empty when it has none).
+pub(super) fn dialled(tx: &Transaction) -> String {
+    let uri = &tx.original.uri;
+    uri.auth
+        .as_ref()
+        .map(|a| a.user.clone())
+        .unwrap_or_default()
 }
 
 /// The customer's dialog (a trunk caller's, an internal caller's): BYE or CANCEL ends the call, a

@@ -102,13 +102,7 @@ async fn accept(
     user: &str,
 ) -> Result<(), (u16, String)> {
     let cfg = &mgr.cfg;
-    let dialled = tx
-        .original
-        .uri
-        .auth
-        .as_ref()
-        .map(|a| a.user.clone())
-        .unwrap_or_default();
+    let dialled = super::inbound::dialled(tx);
     let agents: Vec<&str> = cfg.agents.iter().map(|a| a.id.as_str()).collect();
     let queues: Vec<&str> = cfg.queues.iter().map(|q| q.name.as_str()).collect();
     let supervisors: Vec<&str> = cfg.supervisors.iter().map(|s| s.id.as_str()).collect();

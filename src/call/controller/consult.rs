@@ -126,25 +126,18 @@ impl CallController {
 
     /// The target refused or did not answer: the consult is over.
     pub(super) fn consult_failed(&mut self, agent: &str, status: u16) -> bool {
-        let Some(c) = self
-            .consult
-            .clone()
-            .filter(|c| c.target == agent && !c.answered)
-        else {
-            return false;
-        };
-        self.consult = None;
-        self.report(agent, OfferResult::Rejected(status));
-        match c.leg {
-            Some(party) => self.out.push_back(CallOutput::RejectLeg { party, status }),
-            None => self.set_held(false),
-        }
-        true
+        self.give_up_target(agent, status, false)
     }
 
     /// The ACD gave up on the target (its ring time is over): the consult is over, as when the
-    /// target does not answer (the ACD knows already).
+    /// target does not answer (the ACD knows already; the target's phone is CANCELled).
     pub(super) fn consult_cancelled(&mut self, agent: &str) -> bool {
+        self.give_up_target(agent, 480, true)
+    }
+
+    /// An unanswered target is given up: the ACD is told (unless it gave up itself), the desk
+    /// phone's consult dialog is refused with `status`, a console's held customer is back.
+    fn give_up_target(&mut self, agent: &str, status: u16, by_acd: bool) -> bool {
         let Some(c) = self
             .consult
             .clone()
@@ -153,13 +146,15 @@ impl CallController {
             return false;
         };
         self.consult = None;
-        self.out.push_back(CallOutput::Cancel {
-            agent: agent.into(),
-        });
+        if by_acd {
+            self.out.push_back(CallOutput::Cancel {
+                agent: agent.into(),
+            });
+        } else {
+            self.report(agent, OfferResult::Rejected(status));
+        }
         match c.leg {
-            Some(party) => self
-                .out
-                .push_back(CallOutput::RejectLeg { party, status: 480 }),
+            Some(party) => self.out.push_back(CallOutput::RejectLeg { party, status }),
             None => self.set_held(false),
         }
         true
