@@ -200,9 +200,22 @@ async fn supervise_refuses_other_queues_unknown_ids_bad_bodies_and_wrong_states(
     let mut widget = Widget::connect(addr).await;
     let _browser = place_call(&mut widget, json!({}), Some("support")).await;
     let inv = agent.recv_request("INVITE", WAIT).await.expect("rings");
+    // While the agent's phone rings: nobody to supervise yet.
+    let id = the_call(addr).await;
+    let (code, body) = supervise(
+        addr,
+        id,
+        "POST",
+        r#"{"supervisor":"9001","mode":"monitor"}"#,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("not_connected")),
+        "{body}"
+    );
     agent.answer(&inv).await;
     widget.wait_for("state", Some("connected"), WAIT).await;
-    let id = the_call(addr).await;
 
     let post = |body: &'static str| supervise(addr, id, "POST", body);
     let (code, body) = post(r#"{"supervisor":"9002","mode":"monitor"}"#).await;
