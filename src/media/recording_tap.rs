@@ -75,7 +75,7 @@ impl Recording {
         self.core.pause(now, false);
         self.emit(|core| core.poll_final(now));
         if let Some(f) = self.fork.take() {
-            crate::metrics::recording_streamed(f.sent_bytes);
+            crate::metrics::recording_streamed(f.sent_bytes());
         }
         Stopped {
             paused_ms: self.core.paused_spans_ms(),
@@ -118,7 +118,7 @@ pub fn command(media: &mut CallMedia, rec: &mut Option<Recording>, cmd: RecordCo
                 let old =
                     std::mem::replace(&mut r.fork, target.map(|t| Fork::new(t, rand::random())));
                 if let Some(f) = old {
-                    crate::metrics::recording_streamed(f.sent_bytes);
+                    crate::metrics::recording_streamed(f.sent_bytes());
                 }
             }
         }

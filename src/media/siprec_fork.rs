@@ -27,10 +27,19 @@ pub struct ForkTarget {
     pub formats: [Format; 2],
 }
 
-/// Two RTP streams' numbering; see the module docs.
+/// Two RTP streams to a recorder; see the module docs.
 #[derive(Debug)]
 pub struct Fork {
     target: ForkTarget,
+    /// Per stream: PCMA (else PCMU), and its payload type.
+    alaw: [bool; 2],
+    pts: [u8; 2],
+    out: Streams,
+}
+
+/// The two streams' numbering and buffers.
+#[derive(Debug)]
+struct Streams {
     seq: [u16; 2],
     ssrc: [u32; 2],
     ts: u32,
@@ -40,28 +49,62 @@ pub struct Fork {
     mono: Vec<i16>,
     packet: Vec<u8>,
     /// Bytes of RTP sent.
-    pub sent_bytes: u64,
+    sent_bytes: u64,
 }
 
 impl Fork {
     /// Streams to `target`, numbered from `seed`'s random starting points (RFC 3550 §5.1).
     pub fn new(target: ForkTarget, seed: [u32; 4]) -> Self {
+        let f = &target.formats;
         Fork {
+            alaw: [0, 1].map(|i| f[i].name.eq_ignore_ascii_case("PCMA")),
+            pts: [f[0].pt, f[1].pt],
             target,
-            seq: [seed[0] as u16, seed[1] as u16],
-            ssrc: [seed[2], seed[3] ^ 0x5a5a_5a5a],
-            ts: seed[0] ^ seed[3],
-            mark: true,
-            payload: Vec::with_capacity(FRAME),
-            mono: Vec::with_capacity(FRAME),
-            packet: Vec::with_capacity(12 + FRAME),
-            sent_bytes: 0,
+            out: Streams {
+                seq: [seed[0] as u16, seed[1] as u16],
+                ssrc: [seed[2], seed[3] ^ 0x5a5a_5a5a],
+                ts: seed[0] ^ seed[3],
+                mark: true,
+                payload: Vec::with_capacity(FRAME),
+                mono: Vec::with_capacity(FRAME),
+                packet: Vec::with_capacity(12 + FRAME),
+                sent_bytes: 0,
+            },
         }
+    }
+
+    /// Bytes of RTP sent.
+    pub fn sent_bytes(&self) -> u64 {
+        self.out.sent_bytes
     }
 
     /// One 20 ms stereo frame (interleaved left, right): a packet on each stream, handed to
     /// `send(stream index, packet)`; a paused frame sends nothing.
-    pub fn frame(&mut self, frame: &[i16], paused: bool, mut send: impl FnMut(usize, &[u8])) {
+    pub fn frame(&mut self, frame: &[i16], paused: bool, send: impl FnMut(usize, &[u8])) {
+        self.out.frame(self.alaw, self.pts, frame, paused, send);
+    }
+
+    /// Sends one frame from the fork's sockets (never waits: a full socket buffer drops the packet,
+    /// as the network would).
+    pub fn send_frame(&mut self, frame: &[i16], paused: bool) {
+        let t = &self.target;
+        self.out.frame(self.alaw, self.pts, frame, paused, |ch, p| {
+            if let Err(e) = t.sockets[ch].socket.try_send_to(p, t.to[ch]) {
+                debug!(to = %t.to[ch], error = %e, "recorder stream: send failed");
+            }
+        });
+    }
+}
+
+impl Streams {
+    fn frame(
+        &mut self,
+        alaw: [bool; 2],
+        pts: [u8; 2],
+        frame: &[i16],
+        paused: bool,
+        mut send: impl FnMut(usize, &[u8]),
+    ) {
         if paused {
             self.mark = true;
         } else {
@@ -69,39 +112,28 @@ impl Fork {
                 self.mono.clear();
                 self.mono.extend(frame.iter().skip(ch).step_by(2));
                 self.payload.clear();
-                let f = &self.target.formats[ch];
-                if f.name.eq_ignore_ascii_case("PCMA") {
+                if alaw[ch] {
                     g711::encode_alaw(&self.mono, &mut self.payload);
                 } else {
                     g711::encode_ulaw(&self.mono, &mut self.payload);
                 }
+                let (seq, ssrc) = (self.seq[ch], self.ssrc[ch]);
                 rtp::write(
                     &mut self.packet,
                     self.mark,
-                    f.pt,
-                    self.seq[ch],
+                    pts[ch],
+                    seq,
                     self.ts,
-                    self.ssrc[ch],
+                    ssrc,
                     &self.payload,
                 );
-                self.seq[ch] = self.seq[ch].wrapping_add(1);
+                self.seq[ch] = seq.wrapping_add(1);
                 self.sent_bytes += self.packet.len() as u64;
                 send(ch, &self.packet);
             }
             self.mark = false;
         }
         self.ts = self.ts.wrapping_add((frame.len() / 2) as u32);
-    }
-
-    /// Sends one frame from the fork's sockets (never waits: a full socket buffer drops the packet,
-    /// as the network would).
-    pub fn send_frame(&mut self, frame: &[i16], paused: bool) {
-        let (sockets, to) = (self.target.sockets.clone(), self.target.to);
-        self.frame(frame, paused, |ch, p| {
-            if let Err(e) = sockets[ch].socket.try_send_to(p, to[ch]) {
-                debug!(to = %to[ch], error = %e, "recorder stream: send failed");
-            }
-        });
     }
 }
 
@@ -176,6 +208,6 @@ mod tests {
         }
         assert!((dominant_frequency(&pcm[0], 8000) - 440.0).abs() < 10.0);
         assert!((dominant_frequency(&pcm[1], 8000) - 1000.0).abs() < 10.0);
-        assert_eq!(f.sent_bytes, 160 * 172);
+        assert_eq!(f.sent_bytes(), 160 * 172);
     }
 }
