@@ -106,13 +106,11 @@ impl CallTask {
         match read_answer(sdp, &offered_formats()) {
             Ok(n) => {
                 self.ctl.handle_agent_answered(&party);
-                let is_ivr = self.ctl.external_ivr() == Some(party.as_str());
-                let supervising = self.ctl.supervisors().iter().any(|(s, _)| *s == party);
-                let consulted = self.ctl.consult_parties().contains(&party.as_str());
-                let agent = self.ctl.agents().contains(&party);
-                if !is_ivr && !supervising && !consulted && !agent {
+                if !self.ctl.is_in_call(&party) {
                     return; // answered too late: the controller hangs it up
                 }
+                let is_ivr = self.ctl.external_ivr() == Some(party.as_str());
+                let supervising = self.ctl.is_supervisor(&party);
                 info!(%party, remote = ?n.remote, codec = %n.codec.name, "party answered");
                 let Some(m) = self.party_media.get_mut(&party) else {
                     return;

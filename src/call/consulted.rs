@@ -21,7 +21,17 @@ const NOTIFY_GAP: Duration = Duration::from_millis(30);
 
 /// The party name of an agent's consult leg (a desk phone's second dialog).
 pub fn consult_leg(agent: &str) -> String {
-    format!("{agent}/consult")
+    format!("{agent}{CONSULT_SUFFIX}")
+}
+
+const CONSULT_SUFFIX: &str = "/consult";
+
+/// A transferor's other dialog: its consult leg, or (for a consult leg) the agent's own.
+fn other_leg(party: &str) -> String {
+    match party.strip_suffix(CONSULT_SUFFIX) {
+        Some(agent) => agent.to_string(),
+        None => consult_leg(party),
+    }
 }
 
 impl CallTask {
@@ -136,10 +146,7 @@ impl CallTask {
                     let _ = done.send(());
                 });
                 self.notifies.insert(party.to_string(), h);
-                let other = match party.strip_suffix("/consult") {
-                    Some(agent) => agent.to_string(),
-                    None => consult_leg(party),
-                };
+                let other = other_leg(party);
                 let after = tokio::spawn(async move {
                     let _ = notified.await;
                 });

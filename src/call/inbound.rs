@@ -108,10 +108,7 @@ impl Inbound {
         dialog
             .accept(Some(ct), Some(answer.into_bytes()))
             .map_err(|e| (500, e.to_string()))?;
-        let mut d = rsipstack::dialog::dialog::Dialog::Invite(dialog);
-        if let Err(e) = d.handle(tx).await {
-            debug!(error = %e, "inbound INVITE transaction");
-        }
+        super::internal::drive_invite(dialog, tx).await;
         Ok(())
     }
 }

@@ -152,10 +152,7 @@ async fn accept(
             let _ = dialog.reject(Some(StatusCode::from(status_of(e))), Some(e.to_string()));
         }
     }
-    let mut d = Dialog::Invite(dialog);
-    if let Err(e) = d.handle(tx).await {
-        debug!(error = %e, "internal INVITE transaction");
-    }
+    drive_invite(dialog, tx).await;
     Ok(())
 }
 
@@ -236,10 +233,7 @@ async fn internal_call(
         info!(call = id, caller = user, error = %e, "internal call refused");
         let _ = dialog.reject(Some(StatusCode::from(status_of(&e))), Some(e.to_string()));
     }
-    let mut d = Dialog::Invite(dialog);
-    if let Err(e) = d.handle(tx).await {
-        debug!(error = %e, "internal INVITE transaction");
-    }
+    drive_invite(dialog, tx).await;
     Ok(())
 }
 
@@ -268,11 +262,16 @@ async fn consult(
         info!(call, agent = user, ?target, error = %e, "consult refused");
         let _ = dialog.reject(Some(StatusCode::from(status_of(&e))), Some(e.to_string()));
     }
-    let mut d = Dialog::Invite(dialog);
-    if let Err(e) = d.handle(tx).await {
-        debug!(error = %e, "consult INVITE transaction");
-    }
+    drive_invite(dialog, tx).await;
     Ok(())
+}
+
+/// Drives an INVITE's server transaction with its dialog to the end (the final response already
+/// decided or still to come from the call: answered, refused, or CANCELled by the caller).
+pub(super) async fn drive_invite(dialog: InviteDialog, tx: &mut Transaction) {
+    if let Err(e) = Dialog::Invite(dialog).handle(tx).await {
+        debug!(error = %e, "INVITE transaction");
+    }
 }
 
 /// An INVITE's offer answered from a media port of its own, and its dialog (not accepted yet):

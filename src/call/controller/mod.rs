@@ -202,6 +202,15 @@ impl CallController {
         &self.agents
     }
 
+    /// True when `party` is a party of the call now (so its leg belongs in the call's media): an
+    /// agent, the external IVR, a supervisor who joined, a consult's target or leg.
+    pub fn is_in_call(&self, party: &str) -> bool {
+        self.agents.iter().any(|a| a == party)
+            || self.external_ivr() == Some(party)
+            || self.supervisors().iter().any(|(s, _)| *s == party)
+            || self.consult_parties().contains(&party)
+    }
+
     /// The agents ringing for the call (offered, or joining it).
     pub fn ringing(&self) -> impl Iterator<Item = &str> {
         self.ringing.iter().chain(&self.joining).map(String::as_str)
