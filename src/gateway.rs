@@ -149,8 +149,13 @@ impl Gateway {
                 lifecycle.stop_token(),
             ));
         }
-        let (http_addr, http_task) =
-            crate::http::serve(cfg.clone(), lifecycle.clone(), Some(calls.clone())).await?;
+        let (http_addr, http_task) = crate::http::serve(
+            cfg.clone(),
+            lifecycle.clone(),
+            Some(calls.clone()),
+            Some(sip.flood.clone()),
+        )
+        .await?;
         lifecycle.set_ready();
         Ok(Gateway {
             lifecycle,

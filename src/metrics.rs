@@ -216,6 +216,8 @@ pub struct Snapshot {
     pub calls_active: u64,
     /// The call limit.
     pub calls_limit: u64,
+    /// SIP flood defence: (sources banned now, messages dropped ever, bans ever).
+    pub sip_flood: (u64, u64, u64),
 }
 
 fn esc(v: &str) -> String {
@@ -279,6 +281,17 @@ pub fn render(s: &Snapshot) -> String {
         "clicktocall_ws_sessions",
         "Widget WebSocket sessions open.",
         vec![(String::new(), ws_sessions() as f64)],
+    );
+
+    gauge(
+        "clicktocall_sip_banned_sources",
+        "SIP sources banned now (flood or failed authentications).",
+        vec![(String::new(), s.sip_flood.0 as f64)],
+    );
+    let _ = writeln!(
+        out,
+        "# HELP clicktocall_sip_flood_dropped_total SIP messages dropped unanswered from banned sources.\n# TYPE clicktocall_sip_flood_dropped_total counter\nclicktocall_sip_flood_dropped_total {}\n# HELP clicktocall_sip_bans_total SIP sources banned, ever.\n# TYPE clicktocall_sip_bans_total counter\nclicktocall_sip_bans_total {}",
+        s.sip_flood.1, s.sip_flood.2
     );
 
     let counters = COUNTERS.0.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -151,14 +151,6 @@ impl Default for RecordingSection {
     }
 }
 
-/// `[api]`: the REST API.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiSection {
-    /// Bearer key for `/api/*` (or `CLICKTOCALL_API_KEY`); empty disables the API (401 to all).
-    pub key: String,
-}
-
 /// `[context]`: how the page's context reaches the agent's phone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -9,6 +9,7 @@
 //! | `CLICKTOCALL_HTTP_LISTEN` | `http.listen` |
 //! | `CLICKTOCALL_SIP_ADVERTISED_HOST` | `sip.advertised_host` |
 //! | `CLICKTOCALL_API_KEY` | `api.key` |
+//! | `CLICKTOCALL_API_KEY_<NAME>` | `api.keys[name=<NAME>].key` |
 //! | `CLICKTOCALL_TURN_SECRET` | `ice.turn_secret` |
 //! | `CLICKTOCALL_WEBHOOK_SECRET` | `webhooks.secret` |
 //! | `CLICKTOCALL_RECORDS_DATABASE` | `records.database` |
@@ -103,6 +104,20 @@ fn apply_secret(
                 Ok(())
             }
             None => Err(unknown(name, "trunk")),
+        };
+    }
+    if let Some(key_name) = rest.strip_prefix("API_KEY_") {
+        let key = cfg
+            .api
+            .keys
+            .iter_mut()
+            .find(|k| var_part(&k.name) == key_name);
+        return match key {
+            Some(k) => {
+                k.key = value;
+                Ok(())
+            }
+            None => Err(unknown(name, "API key")),
         };
     }
     if let Some(key) = rest

@@ -10,16 +10,18 @@ mod calls;
 mod env;
 mod ivr;
 mod net;
+mod security;
 mod supervision;
 mod validate;
 
 pub use callback::{CallbackSection, SiteConfig, UnsignedPolicy, WidgetSection};
 pub use calls::{
-    ApiSection, ContextSection, DemoAgentSection, IceSection, LimitsSection, MediaSection,
-    QueueConfig, RecordingSection, RecordsSection, WebhooksSection,
+    ContextSection, DemoAgentSection, IceSection, LimitsSection, MediaSection, QueueConfig,
+    RecordingSection, RecordsSection, WebhooksSection,
 };
 pub use ivr::{parse_action, IvrSection, MenuSection};
 pub use net::{Cidr, CidrParseError, ClusterSection};
+pub use security::{ApiKeyConfig, ApiSection, FloodSection};
 pub use supervision::{SupervisionSection, SupervisorConfig, MODES};
 
 use serde::Deserialize;
@@ -187,6 +189,8 @@ pub struct SipConfig {
     /// RFC 3261 timer T1 (round-trip estimate) in milliseconds; UDP retransmissions start at T1 and a
     /// transaction gives up after 64*T1 (Timer B/F: 32 s at the default 500).
     pub timer_t1_ms: u64,
+    /// Flood defence: per-source rate limits and bans (`[sip.flood]`).
+    pub flood: FloodSection,
 }
 
 impl Default for SipConfig {
@@ -204,6 +208,7 @@ impl Default for SipConfig {
             max_message_bytes: 8192,
             options_from_anyone: true,
             timer_t1_ms: 500,
+            flood: FloodSection::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ impl Config {
         self.validate_calls()?;
         self.validate_supervision()?;
         self.validate_callback()?;
+        self.validate_security()?;
         if self.cluster.node_id > crate::call::id::MAX_NODE {
             return Err(ConfigError::invalid(
                 "cluster.node_id",

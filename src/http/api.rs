@@ -1,4 +1,5 @@
-//! The REST API under `/api` (bearer key from `api.key`): agents and their states, queues, calls.
+//! The REST API under `/api` (a key with the route's scope: see [`super::routes`]): agents and
+//! their states, queues, calls, callbacks, records, SIP bans.
 //!
 //! | route | does |
 //! |---|---|
@@ -35,33 +36,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(super) fn authorize(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let key = &state.cfg.api.key;
-    if key.is_empty() {
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "api_disabled",
-            "the REST API is off: set api.key (or CLICKTOCALL_API_KEY)".into(),
-        ));
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    // Constant-time comparison: the key must not leak through timing.
-    let ok = given.is_some_and(|g| crate::secret::same_bytes(g.as_bytes(), key.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong API key (Authorization: Bearer <key>)".into(),
-        ))
-    }
-}
-
 pub(super) fn calls(
     state: &HttpState,
 ) -> Result<&std::sync::Arc<crate::call::CallManager>, ApiError> {
@@ -75,29 +49,17 @@ pub(super) fn calls(
 }
 
 /// `GET /api/agents`
-pub async fn agents(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub async fn agents(State(state): State<HttpState>) -> Result<Response, ApiError> {
     Ok(Json(calls(&state)?.acd.agents().await).into_response())
 }
 
 /// `GET /api/queues`
-pub async fn queues(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub async fn queues(State(state): State<HttpState>) -> Result<Response, ApiError> {
     Ok(Json(calls(&state)?.acd.queues().await).into_response())
 }
 
 /// `GET /api/calls`
-pub async fn list_calls(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub async fn list_calls(State(state): State<HttpState>) -> Result<Response, ApiError> {
     Ok(Json(calls(&state)?.calls()).into_response())
 }
 
@@ -105,10 +67,8 @@ pub async fn list_calls(
 pub async fn set_agent_state(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -192,10 +152,8 @@ fn callback_error(e: crate::callback::service::CallbackError) -> ApiError {
 /// number.
 pub async fn create_callback(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let handle = callbacks(&state)?;
     let b: CallbackBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError(
@@ -238,10 +196,8 @@ pub async fn create_callback(
 /// `GET /api/callbacks?state=...`: the latest 200 callbacks, newest first.
 pub async fn list_callbacks(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let list = callbacks(&state)?
         .store
         .list(q.get("state").map(String::as_str), 200)
@@ -252,10 +208,8 @@ pub async fn list_callbacks(
 /// `GET /api/callbacks/{id}`
 pub async fn get_callback(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     match callbacks(&state)?
         .store
         .get(&id)
@@ -271,10 +225,8 @@ pub async fn get_callback(
 /// `DELETE /api/callbacks/{id}`: cancels a callback still waiting for its time.
 pub async fn cancel_callback(
     State(state): State<HttpState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let cb = callbacks(&state)?
         .cancel(&id)
         .await
@@ -292,7 +244,6 @@ pub async fn cdrs(
         axum::extract::rejection::QueryRejection,
     >,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let axum::extract::Query(filter) =
         q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let csv = filter.format.as_deref() == Some("csv")
@@ -330,6 +281,46 @@ pub async fn cdrs(
     Ok(Json(rows).into_response())
 }
 
+fn flood(state: &HttpState) -> Result<&crate::sip::flood::FloodShield, ApiError> {
+    state.flood.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "SIP is not running".into(),
+        )
+    })
+}
+
+/// `GET /api/bans`: the SIP sources banned now, oldest ban first.
+pub async fn list_bans(State(state): State<HttpState>) -> Result<Response, ApiError> {
+    Ok(Json(flood(&state)?.bans()).into_response())
+}
+
+/// `DELETE /api/bans/{ip}`: lifts a ban (404 when that address is not banned).
+pub async fn unban(
+    State(state): State<HttpState>,
+    Path(ip): Path<String>,
+) -> Result<Response, ApiError> {
+    let shield = flood(&state)?;
+    let addr: std::net::IpAddr = ip.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_address",
+            format!("{ip:?} is not an IP address"),
+        )
+    })?;
+    if shield.unban(addr) {
+        tracing::info!(%addr, "SIP ban lifted over the API");
+        Ok(Json(json!({"ip": addr.to_string(), "banned": false})).into_response())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "not_banned",
+            format!("{addr} is not banned"),
+        ))
+    }
+}
+
 /// `GET /metrics`: Prometheus text format. Not behind the API key (scrapers rarely carry one):
 /// expose it only where your Prometheus can reach it.
 pub async fn metrics(State(state): State<HttpState>) -> Response {
@@ -349,6 +340,9 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
         for a in mgr.acd.agents().await {
             *snap.agents_by_state.entry(a.state.to_string()).or_default() += 1;
         }
+    }
+    if let Some(f) = &state.flood {
+        snap.sip_flood = f.counts();
     }
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

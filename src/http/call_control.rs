@@ -18,14 +18,14 @@
 //! | `POST /api/calls/{id}/consult/{action}` | `complete`, `threeway`, `swap`, `cancel` |
 //! | `PUT /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: a supervisor in the call switches mode |
 
-use super::api::{authorize, calls, ApiError};
+use super::api::{calls, ApiError};
 use super::HttpState;
 use crate::call::controller::parties::TransferTarget;
 use crate::call::controller::supervision::Mode;
 use crate::call::directory::{CallCommand, CommandError};
 use crate::call::{CallId, CallManager, CallSummary};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -86,11 +86,9 @@ fn one_of(body: &str, fields: &[&'static str]) -> Result<(&'static str, String),
 
 async fn run(
     state: &HttpState,
-    headers: &HeaderMap,
     id: &str,
     cmd: impl FnOnce() -> Result<CallCommand, ApiError>,
 ) -> Result<Response, ApiError> {
-    authorize(state, headers)?;
     let mgr = calls(state)?;
     // An unknown call is a 404 before a bad body is a 400.
     let (id, _) = live_call(mgr, id)?;
@@ -107,9 +105,7 @@ async fn run(
 pub async fn get_call(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let (_, call) = live_call(calls(&state)?, &id)?;
     Ok(Json(call).into_response())
 }
@@ -118,37 +114,33 @@ pub async fn get_call(
 pub async fn hangup(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || Ok(CallCommand::Hangup)).await
+    run(&state, &id, || Ok(CallCommand::Hangup)).await
 }
 
 /// `POST /api/calls/{id}/hold`
 pub async fn hold(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || Ok(CallCommand::Hold(true))).await
+    run(&state, &id, || Ok(CallCommand::Hold(true))).await
 }
 
 /// `POST /api/calls/{id}/unhold`
 pub async fn unhold(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || Ok(CallCommand::Hold(false))).await
+    run(&state, &id, || Ok(CallCommand::Hold(false))).await
 }
 
 /// `POST /api/calls/{id}/transfer` with `{"agent": ..}` or `{"queue": ..}`.
 pub async fn transfer(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || {
+    run(&state, &id, || {
         let (field, value) = one_of(&body, &["agent", "queue"])?;
         Ok(CallCommand::Transfer(if field == "agent" {
             TransferTarget::Agent(value)
@@ -163,10 +155,9 @@ pub async fn transfer(
 pub async fn add_party(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &headers, &id, || {
+    let r = run(&state, &id, || {
         let (_, agent) = one_of(&body, &["agent"])?;
         Ok(CallCommand::AddParty(agent))
     })
@@ -178,10 +169,9 @@ pub async fn add_party(
 pub async fn play(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || {
+    run(&state, &id, || {
         let (_, prompt) = one_of(&body, &["prompt"])?;
         Ok(CallCommand::Play(prompt))
     })
@@ -192,10 +182,9 @@ pub async fn play(
 pub async fn recording(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || {
+    run(&state, &id, || {
         let (_, action) = one_of(&body, &["action"])?;
         let action = crate::call::recording::Action::parse(&action).ok_or_else(|| {
             ApiError(
@@ -243,10 +232,9 @@ fn supervise_body(body: &str, change: bool) -> Result<CallCommand, ApiError> {
 pub async fn supervise(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &headers, &id, || supervise_body(&body, false)).await?;
+    let r = run(&state, &id, || supervise_body(&body, false)).await?;
     Ok((StatusCode::ACCEPTED, r).into_response())
 }
 
@@ -254,10 +242,9 @@ pub async fn supervise(
 pub async fn supervise_mode(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || supervise_body(&body, true)).await
+    run(&state, &id, || supervise_body(&body, true)).await
 }
 
 /// `POST /api/calls/{id}/consult` with `{"agent": ..}` or `{"queue": ..}`: the consulted agent
@@ -265,10 +252,9 @@ pub async fn supervise_mode(
 pub async fn consult(
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &headers, &id, || {
+    let r = run(&state, &id, || {
         use crate::call::directory::ConsultTarget;
         let (field, name) = one_of(&body, &["agent", "queue"])?;
         let target = if field == "agent" {
@@ -290,10 +276,9 @@ pub async fn consult(
 pub async fn consult_action(
     State(state): State<HttpState>,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     use crate::call::directory::ConsultAction as A;
-    run(&state, &headers, &id, || {
+    run(&state, &id, || {
         let a = match action.as_str() {
             "complete" => A::Complete,
             "threeway" => A::Threeway,
@@ -316,10 +301,6 @@ pub async fn consult_action(
 pub async fn remove_party(
     State(state): State<HttpState>,
     Path((id, party)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    run(&state, &headers, &id, || {
-        Ok(CallCommand::RemoveParty(party))
-    })
-    .await
+    run(&state, &id, || Ok(CallCommand::RemoveParty(party))).await
 }

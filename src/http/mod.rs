@@ -5,7 +5,9 @@ mod api;
 pub mod assets;
 mod call_control;
 pub mod client_ip;
+pub mod keyring;
 pub mod recordings;
+pub mod routes;
 pub(crate) mod tls;
 mod ws;
 
@@ -14,7 +16,7 @@ use crate::lifecycle::Lifecycle;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,57 +49,23 @@ pub struct HttpState {
     pub cfg: Arc<Config>,
     /// Call control (the WebSocket and the REST API), when running.
     pub calls: Option<Arc<crate::call::CallManager>>,
+    /// The REST API's keys and their scopes.
+    pub keys: Arc<keyring::Keyring>,
+    /// The SIP flood defence (its ban list), when SIP is running.
+    pub flood: Option<Arc<crate::sip::flood::FloodShield>>,
 }
 
 /// The routes, with CORS and tracing layers.
 pub fn router(state: HttpState) -> Router {
     let cors = cors_layer(&state.cfg);
     let max_body = state.cfg.http.max_body_bytes;
-    Router::new()
+    let keys = state.keys.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(api::metrics))
-        .route("/ws", get(ws::upgrade))
-        .route("/api/agents", get(api::agents))
-        .route(
-            "/api/agents/{id}/state",
-            axum::routing::put(api::set_agent_state),
-        )
-        .route("/api/queues", get(api::queues))
-        .route("/api/calls", get(api::list_calls))
-        .route("/api/calls/{id}", get(call_control::get_call))
-        .route("/api/calls/{id}/hangup", post(call_control::hangup))
-        .route("/api/calls/{id}/hold", post(call_control::hold))
-        .route("/api/calls/{id}/unhold", post(call_control::unhold))
-        .route("/api/calls/{id}/transfer", post(call_control::transfer))
-        .route("/api/calls/{id}/parties", post(call_control::add_party))
-        .route("/api/calls/{id}/play", post(call_control::play))
-        .route("/api/calls/{id}/consult", post(call_control::consult))
-        .route(
-            "/api/calls/{id}/consult/{action}",
-            post(call_control::consult_action),
-        )
-        .route(
-            "/api/calls/{id}/supervise",
-            post(call_control::supervise).put(call_control::supervise_mode),
-        )
-        .route(
-            "/api/calls/{id}/recording",
-            post(call_control::recording).get(recordings::get_recording),
-        )
-        .route(
-            "/api/calls/{id}/parties/{party}",
-            axum::routing::delete(call_control::remove_party),
-        )
-        .route("/api/cdrs", get(api::cdrs))
-        .route(
-            "/api/callbacks",
-            get(api::list_callbacks).post(api::create_callback),
-        )
-        .route(
-            "/api/callbacks/{id}",
-            get(api::get_callback).delete(api::cancel_callback),
-        )
+        .route("/ws", get(ws::upgrade));
+    routes::add_api_routes(router, keys)
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(max_body))
@@ -159,6 +127,7 @@ pub async fn serve(
     cfg: Arc<Config>,
     lifecycle: Lifecycle,
     calls: Option<Arc<crate::call::CallManager>>,
+    flood: Option<Arc<crate::sip::flood::FloodShield>>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -172,6 +141,8 @@ pub async fn serve(
         lifecycle,
         cfg: cfg.clone(),
         calls,
+        keys: Arc::new(keyring::Keyring::new(&cfg.api)),
+        flood,
     });
     let handle = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
         (Some(cert), Some(key)) => {

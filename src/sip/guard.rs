@@ -31,12 +31,21 @@ pub struct GuardedUdpSocket {
     max_len: usize,
     server: String,
     stats: Arc<GuardStats>,
+    flood: Arc<super::flood::FloodShield>,
 }
 
 impl GuardedUdpSocket {
     /// Wraps a bound socket. `max_len` is the largest message accepted (larger: 513).
-    pub fn new(socket: UdpSocket, max_len: usize, server: &str, stats: Arc<GuardStats>) -> Self {
+    /// Messages from sources `flood` bans are dropped before anything else.
+    pub fn new(
+        socket: UdpSocket,
+        max_len: usize,
+        server: &str,
+        stats: Arc<GuardStats>,
+        flood: Arc<super::flood::FloodShield>,
+    ) -> Self {
         GuardedUdpSocket {
+            flood,
             socket,
             scratch: Mutex::new(vec![0u8; SCRATCH].into_boxed_slice()),
             max_len,
@@ -52,6 +61,10 @@ impl StackUdpSocket for GuardedUdpSocket {
         let mut scratch = self.scratch.lock().await;
         loop {
             let (len, src) = self.socket.recv_from(&mut scratch[..]).await?;
+            // A banned (or now flooding) source is dropped unanswered, before any parsing.
+            if !self.flood.admit(src.ip()) {
+                continue;
+            }
             let packet = &scratch[..len];
             // Keepalives (RFC 5626 §4.4.1 CRLF) and blank datagrams pass untouched: the stack answers them.
             if packet.iter().all(|b| b.is_ascii_whitespace()) {

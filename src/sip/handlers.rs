@@ -36,6 +36,9 @@ pub struct SipContext {
     pub layer: Arc<DialogLayer>,
     /// Call control's inbound-call entry, once running.
     pub inbound: Arc<std::sync::OnceLock<Arc<dyn super::server::InboundCalls>>>,
+    /// Flood defence: failed authentications count against their source; agents' addresses are
+    /// protected while registered.
+    pub flood: Arc<super::flood::FloodShield>,
 }
 
 /// Who sent a request, as far as the ACL is concerned.
@@ -129,6 +132,9 @@ async fn invite(
             }
             AuthOutcome::Forbidden(why) => {
                 info!(?src, why, "INVITE authentication failed");
+                if let Some(src) = src {
+                    ctx.flood.auth_failed(src.ip());
+                }
                 return reply(tx, StatusCode::Forbidden, vec![]).await.map(|_| None);
             }
         }
@@ -182,6 +188,9 @@ async fn register(
         }
         AuthOutcome::Forbidden(why) => {
             info!(?src, why, "REGISTER authentication failed");
+            if let Some(src) = src {
+                ctx.flood.auth_failed(src.ip());
+            }
             return reply(tx, StatusCode::Forbidden, vec![]).await;
         }
     };
@@ -210,6 +219,10 @@ async fn register(
     };
     match outcome {
         RegisterOutcome::Ok(bindings) => {
+            let longest = bindings.iter().map(|(_, secs)| *secs).max().unwrap_or(0);
+            if longest > 0 {
+                ctx.flood.protect(src.ip(), u64::from(longest));
+            }
             let headers = bindings
                 .into_iter()
                 .map(|(uri, secs)| Header::Contact(format!("<{uri}>;expires={secs}").into()))

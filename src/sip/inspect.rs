@@ -17,6 +17,8 @@ pub struct StreamInspector {
     pub max_len: usize,
     /// Server header value for answers.
     pub server: String,
+    /// Flood defence: messages from banned sources are dropped.
+    pub flood: std::sync::Arc<super::flood::FloodShield>,
 }
 
 #[async_trait::async_trait]
@@ -27,6 +29,11 @@ impl TransportEventInspector for StreamInspector {
         };
         if matches!(conn, SipConnection::Udp(_)) {
             return Some(TransportEvent::Incoming(msg, conn, from));
+        }
+        if let Ok(a) = from.get_socketaddr() {
+            if !self.flood.admit(a.ip()) {
+                return None;
+            }
         }
         match validate::check(&msg.to_bytes(), self.max_len, &self.server) {
             Verdict::Accept { .. } => Some(TransportEvent::Incoming(msg, conn, from)),

@@ -7,6 +7,7 @@
 //! | [`guard`] | the UDP socket rsipstack reads through, applying [`validate`] |
 //! | [`inspect`] | the same checks for TCP/TLS, after rsipstack framed the message |
 //! | [`auth`] | sans-IO digest challenges and verification |
+//! | [`flood`] | sans-IO per-source rate limits and bans; the shield the sockets consult |
 //! | [`server`] | binds listeners, builds the endpoint, dispatches transactions |
 //! | [`handlers`] | one function per method: OPTIONS, REGISTER, INVITE, in-dialog, unknown |
 //! | [`registrar_task`] | the task that owns the [`crate::registrar::Registrar`] core |
@@ -14,6 +15,7 @@
 //! | [`ids`], [`uri`] | our identifiers, URI parsing |
 
 pub mod auth;
+pub mod flood;
 pub mod guard;
 pub mod handlers;
 pub mod ids;

@@ -2,6 +2,7 @@
 //! transaction to its handler in a task of its own.
 
 use super::auth::DigestAuth;
+use super::flood::{FloodGuard, FloodShield};
 use super::guard::{GuardStats, GuardedUdpSocket};
 use super::handlers::{self, SipContext};
 use super::inspect::{Outgoing, StreamInspector};
@@ -59,6 +60,8 @@ pub struct SipServer {
     pub udp_addr: Option<SocketAddr>,
     /// What the validation guard turned away.
     pub guard_stats: Arc<GuardStats>,
+    /// The flood defence (per-source limits and bans).
+    pub flood: Arc<FloodShield>,
     /// The registrar task.
     pub registrar: RegistrarHandle,
     /// rsipstack's dialogs: agent legs and inbound calls; in-dialog requests are routed here.
@@ -104,6 +107,11 @@ impl SipServer {
         };
         let transport_layer = TransportLayer::new(stop.child_token());
         let guard_stats = Arc::new(GuardStats::default());
+        let trusted = super::flood::trusted_sources(&cfg);
+        let flood = Arc::new(FloodShield::new(FloodGuard::new(
+            sip.flood.clone(),
+            trusted,
+        )));
 
         let mut udp_addr = None;
         if let Some(addr) = sip.listen_udp {
@@ -119,6 +127,7 @@ impl SipServer {
                 sip.max_message_bytes,
                 &server_name,
                 guard_stats.clone(),
+                flood.clone(),
             );
             let conn = UdpConnection::from_socket(
                 Arc::new(guarded),
@@ -172,6 +181,7 @@ impl SipServer {
             .with_transport_inspector(Box::new(StreamInspector {
                 max_len: 65_535,
                 server: sip.user_agent.clone(),
+                flood: flood.clone(),
             }))
             .build();
         let mut incoming = endpoint.incoming_transactions()?;
@@ -201,6 +211,7 @@ impl SipServer {
             lifecycle: lifecycle.clone(),
             layer: layer.clone(),
             inbound: inbound.clone(),
+            flood: flood.clone(),
         });
         super::trunk::spawn_registrations(&cfg, inner.clone(), stop.clone());
 
@@ -226,6 +237,7 @@ impl SipServer {
             endpoint: inner,
             udp_addr,
             guard_stats,
+            flood,
             registrar,
             layer,
             inbound,

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_keys_and_scopes;
 mod call_records_one_per_call;
 mod http_health_readiness_and_drain;
 mod overload_refuses_new_calls_and_metrics_show_it;
