@@ -206,3 +206,41 @@ fn env_overrides_secrets() {
     let err = cfg.apply_env(typo).unwrap_err().to_string();
     assert!(err.contains("CLICKTOCALL_AGENT_NOBODY_PASSWORD"), "{err}");
 }
+
+#[test]
+fn api_keys_and_flood_limits_are_checked() {
+    let key = |name: &str, key: &str, scopes: &str| {
+        format!("[[api.keys]]\nname = \"{name}\"\nkey = \"{key}\"\nscopes = [{scopes}]\n")
+    };
+    let good = key("crm", "0123456789abcdef", "\"records:read\"");
+    Config::from_toml(&good).unwrap().validate().unwrap();
+    for (text, wanted) in [
+        (key("crm", "short", "\"records:read\""), "api.keys[0].key"),
+        (key("crm", "0123456789abcdef", "\"calls:write\""), "api.keys[0].scopes"),
+        (key("crm", "0123456789abcdef", ""), "api.keys[0].scopes"),
+        (key("c r m", "0123456789abcdef", "\"admin\""), "api.keys[0].name"),
+        (
+            format!("{good}{}", key("crm", "fedcba9876543210", "\"admin\"")),
+            "api.keys[1].name",
+        ),
+        (
+            format!("[api]\nkey = \"0123456789abcdef\"\n{good}"),
+            "api.keys",
+        ),
+        ("[sip.flood]\nburst = 0\n".to_string(), "sip.flood"),
+    ] {
+        let err = Config::from_toml(&text).unwrap().validate().unwrap_err();
+        assert!(err.to_string().starts_with(wanted), "{text}: {err}");
+    }
+    // The secret from the environment.
+    let mut cfg = Config::from_toml(&key("crm", "", "\"records:read\"")).unwrap();
+    cfg.apply_env([(
+        "CLICKTOCALL_API_KEY_CRM".to_string(),
+        "from-the-environment".to_string(),
+    )])
+    .unwrap();
+    assert_eq!(cfg.api.keys[0].key, "from-the-environment");
+    cfg.validate().unwrap();
+    let off = Config::from_toml("[sip.flood]\nenabled = false\nburst = 0\n").unwrap();
+    off.validate().expect("limits of a disabled defence are not checked");
+}
