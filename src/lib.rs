@@ -13,6 +13,7 @@
 //! | [`config`] | the TOML config, its embedded demo default, env overrides, validation naming keys |
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
+//! | [`ratelimit`] | sans-IO token buckets per key (new widget sockets per visitor IP) |
 //! | [`secret`] | comparing secrets in constant time (API keys, MACs, signatures) |
 //! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS, REST (call control) |
 //! | [`media`] | media-plane cores: one call's N-party media (routes, relay, mixing), G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
@@ -34,6 +35,7 @@ pub mod ivr;
 pub mod lifecycle;
 pub mod media;
 pub mod metrics;
+pub mod ratelimit;
 pub mod recording;
 pub mod records;
 pub mod registrar;

@@ -12,7 +12,9 @@
 //!
 //! Targets: `sip` (our validator, then rsipstack's parser and the header accessors the dialog layer
 //! uses), `sdp` (answering an offer and reading an answer), `rtp` (RTP view, RTCP reports, RFC 4733
-//! events, SIP INFO DTMF bodies), `widget` (the WebSocket protocol, context checks, signatures).
+//! events, SIP INFO DTMF bodies), `widget` (the WebSocket protocol, context checks, signatures,
+//! resume tokens, stats), `rest` (every REST body parser), `wsframe` (the widget socket's frame
+//! guard).
 
 use clicktocall::media::sdp::{read_answer, Format, SdpSession};
 use std::net::SocketAddr;
@@ -194,7 +196,33 @@ const WIDGET: &[&str] = &[
     r#"{"type":"ice","candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"}"#,
     r#"{"type":"ice","candidate":null}"#,
     r#"{"type":"hangup"}"#,
+    r#"{"type":"resume","v":1,"token":"4097.1800000000.acme.00ff00ff"}"#,
+    r#"{"type":"stats","received":900,"lost":2,"jitter_ms":4.5,"rtt_ms":3.0}"#,
+    r#"{"type":"reoffer","sdp":"v=0\r\n"}"#,
+    r#"{"type":"ping"}"#,
 ];
+
+const REST: &[&str] = &[
+    r#"{"agent":"1002"}"#,
+    r#"{"queue":"sales"}"#,
+    r#"{"prompt":"goodbye"}"#,
+    r#"{"action":"pause"}"#,
+    r#"{"supervisor":"9001","mode":"whisper"}"#,
+    "complete",
+    "records:read",
+];
+
+/// Client frames: small, 16-bit and 64-bit lengths, masked and not, a close.
+fn wsframe_seeds() -> Vec<Vec<u8>> {
+    let mut small = vec![2u8, 5, 0x81, 0x85, 1, 2, 3, 4];
+    small.extend_from_slice(b"hello");
+    let mut mid = vec![3u8, 9, 0x82, 0xfe, 0x01, 0x00, 9, 9, 9, 9];
+    mid.extend(std::iter::repeat_n(0x55, 256));
+    let mut big = vec![1u8, 200, 0x81, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
+    big.extend(std::iter::repeat_n(b'x', 300));
+    big.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+    vec![small, mid, big]
+}
 
 type Target = fn(&[u8]);
 
@@ -328,6 +356,46 @@ fn widget(data: &[u8]) {
     let _ = clicktocall::callback::number::normalize(&text, &plan);
 }
 
+/// Every REST body parser (and the consult action and scope names) on the same text.
+fn rest(data: &[u8]) {
+    use clicktocall::http::bodies;
+    let text = String::from_utf8_lossy(data);
+    let _ = bodies::transfer(&text);
+    let _ = bodies::add_party(&text);
+    let _ = bodies::play(&text);
+    let _ = bodies::recording(&text);
+    let _ = bodies::consult(&text);
+    let _ = bodies::supervise(&text, data.len() % 2 == 0);
+    let _ = bodies::consult_action(&text);
+    let _ = clicktocall::http::keyring::Scope::parse(&text);
+}
+
+/// The widget socket's frame guard over a byte stream cut at input-chosen points: every byte is
+/// passed or dropped exactly once, never more than was given.
+fn wsframe(data: &[u8]) {
+    use clicktocall::http::ws_transport::{FrameLimit, Step};
+    let limit = u64::from(data.first().copied().unwrap_or(0)) * 40;
+    let mut l = FrameLimit::new(limit);
+    let (mut fed, mut at, mut spent) = (0usize, 0usize, 0usize);
+    let mut chunk = 1 + data.get(1).copied().unwrap_or(7) as usize;
+    loop {
+        match l.next(&data[at..fed]) {
+            Step::Pass(k) | Step::Drop(k) => {
+                assert!(at + k <= fed, "consumed more than fed");
+                at += k;
+                spent += k;
+            }
+            Step::Oversize => {}
+            Step::More if fed < data.len() => {
+                fed = (fed + chunk).min(data.len());
+                chunk = chunk % 13 + 1;
+            }
+            Step::More => break,
+        }
+    }
+    assert_eq!(spent, at);
+}
+
 fn main() {
     let mut iterations: u64 = 100_000;
     let mut seed: u64 = 0x5eed_c2c0;
@@ -372,6 +440,12 @@ fn main() {
             widget,
             WIDGET.iter().map(|s| s.as_bytes().to_vec()).collect(),
         ),
+        (
+            "rest",
+            rest,
+            REST.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ),
+        ("wsframe", wsframe, wsframe_seeds()),
     ];
     // Panics are the finding: keep the default hook quiet and report them ourselves.
     std::panic::set_hook(Box::new(|info| {

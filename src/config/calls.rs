@@ -85,6 +85,11 @@ pub struct LimitsSection {
     pub max_calls: usize,
     /// Widget WebSocket sessions at once (0: no limit).
     pub max_ws_sessions: usize,
+    /// New widget sockets a second from one visitor address, sustained (0: no limit); beyond it,
+    /// `429` with `Retry-After`.
+    pub ws_per_ip_per_sec: u32,
+    /// New widget sockets one visitor address may open at once above that rate.
+    pub ws_per_ip_burst: u32,
 }
 
 impl Default for LimitsSection {
@@ -92,6 +97,8 @@ impl Default for LimitsSection {
         Self {
             max_calls: 2000,
             max_ws_sessions: 10_000,
+            ws_per_ip_per_sec: 20,
+            ws_per_ip_burst: 60,
         }
     }
 }

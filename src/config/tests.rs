@@ -216,9 +216,15 @@ fn api_keys_and_flood_limits_are_checked() {
     Config::from_toml(&good).unwrap().validate().unwrap();
     for (text, wanted) in [
         (key("crm", "short", "\"records:read\""), "api.keys[0].key"),
-        (key("crm", "0123456789abcdef", "\"calls:write\""), "api.keys[0].scopes"),
+        (
+            key("crm", "0123456789abcdef", "\"calls:write\""),
+            "api.keys[0].scopes",
+        ),
         (key("crm", "0123456789abcdef", ""), "api.keys[0].scopes"),
-        (key("c r m", "0123456789abcdef", "\"admin\""), "api.keys[0].name"),
+        (
+            key("c r m", "0123456789abcdef", "\"admin\""),
+            "api.keys[0].name",
+        ),
         (
             format!("{good}{}", key("crm", "fedcba9876543210", "\"admin\"")),
             "api.keys[1].name",
@@ -242,5 +248,6 @@ fn api_keys_and_flood_limits_are_checked() {
     assert_eq!(cfg.api.keys[0].key, "from-the-environment");
     cfg.validate().unwrap();
     let off = Config::from_toml("[sip.flood]\nenabled = false\nburst = 0\n").unwrap();
-    off.validate().expect("limits of a disabled defence are not checked");
+    off.validate()
+        .expect("limits of a disabled defence are not checked");
 }

@@ -19,9 +19,8 @@
 //! | `PUT /api/calls/{id}/supervise` | `{"supervisor": .., "mode": ..}`: a supervisor in the call switches mode |
 
 use super::api::{calls, ApiError};
+use super::bodies;
 use super::HttpState;
-use crate::call::controller::parties::TransferTarget;
-use crate::call::controller::supervision::Mode;
 use crate::call::directory::{CallCommand, CommandError};
 use crate::call::{CallId, CallManager, CallSummary};
 use axum::extract::{Path, State};
@@ -51,36 +50,6 @@ fn command_error(e: CommandError) -> ApiError {
         CommandError::Conflict(r) => ApiError(StatusCode::CONFLICT, r.code, r.message),
         CommandError::Invalid(code, m) => ApiError(StatusCode::BAD_REQUEST, code, m),
         CommandError::Forbidden(code, m) => ApiError(StatusCode::FORBIDDEN, code, m),
-    }
-}
-
-/// A body with exactly one field of `fields`, as (field, value).
-fn one_of(body: &str, fields: &[&'static str]) -> Result<(&'static str, String), ApiError> {
-    let expected = || {
-        let alts: Vec<String> = fields
-            .iter()
-            .map(|f| format!("{{\"{f}\": \"...\"}}"))
-            .collect();
-        format!("expected {}", alts.join(" or "))
-    };
-    let bad = |why: String| ApiError(StatusCode::BAD_REQUEST, "bad_request", why);
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| bad(format!("{}: {e}", expected())))?;
-    let obj = v.as_object().ok_or_else(|| bad(expected()))?;
-    if obj.len() != 1 {
-        return Err(bad(expected()));
-    }
-    let (k, v) = obj.iter().next().ok_or_else(|| bad(expected()))?;
-    let field = fields
-        .iter()
-        .find(|f| *f == k)
-        .ok_or_else(|| bad(format!("unknown field {k:?}: {}", expected())))?;
-    match v.as_str() {
-        Some(s) if !s.is_empty() && s.len() <= 128 => Ok((field, s.to_string())),
-        _ => Err(bad(format!(
-            "{k:?} must be a non-empty string: {}",
-            expected()
-        ))),
     }
 }
 
@@ -140,15 +109,7 @@ pub async fn transfer(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &id, || {
-        let (field, value) = one_of(&body, &["agent", "queue"])?;
-        Ok(CallCommand::Transfer(if field == "agent" {
-            TransferTarget::Agent(value)
-        } else {
-            TransferTarget::Queue(value)
-        }))
-    })
-    .await
+    run(&state, &id, || bodies::transfer(&body)).await
 }
 
 /// `POST /api/calls/{id}/parties` with `{"agent": ..}`.
@@ -157,11 +118,7 @@ pub async fn add_party(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &id, || {
-        let (_, agent) = one_of(&body, &["agent"])?;
-        Ok(CallCommand::AddParty(agent))
-    })
-    .await?;
+    let r = run(&state, &id, || bodies::add_party(&body)).await?;
     Ok((StatusCode::ACCEPTED, r).into_response())
 }
 
@@ -171,11 +128,7 @@ pub async fn play(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &id, || {
-        let (_, prompt) = one_of(&body, &["prompt"])?;
-        Ok(CallCommand::Play(prompt))
-    })
-    .await
+    run(&state, &id, || bodies::play(&body)).await
 }
 
 /// `POST /api/calls/{id}/recording` with `{"action": "start" | "stop" | "pause" | "resume"}`.
@@ -184,48 +137,7 @@ pub async fn recording(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &id, || {
-        let (_, action) = one_of(&body, &["action"])?;
-        let action = crate::call::recording::Action::parse(&action).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("action {action:?}: use start, stop, pause or resume"),
-            )
-        })?;
-        Ok(CallCommand::Recording(action))
-    })
-    .await
-}
-
-/// A supervise body: `{"supervisor": .., "mode": "monitor" | "whisper" | "barge" | "takeover"}`.
-fn supervise_body(body: &str, change: bool) -> Result<CallCommand, ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        supervisor: String,
-        mode: String,
-    }
-    let bad = |why: String| ApiError(StatusCode::BAD_REQUEST, "bad_request", why);
-    let b: Body = serde_json::from_str(body).map_err(|e| {
-        bad(format!(
-            "expected {{\"supervisor\": \"...\", \"mode\": \"...\"}}: {e}"
-        ))
-    })?;
-    if b.supervisor.is_empty() || b.supervisor.len() > 128 {
-        return Err(bad("supervisor must be a non-empty id".into()));
-    }
-    let mode = Mode::parse(&b.mode).ok_or_else(|| {
-        bad(format!(
-            "mode {:?}: use monitor, whisper, barge or takeover",
-            b.mode
-        ))
-    })?;
-    Ok(CallCommand::Supervise {
-        supervisor: b.supervisor,
-        mode,
-        change,
-    })
+    run(&state, &id, || bodies::recording(&body)).await
 }
 
 /// `POST /api/calls/{id}/supervise`: the supervisor's phone rings (202) and joins on answer.
@@ -234,7 +146,7 @@ pub async fn supervise(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &id, || supervise_body(&body, false)).await?;
+    let r = run(&state, &id, || bodies::supervise(&body, false)).await?;
     Ok((StatusCode::ACCEPTED, r).into_response())
 }
 
@@ -244,7 +156,7 @@ pub async fn supervise_mode(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    run(&state, &id, || supervise_body(&body, true)).await
+    run(&state, &id, || bodies::supervise(&body, true)).await
 }
 
 /// `POST /api/calls/{id}/consult` with `{"agent": ..}` or `{"queue": ..}`: the consulted agent
@@ -254,21 +166,7 @@ pub async fn consult(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    let r = run(&state, &id, || {
-        use crate::call::directory::ConsultTarget;
-        let (field, name) = one_of(&body, &["agent", "queue"])?;
-        let target = if field == "agent" {
-            ConsultTarget::Agent(name)
-        } else {
-            ConsultTarget::Queue(name)
-        };
-        Ok(CallCommand::Consult {
-            from: None,
-            target,
-            leg: None,
-        })
-    })
-    .await?;
+    let r = run(&state, &id, || bodies::consult(&body)).await?;
     Ok((StatusCode::ACCEPTED, r).into_response())
 }
 
@@ -277,24 +175,7 @@ pub async fn consult_action(
     State(state): State<HttpState>,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    use crate::call::directory::ConsultAction as A;
-    run(&state, &id, || {
-        let a = match action.as_str() {
-            "complete" => A::Complete,
-            "threeway" => A::Threeway,
-            "swap" => A::Swap,
-            "cancel" => A::Cancel,
-            other => {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("no consult action {other:?}: complete, threeway, swap or cancel"),
-                ))
-            }
-        };
-        Ok(CallCommand::ConsultDo(a))
-    })
-    .await
+    run(&state, &id, || bodies::consult_action(&action)).await
 }
 
 /// `DELETE /api/calls/{id}/parties/{party}`

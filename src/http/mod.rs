@@ -3,6 +3,7 @@
 
 mod api;
 pub mod assets;
+pub mod bodies;
 mod call_control;
 pub mod client_ip;
 pub mod keyring;
@@ -10,6 +11,7 @@ pub mod recordings;
 pub mod routes;
 pub(crate) mod tls;
 mod ws;
+pub mod ws_transport;
 
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
@@ -53,6 +55,8 @@ pub struct HttpState {
     pub keys: Arc<keyring::Keyring>,
     /// The SIP flood defence (its ban list), when SIP is running.
     pub flood: Option<Arc<crate::sip::flood::FloodShield>>,
+    /// New widget sockets per visitor address.
+    pub ws_rate: Arc<std::sync::Mutex<crate::ratelimit::TokenBuckets<std::net::IpAddr>>>,
 }
 
 /// The routes, with CORS and tracing layers.
@@ -143,6 +147,11 @@ pub async fn serve(
         calls,
         keys: Arc::new(keyring::Keyring::new(&cfg.api)),
         flood,
+        ws_rate: Arc::new(std::sync::Mutex::new(crate::ratelimit::TokenBuckets::new(
+            f64::from(cfg.limits.ws_per_ip_per_sec),
+            f64::from(cfg.limits.ws_per_ip_burst),
+            100_000,
+        ))),
     });
     let handle = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
         (Some(cert), Some(key)) => {

@@ -4,6 +4,7 @@
 //! nothing. A socket that closes, or goes silent (the gateway pings it), does not hang its call
 //! up: the call waits `widget.resume_grace_secs` for a new socket to `resume` it.
 
+use super::ws_transport::{self, FrameGuard, Oversize};
 use super::HttpState;
 use crate::call::customer::CustomerInput;
 use crate::call::events::CallEvent;
@@ -15,12 +16,12 @@ use crate::config::{Config, SiteConfig, UnsignedPolicy};
 use crate::widget::ice;
 use crate::widget::protocol::{self, ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
 use crate::widget::signing;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 /// `/ws?site=KEY`
@@ -91,13 +95,18 @@ fn admit(
     }
 }
 
+/// The widget's socket: the guarded byte stream under tungstenite.
+type WebSocket = tokio_tungstenite::WebSocketStream<
+    FrameGuard<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+>;
+
 /// Upgrades to the widget protocol.
 pub async fn upgrade(
-    ws: WebSocketUpgrade,
     State(state): State<HttpState>,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    mut req: Request,
 ) -> Response {
     let ip = super::client_ip::client_ip(
         peer.map(|Extension(ConnectInfo(a))| a.ip()),
@@ -115,6 +124,19 @@ pub async fn upgrade(
             return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
         }
     };
+    if let (Some(ip), true) = (ip, state.cfg.limits.ws_per_ip_per_sec > 0) {
+        let mut rate = state.ws_rate.lock().unwrap_or_else(|p| p.into_inner());
+        if !rate.allow(std::time::Instant::now(), ip) {
+            crate::metrics::rejected("ws_rate");
+            debug!(%ip, "widget socket refused: too many new sockets from this address");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                "too many new sockets from your address; try again shortly\n",
+            )
+                .into_response();
+        }
+    }
     let max = state.cfg.limits.max_ws_sessions;
     let Some(session_guard) =
         crate::metrics::WsSession::open(if max == 0 { usize::MAX } else { max })
@@ -129,14 +151,46 @@ pub async fn upgrade(
             .into_response();
     };
     let peer = Peer { ip, site };
-    // Twice the protocol limit, so an oversized message still gets a clear `too_large` error;
-    // beyond that the socket is closed by the WebSocket layer itself.
-    ws.max_message_size(2 * MAX_MESSAGE_BYTES)
-        .max_frame_size(2 * MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| async move {
-            let _counted = session_guard;
-            session(socket, mgr, peer).await
-        })
+    let response = match ws_transport::accept(&headers) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded\n",
+        )
+            .into_response();
+    };
+    tokio::spawn(async move {
+        let _counted = session_guard;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return debug!(error = %e, "widget socket upgrade failed"),
+        };
+        let oversize = Arc::new(Oversize::default());
+        let guarded = FrameGuard::new(
+            hyper_util::rt::TokioIo::new(upgraded),
+            MAX_MESSAGE_BYTES,
+            oversize.clone(),
+        );
+        // Fragmented messages may add up to twice the limit (then `too_large`); small buffers,
+        // since widget messages are small and there may be many sockets.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(256 * 1024)
+            .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(2 * MAX_MESSAGE_BYTES));
+        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            guarded,
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        session(socket, mgr, peer, oversize).await
+    });
+    response
 }
 
 /// Checks the context's signature for `peer`'s site; refuses it when the site says so.
@@ -159,14 +213,45 @@ fn verify_context(peer: &Peer, context: &mut Map<String, Value>) -> Result<bool,
     Ok(v.is_verified())
 }
 
+/// A widget that does not take what it is sent within this long is gone (or hostile): its socket
+/// is dropped rather than buffered for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
     if let ServerMessage::Error { code, .. } = msg {
         crate::metrics::rejected(code);
     }
-    socket
-        .send(Message::Text(msg.to_text().into()))
-        .await
-        .is_ok()
+    send_frame(socket, Message::Text(msg.to_text().into())).await
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: Message) -> bool {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+        Ok(r) => r.is_ok(),
+        Err(_) => {
+            info!("widget socket does not read; dropped");
+            false
+        }
+    }
+}
+
+/// After an oversized frame: close with 1009 and wait (a little) for the widget's close, reading
+/// and ignoring whatever comes before it, so nothing the widget was sent is lost to a reset.
+async fn close_too_big(socket: &mut WebSocket) {
+    let close = CloseFrame {
+        code: CloseCode::Size,
+        reason: format!("message over {MAX_MESSAGE_BYTES} bytes").into(),
+    };
+    if !send_frame(socket, Message::Close(Some(close))).await {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn error(code: &str, message: impl Into<String>) -> ServerMessage {
@@ -216,7 +301,12 @@ struct Session {
     out: mpsc::UnboundedSender<ServerMessage>,
 }
 
-async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
+async fn session(
+    mut socket: WebSocket,
+    mgr: Arc<CallManager>,
+    peer: Peer,
+    oversize: Arc<Oversize>,
+) {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
     if !send(&mut socket, &hello(&mgr)).await {
         return;
@@ -232,7 +322,12 @@ async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
-            msg = socket.recv() => {
+            () = oversize.raised() => {
+                info!(session = s.number, "widget sent a message over the limit; closing (1009)");
+                close_too_big(&mut socket).await;
+                break;
+            }
+            msg = socket.next() => {
                 heard = Instant::now();
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
@@ -240,7 +335,7 @@ async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
                         if !send(&mut socket, &error("malformed", "binary frames are not part of the protocol")).await { break; }
                         continue;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(e)) => { debug!(error = %e, "WebSocket read failed"); break; }
                 };
@@ -260,7 +355,7 @@ async fn session(mut socket: WebSocket, mgr: Arc<CallManager>, peer: Peer) {
                     info!(session = s.number, "widget socket silent; treated as lost");
                     break;
                 }
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() { break; }
+                if !send_frame(&mut socket, Message::Ping(Vec::new().into())).await { break; }
             }
         }
     }

@@ -12,3 +12,4 @@ mod http_health_readiness_and_drain;
 mod overload_refuses_new_calls_and_metrics_show_it;
 mod rest_api_agents_queues_calls;
 mod webhooks_survive_a_receiver_outage;
+mod widget_socket_edges;
