@@ -63,7 +63,21 @@ fn load(file: &str, src: std::net::SocketAddr) -> Vec<u8> {
         .replace("$SRC", &src.to_string())
         .replace("$SP", " ");
     let body_len = text.find("\r\n\r\n").map_or(0, |i| text.len() - i - 4);
-    text.replace("$CL", &body_len.to_string()).into_bytes()
+    hex_octets(&text.replace("$CL", &body_len.to_string()))
+}
+
+/// `$xHH` → the octet 0xHH (control characters a file should not hold raw).
+fn hex_octets(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some(at) = rest.windows(2).position(|w| w == b"$x") {
+        out.extend_from_slice(&rest[..at]);
+        let hex = std::str::from_utf8(&rest[at + 2..at + 4]).expect("two hex digits");
+        out.push(u8::from_str_radix(hex, 16).expect("hex"));
+        rest = &rest[at + 4..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 #[test]

@@ -2,7 +2,8 @@
 
 use super::head::{Head, MALFORMED};
 use super::syntax::{
-    check_host_port, check_params, check_uri, is_display_name, is_token, scheme, split_commas,
+    check_host_port, check_params, check_uri, has_uri_headers, is_display_name, is_token, scheme,
+    split_commas,
 };
 use super::{bad, Fault};
 
@@ -35,7 +36,7 @@ pub(super) fn check_request_line(line: &str) -> Result<(&str, &str), Fault> {
     }
     check_uri(uri).map_err(|_| bad("Bad Request-URI"))?;
     let sip = matches!(scheme(uri).as_str(), "sip" | "sips");
-    if sip && uri.contains('?') {
+    if sip && has_uri_headers(uri) {
         // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI; RFC 4475 §3.1.2.11.
         return Err(bad("Header fields in the Request-URI"));
     }
@@ -183,7 +184,7 @@ fn check_one_name_addr(name: &str, value: &str) -> Result<(), Fault> {
         if !is_display_name(display) {
             return Err(bad(format!("Bad {name} display name")));
         }
-    } else if uri.contains(['?', ',']) {
+    } else if has_uri_headers(uri) || uri.contains(',') {
         return Err(bad(format!("{name} URI with headers must be in <>")));
     }
     check_uri(uri).map_err(|_| bad(format!("Bad {name} URI")))?;

@@ -112,7 +112,7 @@ pub(super) fn split_head(text: &str) -> Result<Head<'_>, String> {
 fn split_line(line: &str, line_no: usize) -> HeaderLine<'_> {
     let split = line
         .split_once(':')
-        .filter(|(n, v)| is_token(n.trim_end()) && !v.chars().any(|c| c.is_control() && c != '\t'));
+        .filter(|(n, v)| is_token(n.trim_end()) && controls_escaped(v));
     match split {
         Some((name, value)) => {
             let trimmed = name.trim_end();
@@ -129,6 +129,26 @@ fn split_line(line: &str, line_no: usize) -> HeaderLine<'_> {
             raw: Some(line),
         },
     }
+}
+
+/// No control character but HTAB, except escaped in a quoted string: a `quoted-pair` may escape
+/// any octet but CR and LF (RFC 3261 §25.1; RFC 4475 §3.1.1.2).
+fn controls_escaped(value: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '\t' => {}
+            c if c.is_control() => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Header fields whose values are `name-addr`/`addr-spec` lists with parameters (RFC 3261 §20).

@@ -131,15 +131,27 @@ pub(super) fn check_uri(uri: &str) -> Result<(), ()> {
         return Err(());
     }
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let before_headers = rest.split('?').next().unwrap_or_default();
-        let host_part = before_headers
-            .rsplit_once('@')
-            .map_or(before_headers, |(_, h)| h);
-        let host_port = host_part.split(';').next().unwrap_or_default();
+        let host_port = after_userinfo(rest)
+            .split([';', '?'])
+            .next()
+            .unwrap_or_default();
         check_escapes(rest)?;
         return check_host_port(host_port);
     }
     Ok(())
+}
+
+/// What follows the userinfo of a SIP URI (after `scheme:`): host, params, headers. The user part
+/// may hold `? / ; , & = + $` and a password `:` (RFC 3261 §25.1 `user-unreserved`), but never an
+/// unescaped `@`, which neither params nor headers may hold either: the last `@` ends it.
+fn after_userinfo(rest: &str) -> &str {
+    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+}
+
+/// Whether a SIP URI carries header fields (`?` after the host; RFC 3261 §19.1.1).
+pub(super) fn has_uri_headers(uri: &str) -> bool {
+    uri.split_once(':')
+        .is_some_and(|(_, rest)| after_userinfo(rest).contains('?'))
 }
 
 /// Every `%` in a SIP URI starts `%HEXHEX` (RFC 3261 §25.1 `escaped`).

@@ -324,3 +324,25 @@ fn hostile_input_never_panics() {
         let _ = check(&bytes, 8192, SERVER);
     }
 }
+
+#[test]
+fn sip_user_parts_may_hold_question_marks_and_quoted_pairs_any_octet() {
+    let msg = "!odd-Method_*+`.%'~ sip:us3r~(x!)&is+it$/odd?,/;;*:&pw=1,z!*p$w~d_.(y)@example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP h.example.com;branch=z9hG4bK-.!%66*_+`'~\r\n\
+To: \"BEL:\\\u{7} NUL:\\\u{0} DEL:\\\u{7f}\" <sip:us3r~(x!)&is+it$/odd?,/;;*@example.com>\r\n\
+From: tok1~` tok2'+_ <sip:m@example.com>;p''~+*_!.-%=\"значение\";tag=_t~1'+`*%!-.\r\n\
+Call-ID: w%ZK-!.*_+'@w`~)(><:\\}{\\|\\\"/\"]\r\nCSeq: 9 !odd-Method_*+`.%'~\r\nMax-Forwards: 255\r\nContent-Length: 0\r\n\r\n";
+    assert!(
+        matches!(
+            check(msg.as_bytes(), 8192, SERVER),
+            Verdict::Reply { status: 501, .. }
+        ),
+        "{:?}",
+        check(msg.as_bytes(), 8192, SERVER)
+    );
+    let raw_bel = msg.replace("BEL:\\\u{7}", "BEL:\u{7}");
+    assert!(matches!(
+        check(raw_bel.as_bytes(), 8192, SERVER),
+        Verdict::Reply { status: 400, .. }
+    ));
+}
