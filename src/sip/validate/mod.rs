@@ -120,7 +120,7 @@ pub fn check(buf: &[u8], max_len: usize, server: &str) -> Verdict {
     };
     let body = &buf[head_end + 4..];
     if head.start.starts_with("SIP/") {
-        return check_response(&head, body);
+        return check_response(&head, head_end + 4, body);
     }
     let method = head.start.split(' ').next().unwrap_or_default();
     let outcome = if buf.len() > max_len {
@@ -163,7 +163,7 @@ pub fn check(buf: &[u8], max_len: usize, server: &str) -> Verdict {
 
 /// A response is never answered (RFC 3261 §17.1.3); a malformed one is dropped before it reaches a
 /// transaction. A legal one passes, normalised if needed.
-fn check_response(head: &Head<'_>, body: &[u8]) -> Verdict {
+fn check_response(head: &Head<'_>, head_len: usize, body: &[u8]) -> Verdict {
     let checked = check_malformed_lines(head)
         .and_then(|_| check_status_line(head.start))
         .and_then(|_| check_common(head, None))
@@ -171,12 +171,14 @@ fn check_response(head: &Head<'_>, body: &[u8]) -> Verdict {
     match checked {
         Ok(cut) => {
             let keep = &body[..cut.unwrap_or(body.len())];
-            let mut bytes = head.render().into_bytes();
-            bytes.extend_from_slice(keep);
             if head.changed() {
+                let mut bytes = head.render().into_bytes();
+                bytes.extend_from_slice(keep);
                 Verdict::Normalised { bytes }
             } else {
-                Verdict::Accept { len: bytes.len() }
+                Verdict::Accept {
+                    len: head_len + keep.len(),
+                }
             }
         }
         Err(f) => Verdict::Drop {
