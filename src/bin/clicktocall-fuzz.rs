@@ -230,8 +230,9 @@ static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None
 
 fn sip(data: &[u8]) {
     use clicktocall::sip::validate::{check, Verdict};
-    let keep = match check(data, 65_535, "clicktocall") {
-        Verdict::Accept { len } => len,
+    let kept: std::borrow::Cow<'_, [u8]> = match check(data, 65_535, "clicktocall") {
+        Verdict::Accept { len } => data[..len].into(),
+        Verdict::Normalised { bytes } => bytes.into(),
         // What the guard would answer must itself be a message a stack can parse.
         Verdict::Reply { response, .. } => {
             let _ = rsipstack::rsip::SipMessage::try_from(response.as_slice());
@@ -240,7 +241,7 @@ fn sip(data: &[u8]) {
         Verdict::Drop { .. } => return,
     };
     // Accepted: what the dialog layer reads of it must not panic either.
-    if let Ok(msg) = rsipstack::rsip::SipMessage::try_from(&data[..keep]) {
+    if let Ok(msg) = rsipstack::rsip::SipMessage::try_from(kept.as_ref()) {
         use rsipstack::rsip::prelude::HeadersExt;
         use rsipstack::sip::ToTypedHeader;
         let _ = msg.call_id_header().map(|h| h.to_string());

@@ -72,11 +72,17 @@ impl DigestAuth {
         proxy: bool,
         password_of: impl Fn(&str) -> Option<String>,
     ) -> AuthOutcome {
-        let raw = req.headers.iter().find_map(|h| match (h, proxy) {
-            (rsip::Header::Authorization(a), false) => Some(a.value().to_string()),
-            (rsip::Header::ProxyAuthorization(a), true) => Some(a.value().to_string()),
-            _ => None,
-        });
+        // Credentials in a scheme we do not know are ignored, as if absent: challenge with one we
+        // do (RFC 3261 §22.1; RFC 4475 §3.3.7).
+        let raw = req
+            .headers
+            .iter()
+            .filter_map(|h| match (h, proxy) {
+                (rsip::Header::Authorization(a), false) => Some(a.value().to_string()),
+                (rsip::Header::ProxyAuthorization(a), true) => Some(a.value().to_string()),
+                _ => None,
+            })
+            .find(|v| is_digest(v));
         let Some(raw) = raw else {
             return AuthOutcome::Challenge;
         };
@@ -125,6 +131,15 @@ impl DigestAuth {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// Whether credentials are in the Digest scheme (auth-scheme is case-insensitive, RFC 3261 §25.1).
+fn is_digest(credentials: &str) -> bool {
+    credentials
+        .trim_start()
+        .split([' ', '\t'])
+        .next()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("Digest"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The UDP socket rsipstack reads through: every datagram is judged by [`super::validate::check`]
 //! before the stack sees it. Malformed requests are answered (400/501/513) from here, the rest dropped,
-//! each with a log line; only well-formed messages reach the transaction layer.
+//! each with a log line; only well-formed messages reach the transaction layer, and legal ones
+//! rsipstack could not read as written reach it in a normalised form.
 
 use super::validate::{self, Verdict};
 use rsipstack::platform::net::UdpSocket as StackUdpSocket;
@@ -77,6 +78,15 @@ impl StackUdpSocket for GuardedUdpSocket {
                 Verdict::Accept { len: keep } => {
                     buf[..keep].copy_from_slice(&packet[..keep]);
                     return Ok((keep, src));
+                }
+                Verdict::Normalised { bytes } if bytes.len() <= buf.len() => {
+                    debug!(%src, len, "legal but unusual SIP message normalised for the stack");
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    return Ok((bytes.len(), src));
+                }
+                Verdict::Normalised { .. } => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    warn!(%src, len, "normalised SIP message does not fit the stack's buffer");
                 }
                 Verdict::Reply {
                     status,

@@ -8,6 +8,7 @@
 use super::auth::{AuthOutcome, DigestAuth};
 use super::registrar_task::RegistrarHandle;
 use super::server::Caller;
+use super::uas_checks;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registrar::{ContactRequest, LocationStore, RegisterOutcome, RegisterRequest};
@@ -99,10 +100,13 @@ async fn options(
     if !ctx.cfg.sip.options_from_anyone && classify(ctx, src).await == Source::Unknown {
         return forbidden(tx, src).await;
     }
+    if let Some(refusal) = uas_checks::unsupported_extensions(&tx.original) {
+        return refuse(tx, refusal).await;
+    }
     let headers = vec![
         allow_header(),
         Header::Accept("application/sdp".into()),
-        Header::Supported("replaces, timer".into()),
+        Header::Supported(uas_checks::SUPPORTED.join(", ").into()),
     ];
     reply(tx, StatusCode::OK, headers).await
 }
@@ -139,6 +143,12 @@ async fn invite(
             }
         }
     }
+    let refusal = uas_checks::unsupported_extensions(&tx.original)
+        .or_else(|| uas_checks::unsupported_body(&tx.original))
+        .or_else(|| uas_checks::too_many_hops(&tx.original));
+    if let Some(refusal) = refusal {
+        return refuse(tx, refusal).await.map(|_| None);
+    }
     if ctx.lifecycle.is_draining() {
         return reply(
             tx,
@@ -172,6 +182,10 @@ async fn register(
     tx: &mut Transaction,
     src: Option<SocketAddr>,
 ) -> rsipstack::Result<()> {
+    // A registrar checks Require before authenticating (RFC 3261 §10.3 steps 2 and 3).
+    if let Some(refusal) = uas_checks::unsupported_extensions(&tx.original) {
+        return refuse(tx, refusal).await;
+    }
     let now = Instant::now();
     let user = match ctx
         .auth
@@ -352,6 +366,11 @@ fn allow_header() -> Header {
 async fn forbidden(tx: &mut Transaction, src: Option<SocketAddr>) -> rsipstack::Result<()> {
     info!(?src, method = %tx.original.method, "request from a source outside the ACL refused");
     reply(tx, StatusCode::Forbidden, vec![]).await
+}
+
+async fn refuse(tx: &mut Transaction, refusal: uas_checks::Refusal) -> rsipstack::Result<()> {
+    info!(method = %tx.original.method, status = %refusal.status, "request refused by UAS checks");
+    reply(tx, refusal.status, refusal.headers).await
 }
 
 async fn reply(

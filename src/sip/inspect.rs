@@ -37,6 +37,12 @@ impl TransportEventInspector for StreamInspector {
         }
         match validate::check(&msg.to_bytes(), self.max_len, &self.server) {
             Verdict::Accept { .. } => Some(TransportEvent::Incoming(msg, conn, from)),
+            // rsipstack parsed it already; re-reading the normalised form fixes what it misread
+            // (and gives an RFC 2543 request its From tag).
+            Verdict::Normalised { bytes } => match SipMessage::try_from(bytes.as_slice()) {
+                Ok(normalised) => Some(TransportEvent::Incoming(normalised, conn, from)),
+                Err(_) => Some(TransportEvent::Incoming(msg, conn, from)),
+            },
             Verdict::Reply {
                 status,
                 reason,
@@ -86,7 +92,7 @@ impl rsipstack::transaction::endpoint::MessageInspector for Outgoing {
         match msg {
             SipMessage::Response(r) => {
                 crate::metrics::sip_response(r.status_code.code());
-                SipMessage::Response(r)
+                SipMessage::Response(strip_synthetic_from_tag(r))
             }
             SipMessage::Request(r) => SipMessage::Request(mark_recording_client(r)),
         }
@@ -99,6 +105,26 @@ impl rsipstack::transaction::endpoint::MessageInspector for Outgoing {
     ) -> rsipstack::rsip::SipMessage {
         msg
     }
+}
+
+/// An RFC 2543 request reached the stack with a From tag the guard made up
+/// ([`validate::SYNTHETIC_TAG_PREFIX`]); its answers carry the From the client sent (RFC 3261
+/// §8.2.6.2).
+fn strip_synthetic_from_tag(mut resp: rsipstack::rsip::Response) -> rsipstack::rsip::Response {
+    use rsipstack::rsip::Header;
+    for h in resp.headers.iter_mut() {
+        if let Header::From(f) = h {
+            let value = f.value().to_string();
+            let marker = format!(";tag={}", validate::SYNTHETIC_TAG_PREFIX);
+            if let Some(at) = value.find(&marker) {
+                let end = value[at + 1..]
+                    .find(';')
+                    .map_or(value.len(), |e| at + 1 + e);
+                *h = Header::From(format!("{}{}", &value[..at], &value[end..]).into());
+            }
+        }
+    }
+    resp
 }
 
 /// `+sip.src` on the Contact of a request that requires `siprec`.
@@ -149,6 +175,15 @@ mod tests {
             assert_eq!(out.to_string(), msg.to_string(), "passed on unchanged");
         }
         assert_eq!(count("606"), before + 1);
+    }
+
+    #[test]
+    fn a_made_up_from_tag_is_removed_from_answers() {
+        let resp = format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;received=1.2.3.4\r\nFrom: sip:a@h;tag={}0123;x=1\r\nTo: sip:gw;tag=9\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", validate::SYNTHETIC_TAG_PREFIX);
+        let out = Outgoing
+            .before_send(SipMessage::try_from(resp.as_str()).unwrap(), None)
+            .to_string();
+        assert!(out.contains("\r\nFrom: sip:a@h;x=1\r\n"), "{out}");
     }
 
     #[test]

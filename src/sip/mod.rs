@@ -12,6 +12,7 @@
 //! | [`handlers`] | one function per method: OPTIONS, REGISTER, INVITE, in-dialog, unknown |
 //! | [`registrar_task`] | the task that owns the [`crate::registrar::Registrar`] core |
 //! | [`trunk`] | outbound proxy, credentials and registration toward SIP trunks |
+//! | [`uas_checks`] | 420/415/483 for well-formed requests we cannot serve |
 //! | [`ids`], [`uri`] | our identifiers, URI parsing |
 
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod replaces;
 pub mod request;
 pub mod server;
 pub mod trunk;
+pub mod uas_checks;
 pub mod uri;
 pub mod validate;
 

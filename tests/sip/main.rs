@@ -13,4 +13,5 @@ mod malformed_sip_gets_400_or_is_dropped;
 mod session_timer_keeps_the_call_up;
 mod source_acl;
 mod tls_http_and_sip;
+mod torture;
 mod udp_retransmissions;
