@@ -180,7 +180,7 @@ fn check_one_name_addr(name: &str, value: &str) -> Result<(), Fault> {
         crate::sip::name_addr::split(value).ok_or_else(|| bad(format!("Bad {name}")))?;
     let bracketed = value.contains('<');
     if bracketed {
-        let display = value.split('<').next().unwrap_or_default();
+        let display = &value[..laquot(value).unwrap_or(value.len())];
         if !is_display_name(display) {
             return Err(bad(format!("Bad {name} display name")));
         }
@@ -189,6 +189,22 @@ fn check_one_name_addr(name: &str, value: &str) -> Result<(), Fault> {
     }
     check_uri(uri).map_err(|_| bad(format!("Bad {name} URI")))?;
     check_params(params).map_err(|why| bad(format!("Bad {name}: {why}")))
+}
+
+/// Where the `<` opening the URI is: the first outside a quoted display name (which may hold
+/// `<`, and `\"` escapes).
+fn laquot(value: &str) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Contact: `*` or name-addr values; an `expires` parameter is delta-seconds fitting 32 bits

@@ -346,3 +346,17 @@ Call-ID: w%ZK-!.*_+'@w`~)(><:\\}{\\|\\\"/\"]\r\nCSeq: 9 !odd-Method_*+`.%'~\r\nM
         Verdict::Reply { status: 400, .. }
     ));
 }
+
+#[test]
+fn a_quoted_display_name_may_hold_angle_brackets() {
+    // What the gateway itself writes toward agents for a visitor named "Ada <Lovelace>".
+    let msg = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nFrom: \"Ada <Lovelace> \\\"AL\\\" (web)\" <sip:c2c@127.0.0.1>;tag=a\r\nTo: <sip:8101@127.0.0.1:5099>;tag=b\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    assert!(
+        matches!(
+            super::check(msg.as_bytes(), 8192, "s"),
+            Verdict::Accept { .. }
+        ),
+        "{:?}",
+        super::check(msg.as_bytes(), 8192, "s")
+    );
+}
