@@ -216,6 +216,8 @@ pub struct Snapshot {
     pub calls_active: u64,
     /// The call limit.
     pub calls_limit: u64,
+    /// Tasks alive on the async runtime (a leak shows as a count that never comes back down).
+    pub tasks_alive: u64,
 }
 
 fn esc(v: &str) -> String {
@@ -279,6 +281,11 @@ pub fn render(s: &Snapshot) -> String {
         "clicktocall_ws_sessions",
         "Widget WebSocket sessions open.",
         vec![(String::new(), ws_sessions() as f64)],
+    );
+    gauge(
+        "clicktocall_runtime_tasks_alive",
+        "Tasks alive on the async runtime.",
+        vec![(String::new(), s.tasks_alive as f64)],
     );
 
     let counters = COUNTERS.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
