@@ -218,6 +218,8 @@ pub struct Snapshot {
     pub calls_limit: u64,
     /// SIP flood defence: (sources banned now, messages dropped ever, bans ever).
     pub sip_flood: (u64, u64, u64),
+    /// Tasks alive on the async runtime (a leak shows as a count that never comes back down).
+    pub tasks_alive: u64,
 }
 
 fn esc(v: &str) -> String {
@@ -281,6 +283,11 @@ pub fn render(s: &Snapshot) -> String {
         "clicktocall_ws_sessions",
         "Widget WebSocket sessions open.",
         vec![(String::new(), ws_sessions() as f64)],
+    );
+    gauge(
+        "clicktocall_runtime_tasks_alive",
+        "Tasks alive on the async runtime.",
+        vec![(String::new(), s.tasks_alive as f64)],
     );
 
     gauge(

@@ -327,6 +327,9 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
     let mut snap = crate::metrics::Snapshot {
         calls_active: state.lifecycle.active_calls() as u64,
         calls_limit: state.lifecycle.max_calls() as u64,
+        tasks_alive: tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as u64,
         ..Default::default()
     };
     if let Some(mgr) = &state.calls {

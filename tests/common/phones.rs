@@ -283,7 +283,8 @@ pub fn response(req: &str, code: u16, extra: &str, sdp: Option<&str>) -> String 
 }
 
 /// A customer's phone behind a trunk: plain RTP from `rtp`, sends `hz` once told where (`go`),
-/// records what arrives (PCMU), presses keys (RFC 4733, payload type 101) on request.
+/// records what arrives (PCMU), presses keys (RFC 4733, payload type 101) on request; stops when
+/// dropped.
 pub struct RtpPhone {
     pub heard: Arc<Mutex<Vec<i16>>>,
     /// RFC 4733 digits received (once per key press).
@@ -320,8 +321,11 @@ pub fn rtp_phone(rtp: UdpSocket, hz: f64) -> RtpPhone {
                     _ => {}
                 }
             }
-            if let Ok(a) = go_rx.try_recv() {
-                to = Some(a);
+            match go_rx.try_recv() {
+                Ok(a) => to = Some(a),
+                // The phone was dropped: stop (a long run places thousands of these).
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {}
             }
             let Some(dest) = to else { continue };
             let ts = u32::from(seq) * 160;

@@ -105,6 +105,7 @@ async fn beyond_the_limit_calls_are_refused_cleanly_and_counted() {
         "{text}"
     );
     assert!(value(&text, "clicktocall_ws_sessions") >= 3.0);
+    assert!(value(&text, "clicktocall_runtime_tasks_alive") >= 1.0);
     assert!(
         text.contains("clicktocall_queue_waiting{queue=\"support\"} 0"),
         "{text}"
