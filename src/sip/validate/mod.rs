@@ -133,17 +133,8 @@ pub fn check(buf: &[u8], max_len: usize, server: &str) -> Verdict {
     };
     match outcome {
         Ok(cut) => {
-            let keep = &body[..cut.unwrap_or(body.len())];
             add_missing_from_tag(&mut head);
-            if head.changed() {
-                let mut bytes = head.render().into_bytes();
-                bytes.extend_from_slice(keep);
-                Verdict::Normalised { bytes }
-            } else {
-                Verdict::Accept {
-                    len: head_end + 4 + keep.len(),
-                }
-            }
+            pass(&head, head_end + 4, &body[..cut.unwrap_or(body.len())])
         }
         Err(fault) if method == "ACK" => Verdict::Drop {
             reason: format!("malformed ACK (never answered): {}", fault.reason),
@@ -161,6 +152,20 @@ pub fn check(buf: &[u8], max_len: usize, server: &str) -> Verdict {
     }
 }
 
+/// A message that passed: as it came (its first `head_len` bytes and the body kept), or rewritten
+/// when the head had to be normalised.
+fn pass(head: &Head<'_>, head_len: usize, keep: &[u8]) -> Verdict {
+    if head.changed() {
+        let mut bytes = head.render().into_bytes();
+        bytes.extend_from_slice(keep);
+        Verdict::Normalised { bytes }
+    } else {
+        Verdict::Accept {
+            len: head_len + keep.len(),
+        }
+    }
+}
+
 /// A response is never answered (RFC 3261 §17.1.3); a malformed one is dropped before it reaches a
 /// transaction. A legal one passes, normalised if needed.
 fn check_response(head: &Head<'_>, head_len: usize, body: &[u8]) -> Verdict {
@@ -169,18 +174,7 @@ fn check_response(head: &Head<'_>, head_len: usize, body: &[u8]) -> Verdict {
         .and_then(|_| check_common(head, None))
         .and_then(|_| check_content_length(head, body.len()));
     match checked {
-        Ok(cut) => {
-            let keep = &body[..cut.unwrap_or(body.len())];
-            if head.changed() {
-                let mut bytes = head.render().into_bytes();
-                bytes.extend_from_slice(keep);
-                Verdict::Normalised { bytes }
-            } else {
-                Verdict::Accept {
-                    len: head_len + keep.len(),
-                }
-            }
-        }
+        Ok(cut) => pass(head, head_len, &body[..cut.unwrap_or(body.len())]),
         Err(f) => Verdict::Drop {
             reason: format!("malformed response: {}", f.reason),
         },
