@@ -367,6 +367,15 @@ async fn every_route_needs_its_scope_and_every_write_is_audited() {
     )
     .await;
 
+    // Lifting a ban that is not there, or of something that is no address.
+    let admin = Some("test-key");
+    let (code, body) = http(addr, "DELETE", "/api/bans/127.0.0.9", admin, "").await;
+    assert_eq!((code, body["error"].as_str()), (404, Some("not_banned")));
+    let (code, body) = http(addr, "DELETE", "/api/bans/not-an-ip", admin, "").await;
+    assert_eq!((code, body["error"].as_str()), (400, Some("bad_address")));
+    let (_, bans) = http(addr, "GET", "/api/bans", admin, "").await;
+    assert_eq!(bans, json!([]), "the lifted ban is gone");
+
     let all: BTreeSet<_> = api_routes().iter().map(|r| (r.method, r.path)).collect();
     let missed: Vec<_> = all.difference(&done).collect();
     assert!(
