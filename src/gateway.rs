@@ -58,6 +58,10 @@ impl Gateway {
         } else {
             None
         };
+        // The API keys live on only as digests: the plain keys leave the configuration here.
+        let keys = Arc::new(crate::http::keyring::Keyring::new(&cfg.api));
+        cfg.api.key.clear();
+        cfg.api.keys.iter_mut().for_each(|k| k.key.clear());
         let cfg = Arc::new(cfg);
         let lifecycle = Lifecycle::new();
         lifecycle.set_max_calls(cfg.limits.max_calls);
@@ -154,6 +158,7 @@ impl Gateway {
             lifecycle.clone(),
             Some(calls.clone()),
             Some(sip.flood.clone()),
+            keys,
         )
         .await?;
         lifecycle.set_ready();

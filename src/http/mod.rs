@@ -136,6 +136,7 @@ pub async fn serve(
     lifecycle: Lifecycle,
     calls: Option<Arc<crate::call::CallManager>>,
     flood: Option<Arc<crate::sip::flood::FloodShield>>,
+    keys: Arc<keyring::Keyring>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let addr = cfg.http.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -149,7 +150,7 @@ pub async fn serve(
         lifecycle,
         cfg: cfg.clone(),
         calls,
-        keys: Arc::new(keyring::Keyring::new(&cfg.api)),
+        keys,
         flood,
         ws_rate: Arc::new(std::sync::Mutex::new(crate::ratelimit::TokenBuckets::new(
             f64::from(cfg.limits.ws_per_ip_per_sec),
