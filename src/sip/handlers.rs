@@ -145,6 +145,7 @@ async fn invite(
     }
     let refusal = uas_checks::unsupported_extensions(&tx.original)
         .or_else(|| uas_checks::unsupported_body(&tx.original))
+        .or_else(|| uas_checks::unacceptable_answer(&tx.original))
         .or_else(|| uas_checks::too_many_hops(&tx.original));
     if let Some(refusal) = refusal {
         return refuse(tx, refusal).await.map(|_| None);

@@ -64,6 +64,30 @@ pub fn unsupported_body(req: &rsip::Request) -> Option<Refusal> {
     })
 }
 
+/// An INVITE whose `Accept` rules out SDP, the only body our answer can carry: 406 (RFC 3261
+/// §8.2.3, §21.4.7; RFC 4475 §3.3.15). An empty `Accept` (no body wanted) is refused the same way.
+pub fn unacceptable_answer(req: &rsip::Request) -> Option<Refusal> {
+    let accepts: Vec<String> = req
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Accept(a) => Some(a.value().to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    if accepts.is_empty() {
+        return None;
+    }
+    let sdp = accepts.iter().flat_map(|a| a.split(',')).any(|range| {
+        let media = range.split(';').next().unwrap_or_default().trim();
+        matches!(media, "application/sdp" | "application/*" | "*/*")
+    });
+    (!sdp).then(|| Refusal {
+        status: StatusCode::NotAcceptable,
+        headers: vec![Header::Accept("application/sdp".into())],
+    })
+}
+
 /// An INVITE with `Max-Forwards: 0`: the gateway would send it on as a new call, so like a proxy it
 /// answers 483 (RFC 3261 §16.3 item 3; RFC 4475 §3.3.11 lets an endpoint serve OPTIONS instead).
 pub fn too_many_hops(req: &rsip::Request) -> Option<Refusal> {
@@ -114,5 +138,19 @@ mod tests {
         assert!(unsupported_body(&sdp).is_none());
         assert!(too_many_hops(&req("Max-Forwards: 0\r\n", "")).is_some());
         assert!(too_many_hops(&req("Max-Forwards: 1\r\n", "")).is_none());
+    }
+
+    #[test]
+    fn an_accept_without_sdp_gets_406() {
+        let refused = unacceptable_answer(&req("Accept: text/nobody-reads-this\r\n", ""));
+        assert_eq!(refused.unwrap().status, StatusCode::NotAcceptable);
+        for ok in [
+            "",
+            "Accept: application/sdp\r\n",
+            "Accept: text/html, Application/SDP;level=1\r\n",
+            "Accept: */*\r\n",
+        ] {
+            assert!(unacceptable_answer(&req(ok, "")).is_none(), "{ok:?}");
+        }
     }
 }

@@ -134,6 +134,7 @@ pub fn check(buf: &[u8], max_len: usize, server: &str) -> Verdict {
     match outcome {
         Ok(cut) => {
             add_missing_from_tag(&mut head);
+            add_missing_content_length(&mut head, body);
             pass(&head, head_end + 4, &body[..cut.unwrap_or(body.len())])
         }
         Err(fault) if method == "ACK" => Verdict::Drop {
@@ -234,6 +235,20 @@ fn add_missing_from_tag(head: &mut Head<'_>) {
     );
     from.value = std::borrow::Cow::Owned(value);
     from.raw = None;
+}
+
+/// A datagram without Content-Length carries a body up to its end (RFC 3261 §18.3, §20.14;
+/// RFC 4475 §3.4.1): say so, since rsipstack would read no body at all.
+fn add_missing_content_length(head: &mut Head<'_>, body: &[u8]) {
+    // Only line ends after the head are padding, not a body.
+    if body.iter().all(u8::is_ascii_whitespace) || head.count("Content-Length", Some("l")) > 0 {
+        return;
+    }
+    head.headers.push(head::HeaderLine {
+        name: "Content-Length",
+        value: std::borrow::Cow::Owned(body.len().to_string()),
+        raw: None,
+    });
 }
 
 /// Splits on commas that are not inside quotes or angle brackets.

@@ -360,3 +360,13 @@ fn a_quoted_display_name_may_hold_angle_brackets() {
         super::check(msg.as_bytes(), 8192, "s")
     );
 }
+
+#[test]
+fn a_datagram_without_content_length_keeps_its_body() {
+    let msg = "INVITE sip:+15550100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKcl\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:+15550100@127.0.0.1>\r\nCall-ID: cl\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n";
+    let Verdict::Normalised { bytes } = check(msg.as_bytes(), 8192, SERVER) else {
+        panic!("{:?}", check(msg.as_bytes(), 8192, SERVER));
+    };
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains("Content-Length: 5\r\n\r\nv=0\r\n"), "{text}");
+}
