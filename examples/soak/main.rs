@@ -9,7 +9,8 @@
 //!
 //! Phases: baseline (agents registered) → warm-up load → idle settle → "before" → the soak load
 //! (sampled for the peak) → settle until no call is left → "after". Exit code 1 when the verdict
-//! fails: RSS after more than 5 % above before, or fds / UDP / TCP sockets not back to baseline.
+//! fails: RSS after more than 5 % above before, or fds, UDP / TCP sockets or runtime tasks not back
+//! to baseline.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -41,8 +42,9 @@ struct Args {
     /// Length of the warm-up load before the "before" figures, in seconds.
     #[arg(long, default_value_t = 120)]
     warmup_secs: u64,
-    /// Idle time before taking the "before" and "after" figures, in seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Idle time before taking the "before" and "after" figures, in seconds (SIP transactions
+    /// linger 32 s after a call: 64 × T1).
+    #[arg(long, default_value_t = 40)]
     settle_secs: u64,
     /// Registered agents (default: as many as calls).
     #[arg(long)]
@@ -156,10 +158,9 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     report(&[baseline, before, peak, after], completed, failed, &stats);
     let pass = verdict(baseline, before, after);
     if pass {
+        let dir = gw.dir.clone();
         drop(gw);
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("clicktocall-soak-{}", std::process::id())),
-        );
+        let _ = std::fs::remove_dir_all(dir);
     } else {
         println!("gateway files kept in {}", gw.dir.display());
     }
@@ -266,34 +267,36 @@ fn report(s: &[Sample; 4], completed: u64, failed: u64, stats: &Stats) {
     }
 }
 
-/// RSS after within 5 % of before; fds and sockets back to baseline.
+/// RSS after within 5 % of before; fds, sockets and tasks back to baseline.
 fn verdict(baseline: Sample, before: Sample, after: Sample) -> bool {
     let rss = after.rss_kib as f64 / before.rss_kib.max(1) as f64 - 1.0;
-    let rss_ok = rss <= 0.05;
-    let fds_ok = after.fds <= baseline.fds;
-    let ports_ok = after.udp <= baseline.udp && after.tcp <= baseline.tcp;
-    let pass = rss_ok && fds_ok && ports_ok;
-    println!(
-        "verdict: {} (RSS after {:+.1} % of before: {}; fds {} vs baseline {}: {}; UDP {}/{} TCP {}/{} vs baseline: {})",
-        if pass { "PASS" } else { "FAIL" },
-        rss * 100.0,
-        ok(rss_ok),
-        after.fds,
-        baseline.fds,
-        ok(fds_ok),
-        after.udp,
-        baseline.udp,
-        after.tcp,
-        baseline.tcp,
-        ok(ports_ok)
-    );
+    let checks = [
+        (
+            rss <= 0.05,
+            format!("RSS after {:+.1} % of before", rss * 100.0),
+        ),
+        (
+            after.fds <= baseline.fds,
+            format!("fds {} (baseline {})", after.fds, baseline.fds),
+        ),
+        (
+            after.udp <= baseline.udp && after.tcp <= baseline.tcp,
+            format!(
+                "UDP {} TCP {} (baseline {} {})",
+                after.udp, after.tcp, baseline.udp, baseline.tcp
+            ),
+        ),
+        (
+            after.tasks <= baseline.tasks,
+            format!("tasks {} (baseline {})", after.tasks, baseline.tasks),
+        ),
+    ];
+    let pass = checks.iter().all(|(ok, _)| *ok);
+    let detail: Vec<String> = checks
+        .iter()
+        .map(|(ok, what)| format!("{what}: {}", if *ok { "ok" } else { "FAIL" }))
+        .collect();
+    let word = if pass { "PASS" } else { "FAIL" };
+    println!("verdict: {word} ({})", detail.join("; "));
     pass
-}
-
-fn ok(b: bool) -> &'static str {
-    if b {
-        "ok"
-    } else {
-        "FAIL"
-    }
 }
