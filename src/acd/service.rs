@@ -77,6 +77,8 @@ enum Command {
         events: mpsc::UnboundedSender<AcdEvent>,
     },
     Abandon(CallId),
+    /// The call ended: drop its event channel (the ACD's state is already settled).
+    Forget(CallId),
     Claim {
         call: CallId,
         agent: String,
@@ -149,6 +151,12 @@ impl AcdHandle {
     /// The call left before an agent answered.
     pub fn abandon(&self, call: CallId) {
         let _ = self.tx.send(Command::Abandon(call));
+    }
+
+    /// The call ended, in whatever phase: its event channel is dropped (without this, every call
+    /// that reached an agent left its channel here for the life of the process).
+    pub fn forget(&self, call: CallId) {
+        let _ = self.tx.send(Command::Forget(call));
     }
 
     /// Claims `agent` to join the live call `call` (it rings up to `ring`): never an agent who is
@@ -286,6 +294,10 @@ impl Service {
                 self.calls.remove(&call);
                 self.positions.remove(&call);
                 self.acd.handle_abandon(now, call);
+            }
+            Command::Forget(call) => {
+                self.calls.remove(&call);
+                self.positions.remove(&call);
             }
             Command::Claim {
                 call,

@@ -241,6 +241,7 @@ impl CallTask {
         self.record.ended(reason, self.ctl.ivr_path(), unix_ms());
         self.mgr.records.write(&self.record, "call.ended");
         self.mgr.directory.unregister(self.id);
+        self.mgr.acd.forget(self.id);
         info!(call = self.id, reason, record = %self.record.id, "call ended");
     }
 
