@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --features soak --bin clicktocall --example soak && \
-//!   ./target/release/examples/soak --calls 200 --minutes 30
+//!   ./target/release/examples/soak --calls 200 --minutes 30 --warmup-secs 600
 //! ```
 //!
 //! Phases: baseline (agents registered) → warm-up load → idle settle → "before" → the soak load
