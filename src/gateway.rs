@@ -83,12 +83,15 @@ impl Gateway {
             Some(acd.clone()),
         )
         .await?;
-        let engine = MediaEngine::new(MediaConfig {
-            bind_ip: cfg.media.bind_ip,
-            advertised_ip: cfg.media.advertised_ip,
-            port_min: cfg.media.port_min,
-            port_max: cfg.media.port_max,
-        });
+        let engine = MediaEngine::with_workers(
+            MediaConfig {
+                bind_ip: cfg.media.bind_ip,
+                advertised_ip: cfg.media.advertised_ip,
+                port_min: cfg.media.port_min,
+                port_max: cfg.media.port_max,
+            },
+            cfg.media.workers,
+        );
         let wake = Arc::new(tokio::sync::Notify::new());
         let records = crate::records::writer::Records::open(
             &cfg.records.database,

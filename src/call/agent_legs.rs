@@ -288,12 +288,8 @@ impl CallTask {
             if party.starts_with("ivr:") {
                 self.record.party_left(party, unix_ms());
             }
-            if let Err(tokio::sync::mpsc::error::TrySendError::Full(cmd)) =
-                self.media.commands.try_send(MediaCommand::RemoveLeg(m.leg))
-            {
-                let tx = self.media.commands.clone();
-                tokio::spawn(async move { tx.send(cmd).await });
-            }
+            // The media may have ended with the call already: nothing to remove then.
+            let _ = self.media.commands.try_send(MediaCommand::RemoveLeg(m.leg));
         }
     }
 

@@ -8,7 +8,7 @@
 //! the recorders do, the call is never affected.
 
 use super::sip_leg::{LegEvent, LegTarget, SipLeg};
-use crate::media::engine::{MediaCommand, MediaEngine, PortLease};
+use crate::media::engine::{MediaCommand, MediaCommands, MediaEngine, PortLease};
 use crate::media::recording_tap::RecordCommand;
 use crate::media::sdp::SdpSession;
 use crate::media::siprec_fork::ForkTarget;
@@ -89,7 +89,7 @@ pub struct SiprecSetup {
     /// The media ports.
     pub engine: MediaEngine,
     /// The call's media task.
-    pub media: mpsc::Sender<MediaCommand>,
+    pub media: MediaCommands,
     /// The gateway has a TCP listener (a body too large for UDP may go over TCP).
     pub tcp: bool,
 }

@@ -75,11 +75,12 @@ pub async fn start(
     mpsc::UnboundedSender<CustomerInput>,
     tokio::task::JoinHandle<()>,
 ) {
-    let media = mgr.engine.spawn_call(mgr.media_timers());
     let (leg, lease, dialog) = match call.customer {
         Customer::Browser(leg, lease) => (NewLeg::Browser(leg), lease, None),
         Customer::Sip(dialog, n, lease) => (NewLeg::Rtp(n), lease, Some(dialog)),
     };
+    // A browser answered on a worker's shared port lives on that worker.
+    let media = mgr.engine.spawn_call_near(mgr.media_timers(), &lease);
     let _ = media
         .commands
         .send(MediaCommand::AddLeg {

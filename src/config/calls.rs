@@ -26,6 +26,9 @@ pub struct MediaSection {
     pub media_timeout_secs: u64,
     /// A leg whose MOS estimate (E-model, 1 to 4.5) ends under this fires `call.quality_poor`.
     pub poor_mos: f64,
+    /// Media worker threads (each drives many calls from one event loop and takes one port of
+    /// the range for its browsers); 0: one per core.
+    pub workers: usize,
 }
 
 impl Default for MediaSection {
@@ -37,6 +40,7 @@ impl Default for MediaSection {
             port_max: 20999,
             media_timeout_secs: 30,
             poor_mos: 3.6,
+            workers: 0,
         }
     }
 }
@@ -372,6 +376,12 @@ impl super::Config {
             return Err(ConfigError::invalid(
                 "media.port_min",
                 "the range must start at 1024 or above and below port_max",
+            ));
+        }
+        if m.workers > 256 {
+            return Err(ConfigError::invalid(
+                "media.workers",
+                "at most 256 media workers (0: one per core)",
             ));
         }
         if let Some(code) = &self.recording.pause_code {

@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::{Codec, CodecExtra, FormatParams};
 use str0m::media::{Frequency, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 /// Why a browser leg could not be set up or failed.
@@ -149,6 +151,29 @@ fn receive_input(now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) ->
     ))
 }
 
+/// The `a=ice-ufrag` of an SDP.
+fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_string())
+}
+
+/// str0m set up for one audio stream and nothing else: no TWCC (no transport-wide sequence
+/// numbers, no feedback), no video extensions, a send buffer of a few packets (every write is one
+/// packet, drained at once; audio is never resent), a small reordering window.
+fn lean_config() -> RtcConfig {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(4, Extension::RtpMid);
+    RtcConfig::new()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .set_extension_map(exts)
+        .set_send_buffer_audio(4)
+        .set_send_buffer_video(1)
+        .set_reordering_size_audio(5)
+}
+
 /// Checks a browser's offer (bounded before any parsing: a few kilobytes with a handful of
 /// m-lines) and parses it.
 fn parse_offer(offer: &str) -> Result<SdpOffer, BrowserLegError> {
@@ -173,6 +198,8 @@ fn parse_offer(offer: &str) -> Result<SdpOffer, BrowserLegError> {
 /// One browser's peer connection.
 pub struct BrowserLeg {
     rtc: Rtc,
+    /// Our ICE ufrag (from our answer; an ICE restart changes it).
+    ufrag: String,
     mid: Option<Mid>,
     audio: Option<(Pt, AudioCodec)>,
     connected: bool,
@@ -194,8 +221,23 @@ impl BrowserLeg {
         candidates: &[(SocketAddr, SocketAddr)],
         codecs: &[AudioCodec],
     ) -> Result<(Self, String), BrowserLegError> {
+        Self::answer_with(now, offer, candidates, codecs, None)
+    }
+
+    /// [`BrowserLeg::answer`] with a DTLS certificate shared by many legs (generating one per leg
+    /// costs a key pair per call); `None` generates one.
+    pub fn answer_with(
+        now: Instant,
+        offer: &str,
+        candidates: &[(SocketAddr, SocketAddr)],
+        codecs: &[AudioCodec],
+        cert: Option<&DtlsCert>,
+    ) -> Result<(Self, String), BrowserLegError> {
         let offer = parse_offer(offer)?;
-        let mut config = RtcConfig::new().set_ice_lite(true).clear_codecs();
+        let mut config = lean_config();
+        if let Some(cert) = cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
         for c in codecs {
             config = match c {
                 AudioCodec::Pcmu => config.enable_pcmu(true, false),
@@ -230,8 +272,10 @@ impl BrowserLeg {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| BrowserLegError::Refused(e.to_string()))?;
+        let answer = answer.to_sdp_string();
         let mut leg = BrowserLeg {
             rtc,
+            ufrag: ice_ufrag(&answer).unwrap_or_default(),
             mid: None,
             audio: None,
             connected: false,
@@ -239,7 +283,6 @@ impl BrowserLeg {
             now,
             following: false,
         };
-        let answer = answer.to_sdp_string();
         if let Some(mid) = accepted_audio_mid(&answer) {
             leg.pick_audio(Mid::from(mid.as_str()), codecs);
         }
@@ -266,6 +309,9 @@ impl BrowserLeg {
                 "the new offer dropped or moved the audio".into(),
             ));
         }
+        if let Some(u) = ice_ufrag(&answer) {
+            self.ufrag = u;
+        }
         Ok(answer)
     }
 
@@ -291,6 +337,11 @@ impl BrowserLeg {
             self.mid = Some(mid);
             self.audio = Some(choice);
         }
+    }
+
+    /// Our ICE username fragment (a shared port's demultiplexer routes the browser's checks by it).
+    pub fn ice_ufrag(&self) -> &str {
+        &self.ufrag
     }
 
     /// The codec we send and expect.

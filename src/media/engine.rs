@@ -1,25 +1,26 @@
-//! The media shell: UDP sockets from the port pool and one tokio task per call that owns its
-//! [`CallMedia`] core, moving datagrams and time in and out. Everything the task does, the sans-IO
-//! core decides; the task only waits on its legs' sockets, its command channel and one timer.
-//! Legs come and go by command, each with its own port lease.
+//! The media shell's front: port leases, browser answers and the call's handle on its media.
+//! The media itself runs on [`super::worker`]s: one thread per core, each driving many calls'
+//! [`CallMedia`] cores from one event loop. A call is placed on the least-loaded worker and talks
+//! to it through its [`MediaHandle`]; everything the worker does, the sans-IO core decides.
 
 use super::browser_leg::{AudioCodec, BrowserLeg, BrowserLegError};
-use super::call_media::{CallMedia, MediaEvent, MediaOutput};
+use super::call_media::{CallMedia, MediaEvent};
 use super::leg::NewLeg;
 use super::ports::PortPool;
-use super::recording_tap::{self, Recording};
 use super::routes::{Gain, LegId};
 use super::rtp_leg::RtpLegTimers;
 use super::sdp::Negotiated;
 use super::source::Source;
 use super::transcode::Transcoder;
+use super::worker::{Msg, Pool};
 use crate::records::cdr::Quality;
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::ReadBuf;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -47,35 +48,64 @@ pub enum EngineError {
     Browser(#[from] BrowserLegError),
 }
 
-/// A port from the pool, given back when dropped.
+/// A media port: a socket of its own from the pool (given back when dropped), or a place on a
+/// worker's shared browser port.
 #[derive(Debug)]
 pub struct PortLease {
-    pool: Arc<Mutex<PortPool>>,
-    /// The bound socket.
-    pub socket: UdpSocket,
+    pool: Option<Arc<Mutex<PortPool>>>,
+    /// The bound socket (non-blocking); `None` on a worker's shared browser port.
+    pub socket: Option<UdpSocket>,
     /// Its local address.
     pub local: SocketAddr,
     /// The address to advertise for it.
     pub advertised: SocketAddr,
     /// The RTCP socket on the next (odd) port, for SIP legs.
     pub rtcp: Option<UdpSocket>,
+    /// The worker whose shared port this is.
+    pub(crate) shared_on: Option<usize>,
+    /// Counts places on shared ports while they are held.
+    places: Option<Arc<AtomicUsize>>,
+}
+
+impl PortLease {
+    /// Sends one datagram from the lease's own socket without waiting (a full socket buffer drops
+    /// it, as a network would); a place on a shared port has no socket of its own to send from.
+    pub fn send_to(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match &self.socket {
+            Some(s) => s.send_to(data, to),
+            None => Err(std::io::Error::other("a shared port's place has no socket")),
+        }
+    }
 }
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        // A poisoned pool only means another task panicked while allocating; the set is intact.
-        self.pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release(self.local.port());
+        // The sockets close before the port goes back.
+        drop(self.socket.take());
+        drop(self.rtcp.take());
+        if let Some(places) = &self.places {
+            places.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(pool) = &self.pool {
+            // A poisoned pool only means another thread panicked while allocating; the set is intact.
+            pool.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(self.local.port());
+        }
     }
 }
 
-/// Allocates sockets and starts call media tasks.
+/// Allocates sockets and places calls' media on the workers.
 #[derive(Debug, Clone)]
 pub struct MediaEngine {
     cfg: MediaConfig,
     pool: Arc<Mutex<PortPool>>,
+    workers: Arc<Pool>,
+    /// One DTLS certificate for every browser leg (its fingerprint is in each answer); each leg
+    /// makes its own if the provider could not.
+    cert: Option<Arc<str0m::config::DtlsCert>>,
+    /// Browser places held on the shared ports.
+    places: Arc<AtomicUsize>,
 }
 
 /// Commands to a running call's media.
@@ -125,70 +155,173 @@ pub enum MediaCommand {
     Stop,
 }
 
-/// The call's handle on its media task.
+/// The call's handle on its media.
 pub struct MediaHandle {
-    /// Commands to the task.
-    pub commands: mpsc::Sender<MediaCommand>,
-    /// Events from the task (flowing, digits, lost, prompt done).
-    pub events: mpsc::Receiver<MediaEvent>,
-    /// The task; ends on `Stop` or when the handle's command sender is dropped.
-    pub task: tokio::task::JoinHandle<()>,
+    /// Commands to the call's media.
+    pub commands: MediaCommands,
+    /// Events from it (flowing, digits, lost, prompt done).
+    pub events: mpsc::UnboundedReceiver<MediaEvent>,
+    /// Resolves once the worker has let the call go (its sockets closed, its ports back), after
+    /// `Stop` or when every [`MediaCommands`] is dropped.
+    pub task: MediaDone,
 }
 
-impl MediaEngine {
-    /// An engine over `cfg`'s port range.
-    pub fn new(cfg: MediaConfig) -> Self {
-        let pool = PortPool::new(cfg.port_min, cfg.port_max);
-        MediaEngine {
-            cfg,
-            pool: Arc::new(Mutex::new(pool)),
+/// The call's media is gone (stopped, or its worker ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the call's media has ended")]
+pub struct MediaGone;
+
+/// Where a call's commands go: its worker's inbox, under the call's key. Cloneable; when the last
+/// clone is dropped the worker lets the call go.
+#[derive(Clone)]
+pub struct MediaCommands(Arc<Ticket>);
+
+struct Ticket {
+    key: u64,
+    worker: usize,
+    pool: Arc<Pool>,
+    /// Set by the worker when the call has ended.
+    ended: Arc<AtomicBool>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pool.post(self.worker, Msg::Close(self.key));
+    }
+}
+
+impl std::fmt::Debug for MediaCommands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MediaCommands(call {} on worker {})",
+            self.0.key, self.0.worker
+        )
+    }
+}
+
+impl MediaCommands {
+    /// Hands `cmd` to the call's worker (never waits: the inbox is unbounded, and commands are few).
+    pub fn try_send(&self, cmd: MediaCommand) -> Result<(), MediaGone> {
+        if self.0.ended.load(Ordering::Acquire) {
+            return Err(MediaGone);
+        }
+        if self
+            .0
+            .pool
+            .post(self.0.worker, Msg::Command(self.0.key, cmd))
+        {
+            Ok(())
+        } else {
+            Err(MediaGone)
         }
     }
 
-    /// Ports leased and not yet given back.
+    /// [`MediaCommands::try_send`], for callers written against a channel.
+    pub async fn send(&self, cmd: MediaCommand) -> Result<(), MediaGone> {
+        self.try_send(cmd)
+    }
+
+    /// The worker the call runs on (a browser leg joining it must be answered there).
+    pub fn worker(&self) -> usize {
+        self.0.worker
+    }
+}
+
+/// Resolves when the worker has let the call go.
+pub struct MediaDone(oneshot::Receiver<()>);
+
+impl Future for MediaDone {
+    type Output = Result<(), MediaGone>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped sender means the worker itself ended: the call is gone either way.
+        Pin::new(&mut self.0).poll(cx).map(|_| Ok(()))
+    }
+}
+
+impl MediaEngine {
+    /// An engine over `cfg`'s port range with one media worker per core.
+    pub fn new(cfg: MediaConfig) -> Self {
+        Self::with_workers(cfg, 0)
+    }
+
+    /// An engine with `workers` media workers (0: one per core). Each worker takes one port of the
+    /// range for its browsers, if it can bind one.
+    pub fn with_workers(cfg: MediaConfig, workers: usize) -> Self {
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let pool = Arc::new(Mutex::new(PortPool::new(cfg.port_min, cfg.port_max)));
+        let shared: Vec<Option<PortLease>> = (0..workers)
+            .map(|_| Self::bind_from(&cfg, &pool).ok())
+            .collect();
+        let provider = str0m::crypto::from_feature_flags();
+        MediaEngine {
+            workers: Arc::new(Pool::start(shared)),
+            cfg,
+            pool,
+            cert: provider.dtls_provider.generate_certificate().map(Arc::new),
+            places: Arc::default(),
+        }
+    }
+
+    /// Leases not yet given back: ports of their own, plus places on the workers' shared browser
+    /// ports (the shared ports themselves are not counted).
     pub fn ports_in_use(&self) -> usize {
-        self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use()
+        let used = self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use();
+        used.saturating_sub(self.workers.shared_ports()) + self.places.load(Ordering::Relaxed)
+    }
+
+    /// Media workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Calls on each worker.
+    pub fn worker_loads(&self) -> Vec<usize> {
+        self.workers.loads()
     }
 
     /// Binds a socket on the next free even port (skipping ports the OS says are taken).
     pub async fn lease(&self) -> Result<PortLease, EngineError> {
-        let capacity = self
-            .pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .capacity();
+        Self::bind_from(&self.cfg, &self.pool)
+    }
+
+    fn bind_from(cfg: &MediaConfig, pool: &Arc<Mutex<PortPool>>) -> Result<PortLease, EngineError> {
+        let capacity = pool.lock().unwrap_or_else(|e| e.into_inner()).capacity();
         for _ in 0..capacity {
-            let port = self
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .allocate();
+            let port = pool.lock().unwrap_or_else(|e| e.into_inner()).allocate();
             let Some(port) = port else { break };
-            let local = SocketAddr::new(self.cfg.bind_ip, port);
-            match UdpSocket::bind(local).await {
+            let local = SocketAddr::new(cfg.bind_ip, port);
+            match UdpSocket::bind(local).and_then(|s| s.set_nonblocking(true).map(|_| s)) {
                 Ok(socket) => {
                     let advertised =
-                        SocketAddr::new(self.cfg.advertised_ip.unwrap_or(self.cfg.bind_ip), port);
+                        SocketAddr::new(cfg.advertised_ip.unwrap_or(cfg.bind_ip), port);
                     return Ok(PortLease {
-                        pool: self.pool.clone(),
-                        socket,
+                        pool: Some(pool.clone()),
+                        socket: Some(socket),
                         local,
                         advertised,
                         rtcp: None,
+                        shared_on: None,
+                        places: None,
                     });
                 }
                 Err(e) => {
                     debug!(%local, error = %e, "media port taken, trying the next");
-                    // Keep it marked as used for this round so the loop moves on; give it back after.
-                    let pool = self.pool.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(10)).await;
+                    // Kept marked as used for a while so the loop moves on; given back after.
+                    let pool = pool.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(10));
                         pool.lock().unwrap_or_else(|e| e.into_inner()).release(port);
                     });
                 }
             }
         }
-        Err(EngineError::NoPort(self.cfg.port_min, self.cfg.port_max))
+        Err(EngineError::NoPort(cfg.port_min, cfg.port_max))
     }
 
     /// A lease for a SIP leg: the RTP port plus an RTCP socket on port + 1 (RFC 3550 §11). The RTCP
@@ -196,7 +329,9 @@ impl MediaEngine {
     pub async fn lease_with_rtcp(&self) -> Result<PortLease, EngineError> {
         let mut lease = self.lease().await?;
         let rtcp = SocketAddr::new(lease.local.ip(), lease.local.port().wrapping_add(1));
-        lease.rtcp = UdpSocket::bind(rtcp).await.ok();
+        lease.rtcp = UdpSocket::bind(rtcp)
+            .and_then(|s| s.set_nonblocking(true).map(|_| s))
+            .ok();
         Ok(lease)
     }
 
@@ -208,198 +343,88 @@ impl MediaEngine {
             .collect()
     }
 
-    /// Answers a browser's offer on a fresh port: the leg, its socket, and the SDP answer.
+    /// Answers a browser's offer on the least-loaded worker's shared port: the leg, its place, and
+    /// the SDP answer. Start its call with [`MediaEngine::spawn_call_near`] (or add it to a call on
+    /// that worker).
     pub async fn answer_browser(
         &self,
         now: Instant,
         offer: &str,
     ) -> Result<(BrowserLeg, PortLease, String), EngineError> {
-        let lease = self.lease().await?;
-        let (leg, answer) = BrowserLeg::answer(
+        self.answer_browser_on(self.workers.least_loaded(), now, offer)
+            .await
+    }
+
+    /// Answers a browser's offer on `worker`'s shared port (a port of its own if that worker has
+    /// none).
+    pub async fn answer_browser_on(
+        &self,
+        worker: usize,
+        now: Instant,
+        offer: &str,
+    ) -> Result<(BrowserLeg, PortLease, String), EngineError> {
+        let lease = match self.workers.shared_port(worker) {
+            Some((local, advertised)) => {
+                self.places.fetch_add(1, Ordering::Relaxed);
+                PortLease {
+                    pool: None,
+                    socket: None,
+                    local,
+                    advertised,
+                    rtcp: None,
+                    shared_on: Some(worker),
+                    places: Some(self.places.clone()),
+                }
+            }
+            None => self.lease().await?,
+        };
+        let (leg, answer) = BrowserLeg::answer_with(
             now,
             offer,
             &[(lease.advertised, lease.local)],
             &Self::browser_codecs(),
+            self.cert.as_deref(),
         )?;
         Ok((leg, lease, answer))
     }
 
-    /// Starts a call's media task, with no legs yet.
+    /// Starts a call's media, with no legs yet, on the least-loaded worker.
     pub fn spawn_call(&self, timers: RtpLegTimers) -> MediaHandle {
-        let (cmd_tx, cmd_rx) = mpsc::channel(32);
-        let (ev_tx, ev_rx) = mpsc::channel(64);
-        let task = tokio::spawn(run(CallMedia::new(timers), cmd_rx, ev_tx));
+        self.spawn_on(self.workers.least_loaded(), timers)
+    }
+
+    /// Starts a call's media on the worker of `lease` (a browser leg answered on a shared port must
+    /// live on that port's worker), or on the least-loaded one.
+    pub fn spawn_call_near(&self, timers: RtpLegTimers, lease: &PortLease) -> MediaHandle {
+        let worker = lease
+            .shared_on
+            .unwrap_or_else(|| self.workers.least_loaded());
+        self.spawn_on(worker, timers)
+    }
+
+    fn spawn_on(&self, worker: usize, timers: RtpLegTimers) -> MediaHandle {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let key = self.workers.open(
+            worker,
+            Box::new(CallMedia::new(timers)),
+            ev_tx,
+            done_tx,
+            ended.clone(),
+        );
         MediaHandle {
-            commands: cmd_tx,
+            commands: MediaCommands(Arc::new(Ticket {
+                key,
+                worker,
+                pool: self.workers.clone(),
+                ended,
+            })),
             events: ev_rx,
-            task,
+            task: MediaDone(done_rx),
         }
     }
-}
 
-/// The call's legs' sockets.
-struct Sockets {
-    legs: Vec<(LegId, PortLease)>,
-    /// Where the next receive poll starts, so a busy socket cannot starve the others.
-    start: usize,
-}
-
-impl Sockets {
-    fn lease(&self, leg: LegId) -> Option<&PortLease> {
-        self.legs.iter().find(|(id, _)| *id == leg).map(|(_, l)| l)
-    }
-
-    /// The first datagram waiting on any socket: (leg index, from its RTCP socket, length, sender).
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<(usize, bool, usize, SocketAddr)> {
-        let n = self.legs.len();
-        self.start = self.start.wrapping_add(1);
-        for k in 0..n {
-            let idx = (self.start + k) % n;
-            let lease = &self.legs[idx].1;
-            for (rtcp, sock) in [(false, Some(&lease.socket)), (true, lease.rtcp.as_ref())] {
-                let Some(sock) = sock else { continue };
-                let mut rb = ReadBuf::new(buf);
-                match sock.poll_recv_from(cx, &mut rb) {
-                    Poll::Ready(Ok(from)) => {
-                        return Poll::Ready((idx, rtcp, rb.filled().len(), from))
-                    }
-                    // ICMP errors reported on a later receive (the peer's port closed): one-shot.
-                    Poll::Ready(Err(e)) => debug!(error = %e, "media socket"),
-                    Poll::Pending => {}
-                }
-            }
-        }
-        Poll::Pending
-    }
-}
-
-/// The per-call loop: one select over the legs' sockets, the command channel and the core's
-/// deadline.
-async fn run(
-    mut media: CallMedia,
-    mut commands: mpsc::Receiver<MediaCommand>,
-    events: mpsc::Sender<MediaEvent>,
-) {
-    let mut buf = vec![0u8; 2048];
-    let mut socks = Sockets {
-        legs: Vec::new(),
-        start: 0,
-    };
-    let mut rec: Option<Recording> = None;
-    loop {
-        let Some(mut deadline) = flush(&mut media, &socks, &events, &mut rec).await else {
-            break;
-        };
-        if let Some(r) = rec.as_mut() {
-            deadline = deadline.min(r.pump(Instant::now()));
-        }
-        tokio::select! {
-            (idx, rtcp, n, from) = std::future::poll_fn(|cx| socks.poll_recv(cx, &mut buf)) => {
-                let (id, lease) = (&socks.legs[idx].0, &socks.legs[idx].1);
-                let now = Instant::now();
-                if rtcp {
-                    media.handle_rtcp(now, *id, from, &buf[..n]);
-                } else {
-                    media.handle_datagram(now, *id, from, lease.local, &buf[..n]);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => media.handle_timeout(Instant::now()),
-            cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Stop) | None => break,
-                Some(MediaCommand::Record(r)) => recording_tap::command(&mut media, &mut rec, r),
-                Some(cmd) => command(&mut media, &mut socks, cmd),
-            },
-        }
-    }
-    // A recording the call did not stop (the call task failed): its file is finished all the same.
-    if let Some(r) = rec.take() {
-        drop(r.stop(Instant::now()));
-    }
-}
-
-/// Carries out one command.
-fn command(media: &mut CallMedia, socks: &mut Sockets, cmd: MediaCommand) {
-    let now = Instant::now();
-    match cmd {
-        MediaCommand::AddLeg { id, leg, lease } => {
-            socks.legs.retain(|(l, _)| *l != id);
-            socks.legs.push((id, lease));
-            media.add_leg(now, id, leg, rand::random::<u32>());
-        }
-        MediaCommand::RemoveLeg(id) => {
-            media.remove_leg(now, id);
-            socks.legs.retain(|(l, _)| *l != id);
-        }
-        MediaCommand::UpdateRtp(id, n) => media.update_rtp(now, id, n),
-        MediaCommand::Trust(id, ip) => media.trust(id, ip),
-        MediaCommand::KeepKeys(id, keep) => media.keep_keys(id, keep),
-        MediaCommand::Route { from, to, gain } => media.set_route(now, from, to, gain),
-        MediaCommand::Play(id, s) => media.play(now, id, s),
-        MediaCommand::StopPlaying(id) => media.stop_playing(id),
-        MediaCommand::AddCandidate(id, c) => {
-            if let Err(e) = media.add_remote_candidate(id, &c) {
-                debug!(error = %e, "remote candidate refused");
-            }
-        }
-        MediaCommand::InfoDigit(id, d, len) => media.handle_info_digit(now, id, d, len),
-        MediaCommand::Reoffer(id, offer, reply) => {
-            let _ = reply.send(media.reoffer(id, &offer).map_err(|e| e.to_string()));
-        }
-        MediaCommand::Quality(reply) => {
-            let _ = reply.send(media.qualities());
-        }
-        MediaCommand::Stop | MediaCommand::Record(_) => {}
-    }
-}
-
-/// Carries out the core's outputs until it asks to wait: sends datagrams, forwards events. Returns
-/// the instant to wake at, or `None` when nobody listens to the call's events any more.
-async fn flush(
-    media: &mut CallMedia,
-    socks: &Sockets,
-    events: &mpsc::Sender<MediaEvent>,
-    rec: &mut Option<Recording>,
-) -> Option<Instant> {
-    loop {
-        match media.poll_output() {
-            MediaOutput::Transmit {
-                leg,
-                rtcp,
-                to,
-                data,
-            } => {
-                let Some(lease) = socks.lease(leg) else {
-                    continue;
-                };
-                let sock = if rtcp {
-                    lease.rtcp.as_ref().unwrap_or(&lease.socket)
-                } else {
-                    &lease.socket
-                };
-                if let Err(e) = sock.send_to(&data, to).await {
-                    debug!(%to, error = %e, "media send failed");
-                }
-            }
-            MediaOutput::Event(e) => {
-                if events.send(e).await.is_err() {
-                    return None;
-                }
-            }
-            MediaOutput::Tap { from, at, pcm } => {
-                if let Some(r) = rec.as_mut() {
-                    r.tap(Instant::now(), from, at, &pcm);
-                }
-            }
-            MediaOutput::Timeout(t) => return Some(t),
-        }
-    }
-}
-
-impl MediaEngine {
     /// Starts a call's media with two legs, `LegId(0)` and `LegId(1)`, hearing each other (the
     /// benchmark's browser-to-phone bridge).
     pub async fn spawn_pair(
@@ -408,7 +433,8 @@ impl MediaEngine {
         b: (NewLeg, PortLease),
         timers: RtpLegTimers,
     ) -> MediaHandle {
-        let handle = self.spawn_call(timers);
+        let near = if a.1.shared_on.is_some() { &a.1 } else { &b.1 };
+        let handle = self.spawn_call_near(timers, near);
         let (x, y) = (LegId(0), LegId(1));
         for cmd in [
             MediaCommand::AddLeg {

@@ -19,11 +19,14 @@
 //! | [`transcode`] | G.711 μ/A-law and (feature `opus`) Opus conversion between the legs |
 //! | [`tone`] | tone generator and Goertzel detector |
 //! | [`ports`] | the RTP port pool |
-//! | [`engine`] | the shell: port leases and one tokio task per call driving a [`call_media::CallMedia`] |
+//! | [`engine`] | the shell's front: port leases, browser answers, a call's handle on its media |
+//! | `worker` | the shell: media workers, one thread per core driving many calls' [`call_media::CallMedia`] from one event loop |
+//! | [`demux`] | one shared UDP port for many browser legs: by ICE ufrag, then source address |
 //! | [`flow`] | media-flow event and media timeout |
 
 pub mod browser_leg;
 pub mod call_media;
+pub mod demux;
 pub mod dtmf;
 pub mod engine;
 pub mod flow;
@@ -45,3 +48,4 @@ pub mod siprec_fork;
 pub mod source;
 pub mod tone;
 pub mod transcode;
+pub(crate) mod worker;

@@ -89,7 +89,7 @@ impl Fork {
     pub fn send_frame(&mut self, frame: &[i16], paused: bool) {
         let t = &self.target;
         self.out.frame(self.alaw, self.pts, frame, paused, |ch, p| {
-            if let Err(e) = t.sockets[ch].socket.try_send_to(p, t.to[ch]) {
+            if let Err(e) = t.sockets[ch].send_to(p, t.to[ch]) {
                 debug!(to = %t.to[ch], error = %e, "recorder stream: send failed");
             }
         });

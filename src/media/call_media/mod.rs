@@ -289,6 +289,14 @@ impl CallMedia {
         }
     }
 
+    /// A browser leg's ICE ufrag (it changes with an ICE restart).
+    pub fn browser_ufrag(&self, leg: LegId) -> Option<&str> {
+        match &self.legs[self.index(leg)?].media {
+            LegMedia::Browser(b) => Some(b.leg.ice_ufrag()),
+            LegMedia::Rtp(_) => None,
+        }
+    }
+
     /// Receive quality of every leg the call had, present and removed.
     pub fn qualities(&self) -> Vec<(LegId, Option<Quality>)> {
         let mut q = self.departed.clone();
