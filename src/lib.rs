@@ -42,5 +42,6 @@ pub mod registrar;
 pub mod secret;
 pub mod sip;
 pub mod siprec;
+pub mod sys;
 pub mod telemetry;
 pub mod widget;

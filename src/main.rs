@@ -72,6 +72,15 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 fn serve(config: Option<PathBuf>, log_format: LogFormat) -> anyhow::Result<()> {
     let cfg = Config::load_or_default(config.as_deref()).context("invalid configuration")?;
     telemetry::init(log_format, &cfg.log.level);
+    if let Some((before, after)) = clicktocall::sys::raise_open_files_limit() {
+        tracing::debug!(before, after, "open files limit");
+        if after < 4096 {
+            tracing::warn!(
+                limit = after,
+                "open files limit is low: each SIP leg holds two sockets (raise LimitNOFILE)"
+            );
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -220,6 +220,8 @@ pub struct Snapshot {
     pub sip_flood: (u64, u64, u64),
     /// Tasks alive on the async runtime (a leak shows as a count that never comes back down).
     pub tasks_alive: u64,
+    /// Each media worker's calls and counters.
+    pub media_workers: Vec<crate::media::engine::WorkerStats>,
 }
 
 fn esc(v: &str) -> String {
@@ -291,6 +293,15 @@ pub fn render(s: &Snapshot) -> String {
     );
 
     gauge(
+        "clicktocall_media_worker_calls",
+        "Calls on each media worker.",
+        s.media_workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("{{worker=\"{i}\"}}"), w.calls as f64))
+            .collect(),
+    );
+    gauge(
         "clicktocall_sip_banned_sources",
         "SIP sources banned now (flood or failed authentications).",
         vec![(String::new(), s.sip_flood.0 as f64)],
@@ -301,6 +312,28 @@ pub fn render(s: &Snapshot) -> String {
         s.sip_flood.1, s.sip_flood.2
     );
 
+    for (name, help, get) in [
+        (
+            "clicktocall_media_worker_rounds_total",
+            "Event-loop rounds of each media worker (wake-ups).",
+            (|w| w.rounds) as fn(&crate::media::engine::WorkerStats) -> u64,
+        ),
+        (
+            "clicktocall_media_worker_timers_total",
+            "Calls woken by their deadline on each media worker.",
+            |w| w.timer_fires,
+        ),
+        (
+            "clicktocall_media_worker_datagrams_total",
+            "Datagrams each media worker received.",
+            |w| w.datagrams,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (i, w) in s.media_workers.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", get(w));
+        }
+    }
     let counters = COUNTERS.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut last = "";
     for ((name, label, value), n) in &counters {

@@ -333,6 +333,7 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
         ..Default::default()
     };
     if let Some(mgr) = &state.calls {
+        snap.media_workers = mgr.engine.worker_stats();
         for c in mgr.calls() {
             *snap.calls_by_state.entry(c.state).or_default() += 1;
         }

@@ -12,6 +12,7 @@ use super::rtp_leg::RtpLegTimers;
 use super::sdp::Negotiated;
 use super::source::Source;
 use super::transcode::Transcoder;
+pub use super::worker::WorkerStats;
 use super::worker::{Msg, Pool};
 use crate::records::cdr::Quality;
 use std::future::Future;
@@ -280,9 +281,9 @@ impl MediaEngine {
         self.workers.len()
     }
 
-    /// Calls on each worker.
-    pub fn worker_loads(&self) -> Vec<usize> {
-        self.workers.loads()
+    /// Each worker's calls and counters.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.workers.stats()
     }
 
     /// Binds a socket on the next free even port (skipping ports the OS says are taken).

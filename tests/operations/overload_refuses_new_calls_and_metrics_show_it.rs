@@ -106,6 +106,18 @@ async fn beyond_the_limit_calls_are_refused_cleanly_and_counted() {
     );
     assert!(value(&text, "clicktocall_ws_sessions") >= 3.0);
     assert!(value(&text, "clicktocall_runtime_tasks_alive") >= 1.0);
+    // The three served calls' media runs on the workers, which received their browsers' packets.
+    let series = |name: &str| -> f64 {
+        (0..64)
+            .map(|w| value(&text, &format!("{name}{{worker=\"{w}\"}}")))
+            .sum()
+    };
+    assert_eq!(series("clicktocall_media_worker_calls"), 3.0, "{text}");
+    assert!(
+        series("clicktocall_media_worker_datagrams_total") >= 3.0 * 50.0,
+        "{text}"
+    );
+    assert!(series("clicktocall_media_worker_rounds_total") >= 50.0);
     assert!(
         text.contains("clicktocall_queue_waiting{queue=\"support\"} 0"),
         "{text}"

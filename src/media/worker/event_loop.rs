@@ -3,8 +3,9 @@
 //! core, whose outputs are carried out at once (the shared port's are sent at the end of the
 //! round, together).
 
+use super::batch::{self, RecvSlots};
 use super::sockets::{LegSock, Tokens, SHARED, WAKER};
-use super::Msg;
+use super::{Counters, Msg};
 use crate::media::call_media::{CallMedia, MediaEvent, MediaOutput};
 use crate::media::demux::SharedDemux;
 use crate::media::engine::{MediaCommand, PortLease};
@@ -23,16 +24,22 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-/// What the engine keeps of a started worker: its inbox, waker, call count, shared port.
-pub(super) type Spawned = (
-    std_mpsc::Sender<Msg>,
-    Waker,
-    Arc<AtomicUsize>,
-    Option<(SocketAddr, SocketAddr)>,
-);
+/// What the engine keeps of a started worker.
+pub(super) struct Spawned {
+    pub inbox: std_mpsc::Sender<Msg>,
+    pub waker: Waker,
+    pub calls: Arc<AtomicUsize>,
+    pub counters: Arc<Counters>,
+    /// The shared browser port: (bound, advertised).
+    pub shared: Option<(SocketAddr, SocketAddr)>,
+}
 
 /// Consecutive receive errors on one socket before a round gives up on it.
 const MAX_RECV_ERRORS: usize = 8;
+/// Datagrams per read on the shared browser port (many browsers' packets queue there).
+const SHARED_BATCH: usize = 32;
+/// ... and on a leg's own socket (one peer: 50 packets a second, rarely more than one waiting).
+const LEG_BATCH: usize = 4;
 
 /// Starts worker `index` with its shared browser port (if any) on a thread of its own.
 pub(super) fn spawn(index: usize, port: Option<PortLease>) -> std::io::Result<Spawned> {
@@ -64,12 +71,20 @@ pub(super) fn spawn(index: usize, port: Option<PortLease>) -> std::io::Result<Sp
         shared,
         shared_out: Vec::new(),
         load: load.clone(),
-        buf: vec![0; 2048],
+        counters: Arc::default(),
+        slots: RecvSlots::new(SHARED_BATCH),
     };
+    let counters = worker.counters.clone();
     std::thread::Builder::new()
         .name(format!("media-{index}"))
         .spawn(move || worker.run())?;
-    Ok((tx, waker, load, addrs))
+    Ok(Spawned {
+        inbox: tx,
+        waker,
+        calls: load,
+        counters,
+        shared: addrs,
+    })
 }
 
 /// The worker's port for browsers.
@@ -105,7 +120,8 @@ struct Worker {
     /// Datagrams for the shared port, sent at the end of the round.
     shared_out: Vec<(SocketAddr, Vec<u8>)>,
     load: Arc<AtomicUsize>,
-    buf: Vec<u8>,
+    counters: Arc<Counters>,
+    slots: RecvSlots,
 }
 
 impl Worker {
@@ -123,6 +139,7 @@ impl Worker {
                 warn!(worker = self.index, error = %e, "media worker's poller failed");
                 break;
             }
+            self.counters.rounds.fetch_add(1, Ordering::Relaxed);
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {
@@ -300,7 +317,8 @@ impl Worker {
             calls,
             timers,
             shared_out,
-            buf,
+            slots,
+            counters,
             ..
         } = self
         else {
@@ -309,20 +327,26 @@ impl Worker {
         let mut dead = Vec::new();
         let mut errors = 0;
         loop {
-            match sh.sock.recv_from(buf) {
-                Ok((n, from)) => {
+            match slots.recv(&sh.sock, SHARED_BATCH) {
+                Ok(n) => {
                     errors = 0;
-                    let Some((key, leg)) = sh.demux.route(from, &buf[..n]) else {
-                        continue; // not one of ours: dropped
-                    };
-                    let Some(e) = calls.get_mut(&key) else {
-                        continue;
-                    };
-                    let local = sh.lease.local;
-                    e.media
-                        .handle_datagram(Instant::now(), leg, from, local, &buf[..n]);
-                    if !flush(e, key, shared_out, timers) {
-                        dead.push(key);
+                    counters.datagrams.fetch_add(n as u64, Ordering::Relaxed);
+                    let now = Instant::now();
+                    for (data, from) in (0..n).filter_map(|i| slots.get(i)) {
+                        let Some((key, leg)) = sh.demux.route(from, data) else {
+                            continue; // not one of ours: dropped
+                        };
+                        let Some(e) = calls.get_mut(&key) else {
+                            continue;
+                        };
+                        let local = sh.lease.local;
+                        e.media.handle_datagram(now, leg, from, local, data);
+                        if !flush(e, key, shared_out, timers) {
+                            dead.push(key);
+                        }
+                    }
+                    if n < SHARED_BATCH {
+                        break; // the socket is dry
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -349,7 +373,8 @@ impl Worker {
             calls,
             timers,
             shared_out,
-            buf,
+            slots,
+            counters,
             ..
         } = self;
         let Some(e) = calls.get_mut(&r.key) else {
@@ -367,17 +392,23 @@ impl Worker {
                 &e.legs[i].rtp
             };
             let Some((sock, _)) = sock else { break };
-            match sock.recv_from(buf) {
-                Ok((n, from)) => {
+            match slots.recv(sock, LEG_BATCH) {
+                Ok(n) => {
                     errors = 0;
+                    counters.datagrams.fetch_add(n as u64, Ordering::Relaxed);
                     let now = Instant::now();
-                    if r.rtcp {
-                        e.media.handle_rtcp(now, r.leg, from, &buf[..n]);
-                    } else {
-                        let local = e.legs[i].local;
-                        e.media.handle_datagram(now, r.leg, from, local, &buf[..n]);
+                    let local = e.legs[i].local;
+                    for (data, from) in (0..n).filter_map(|i| slots.get(i)) {
+                        if r.rtcp {
+                            e.media.handle_rtcp(now, r.leg, from, data);
+                        } else {
+                            e.media.handle_datagram(now, r.leg, from, local, data);
+                        }
+                        alive &= flush(e, r.key, shared_out, timers);
                     }
-                    alive = flush(e, r.key, shared_out, timers);
+                    if n < LEG_BATCH {
+                        break; // the socket is dry
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -414,6 +445,7 @@ impl Worker {
                 continue; // stale: the call asked for another time since
             }
             e.deadline = None;
+            self.counters.timer_fires.fetch_add(1, Ordering::Relaxed);
             e.media.handle_timeout(now);
             if !flush(e, key, &mut self.shared_out, &mut self.timers) {
                 dead.push(key);
@@ -437,11 +469,14 @@ impl Worker {
             self.shared_out.clear();
             return;
         };
-        for (to, data) in self.shared_out.drain(..) {
-            if let Err(e) = sh.sock.send_to(&data, to) {
-                debug!(%to, error = %e, "media send failed");
-            }
+        let sent = batch::send_all(&sh.sock, &self.shared_out);
+        if sent < self.shared_out.len() {
+            debug!(
+                dropped = self.shared_out.len() - sent,
+                "shared media port full"
+            );
         }
+        self.shared_out.clear();
     }
 }
 

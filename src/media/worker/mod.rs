@@ -8,6 +8,7 @@
 //! [`MediaCommand`] for it, close it. Events go back on each call's own tokio channel, so the call
 //! task keeps talking to its media through a handle as before.
 
+mod batch;
 mod event_loop;
 mod sockets;
 
@@ -37,11 +38,33 @@ pub(crate) enum Msg {
     Shutdown,
 }
 
+/// A worker's counters (relaxed atomics, read at scrape time).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub rounds: AtomicU64,
+    pub timer_fires: AtomicU64,
+    pub datagrams: AtomicU64,
+}
+
+/// One worker's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Calls on it now.
+    pub calls: u64,
+    /// Event-loop rounds (wake-ups) ever.
+    pub rounds: u64,
+    /// Calls woken by their deadline ever.
+    pub timer_fires: u64,
+    /// Datagrams received ever.
+    pub datagrams: u64,
+}
+
 /// One worker as the engine sees it.
 struct WorkerRef {
     inbox: std_mpsc::Sender<Msg>,
     waker: mio::Waker,
     calls: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     /// The shared browser port: (bound, advertised).
     shared: Option<(SocketAddr, SocketAddr)>,
 }
@@ -65,11 +88,12 @@ impl Pool {
         let mut workers = Vec::new();
         for (index, port) in shared.into_iter().enumerate() {
             match event_loop::spawn(index, port) {
-                Ok((inbox, waker, calls, shared)) => workers.push(WorkerRef {
-                    inbox,
-                    waker,
-                    calls,
-                    shared,
+                Ok(s) => workers.push(WorkerRef {
+                    inbox: s.inbox,
+                    waker: s.waker,
+                    calls: s.calls,
+                    counters: s.counters,
+                    shared: s.shared,
                 }),
                 Err(e) => warn!(worker = index, error = %e, "media worker failed to start"),
             }
@@ -137,11 +161,16 @@ impl Pool {
         self.workers.len()
     }
 
-    /// Calls per worker.
-    pub(crate) fn loads(&self) -> Vec<usize> {
+    /// Each worker's figures.
+    pub(crate) fn stats(&self) -> Vec<WorkerStats> {
         self.workers
             .iter()
-            .map(|w| w.calls.load(Ordering::Relaxed))
+            .map(|w| WorkerStats {
+                calls: w.calls.load(Ordering::Relaxed) as u64,
+                rounds: w.counters.rounds.load(Ordering::Relaxed),
+                timer_fires: w.counters.timer_fires.load(Ordering::Relaxed),
+                datagrams: w.counters.datagrams.load(Ordering::Relaxed),
+            })
             .collect()
     }
 }
