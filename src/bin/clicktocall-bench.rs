@@ -60,7 +60,8 @@ fn main() -> anyhow::Result<()> {
                     dir: d.into(),
                     siprec: args.iter().any(|a| a == "--siprec").then(recorder_sink),
                 });
-            rt.block_on(gateway(control, record))
+            let workers: usize = arg(&args, "--workers", "1").parse()?;
+            rt.block_on(gateway(control, record, workers))
         }
         Some("load") => {
             let calls: usize = arg(&args, "--calls", "100").parse()?;
@@ -70,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(load(control, calls, secs, parties))
         }
         _ => {
-            eprintln!("usage: clicktocall-bench gateway|load [--control ADDR] [--calls N] [--secs S] [--threads T] [--parties 2|3]");
+            eprintln!("usage: clicktocall-bench gateway|load [--control ADDR] [--calls N] [--secs S] [--threads T] [--workers W] [--parties 2|3]");
             std::process::exit(2);
         }
     }
@@ -129,13 +130,20 @@ fn recorder_sink() -> SocketAddr {
     addr
 }
 
-async fn gateway(control: SocketAddr, record: Option<Recording>) -> anyhow::Result<()> {
-    let engine = MediaEngine::new(MediaConfig {
-        bind_ip: "127.0.0.1".parse()?,
-        advertised_ip: None,
-        port_min: 20000,
-        port_max: 29998,
-    });
+async fn gateway(
+    control: SocketAddr,
+    record: Option<Recording>,
+    workers: usize,
+) -> anyhow::Result<()> {
+    let engine = MediaEngine::with_workers(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse()?,
+            advertised_ip: None,
+            port_min: 20000,
+            port_max: 29998,
+        },
+        workers,
+    );
     let listener = TcpListener::bind(control).await?;
     eprintln!(
         "gateway: control on {control}, baseline RSS {} KiB",
@@ -242,6 +250,7 @@ async fn control_conn(
                 let (wall, used) =
                     m.map_or((0.0, 0.0), |(t, c)| (t.elapsed().as_secs_f64(), cpu - c));
                 let n = calls.lock().unwrap_or_else(|e| e.into_inner()).len();
+                eprintln!("gateway: media workers {:?}", engine.worker_stats());
                 w.write_all(format!("STATS {used:.3} {wall:.3} {rss} {n}\n").as_bytes())
                     .await?;
             }

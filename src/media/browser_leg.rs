@@ -349,6 +349,11 @@ impl BrowserLeg {
         self.audio.map(|(_, c)| c)
     }
 
+    /// The latest time the leg was given.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     /// True once ICE and DTLS are up.
     pub fn is_connected(&self) -> bool {
         self.connected

@@ -233,8 +233,16 @@ pub fn drain_browser(
     out: &mut Vec<(SocketAddr, Vec<u8>, bool)>,
     events: &mut BrowserEvents,
 ) -> Result<(), BrowserLegError> {
+    // str0m asks for its timeout "now" after most writes (its send queue moves on a timeout):
+    // served here at once, rather than by a round of the worker's timer for the whole call.
+    let mut due_now = 0;
     loop {
         match b.leg.poll_output()? {
+            BrowserOutput::Timeout(t) if t <= b.leg.now() && due_now < 4 => {
+                due_now += 1;
+                let now = b.leg.now();
+                b.leg.handle_timeout(now)?;
+            }
             BrowserOutput::Timeout(t) => {
                 b.timeout = Some(t);
                 return Ok(());
