@@ -36,6 +36,9 @@ pub(super) struct Spawned {
 
 /// Consecutive receive errors on one socket before a round gives up on it.
 const MAX_RECV_ERRORS: usize = 8;
+/// Socket buffers asked for on the shared browser port: a few hundred milliseconds of 1,000
+/// browsers' packets (each takes about 1 KiB of kernel memory).
+const SHARED_BUFFER: usize = 4 << 20;
 /// Datagrams per read on the shared browser port (many browsers' packets queue there).
 const SHARED_BATCH: usize = 32;
 /// ... and on a leg's own socket (one peer: 50 packets a second, rarely more than one waiting).
@@ -51,6 +54,14 @@ pub(super) fn spawn(index: usize, port: Option<PortLease>) -> std::io::Result<Sp
     if let Some(mut lease) = port {
         if let Some(sock) = lease.socket.take() {
             let mut sock = UdpSocket::from_std(sock);
+            match batch::grow_buffers(&sock, SHARED_BUFFER) {
+                Some(got) if got < SHARED_BUFFER => warn!(
+                    worker = index,
+                    bytes = got,
+                    "the shared browser port's receive buffer is small: bursts may be dropped (raise net.core.rmem_max)"
+                ),
+                _ => {}
+            }
             poll.registry()
                 .register(&mut sock, SHARED, Interest::READABLE)?;
             shared = Some(SharedPort {
