@@ -46,6 +46,16 @@ impl<K: Hash + Eq + Copy> TokenBuckets<K> {
         }
     }
 
+    /// Forgets `key`'s bucket: its next message starts from a full one.
+    pub fn forget(&mut self, key: &K) {
+        self.buckets.remove(key);
+    }
+
+    /// True while `key` has a bucket.
+    pub fn tracks(&self, key: &K) -> bool {
+        self.buckets.contains_key(key)
+    }
+
     /// Keys tracked now.
     pub fn len(&self) -> usize {
         self.buckets.len()
@@ -87,6 +97,12 @@ mod tests {
         // Idle keys are forgotten once full again.
         b.allow(t0 + Duration::from_secs(10), 3);
         assert_eq!(b.len(), 1);
+        // A forgotten key starts from a full bucket.
+        let t1 = t0 + Duration::from_secs(20);
+        assert_eq!((0..10).filter(|_| b.allow(t1, 3)).count(), 5);
+        b.forget(&3);
+        assert!(b.is_empty());
+        assert!(b.allow(t1, 3));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! are never limited or banned, so a flood spoofing them cannot lock them out either.
 
 use crate::config::{Cidr, FloodSection};
+use crate::ratelimit::TokenBuckets;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -44,11 +45,10 @@ pub struct Ban {
     pub dropped: u64,
 }
 
+/// A source's failed authentications in its current window.
 #[derive(Debug)]
-struct Source {
-    tokens: f64,
-    last: Instant,
-    failures: u32,
+struct Failures {
+    count: u32,
     window_start: Instant,
 }
 
@@ -58,7 +58,9 @@ pub struct FloodGuard {
     limits: FloodSection,
     trusted: Vec<Cidr>,
     protected: HashMap<IpAddr, Instant>,
-    sources: HashMap<IpAddr, Source>,
+    /// Messages per source (`ratelimit`'s buckets: full ones are forgotten, bounded in count).
+    buckets: TokenBuckets<IpAddr>,
+    failures: HashMap<IpAddr, Failures>,
     bans: HashMap<IpAddr, Ban>,
     next_sweep: Option<Instant>,
     /// Messages dropped from banned sources, ever.
@@ -73,10 +75,15 @@ impl FloodGuard {
     /// A guard with these limits; `trusted` networks are never limited.
     pub fn new(limits: FloodSection, trusted: Vec<Cidr>) -> FloodGuard {
         FloodGuard {
+            buckets: TokenBuckets::new(
+                f64::from(limits.rate_per_sec),
+                f64::from(limits.burst),
+                limits.max_sources,
+            ),
             limits,
             trusted,
             protected: HashMap::new(),
-            sources: HashMap::new(),
+            failures: HashMap::new(),
             bans: HashMap::new(),
             next_sweep: None,
             dropped_total: 0,
@@ -104,18 +111,7 @@ impl FloodGuard {
         if self.exempt(now, ip) {
             return Admit::Pass;
         }
-        let (rate, burst) = (
-            f64::from(self.limits.rate_per_sec),
-            f64::from(self.limits.burst),
-        );
-        let Some(src) = self.source(now, ip) else {
-            return Admit::Pass;
-        };
-        let elapsed = now.saturating_duration_since(src.last).as_secs_f64();
-        src.tokens = (src.tokens + elapsed * rate).min(burst);
-        src.last = now;
-        if src.tokens >= 1.0 {
-            src.tokens -= 1.0;
+        if self.buckets.allow(now, ip) {
             return Admit::Pass;
         }
         self.ban(now, ip, BanReason::Flood);
@@ -130,16 +126,19 @@ impl FloodGuard {
             return false;
         }
         let window = Duration::from_secs(self.limits.auth_window_secs);
-        let max = self.limits.auth_failures;
-        let Some(src) = self.source(now, ip) else {
-            return false;
-        };
-        if now.saturating_duration_since(src.window_start) > window {
-            src.window_start = now;
-            src.failures = 0;
+        if !self.failures.contains_key(&ip) && self.failures.len() >= self.limits.max_sources {
+            return false; // the table is full: the source goes untracked
         }
-        src.failures += 1;
-        if src.failures < max {
+        let f = self.failures.entry(ip).or_insert(Failures {
+            count: 0,
+            window_start: now,
+        });
+        if now.saturating_duration_since(f.window_start) > window {
+            f.window_start = now;
+            f.count = 0;
+        }
+        f.count += 1;
+        if f.count < self.limits.auth_failures {
             return false;
         }
         self.ban(now, ip, BanReason::AuthFailures);
@@ -167,17 +166,20 @@ impl FloodGuard {
 
     /// Lifts the ban on `ip` (and forgets its history); false when it was not banned.
     pub fn unban(&mut self, now: Instant, ip: IpAddr) -> bool {
-        self.sources.remove(&ip);
+        self.buckets.forget(&ip);
+        self.failures.remove(&ip);
         self.bans.remove(&ip).is_some_and(|b| b.until > now)
     }
 
     /// Sources tracked now (for the memory bound's tests and metrics).
     pub fn tracked(&self) -> usize {
-        self.sources.len()
+        let only_failures = self.failures.keys().filter(|ip| !self.buckets.tracks(ip));
+        self.buckets.len() + only_failures.count()
     }
 
     fn ban(&mut self, now: Instant, ip: IpAddr, reason: BanReason) {
-        self.sources.remove(&ip);
+        self.buckets.forget(&ip);
+        self.failures.remove(&ip);
         self.bans_total += 1;
         self.bans.insert(
             ip,
@@ -190,40 +192,18 @@ impl FloodGuard {
         );
     }
 
-    /// The bucket of `ip`, created full; None when the table is full (the source goes untracked).
-    fn source(&mut self, now: Instant, ip: IpAddr) -> Option<&mut Source> {
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.limits.max_sources {
-            return None;
-        }
-        let burst = f64::from(self.limits.burst);
-        Some(self.sources.entry(ip).or_insert(Source {
-            tokens: burst,
-            last: now,
-            failures: 0,
-            window_start: now,
-        }))
-    }
-
-    /// Forgets ended bans, lapsed protections, and sources back to a full bucket with no recent
-    /// failures: memory follows the sources active now, not every address ever seen.
+    /// Forgets ended bans, lapsed protections and failure windows (the buckets forget full ones
+    /// themselves): memory follows the sources active now, not every address ever seen.
     fn sweep_if_due(&mut self, now: Instant) {
         if self.next_sweep.is_some_and(|t| t > now) {
             return;
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
-        let (rate, burst) = (
-            f64::from(self.limits.rate_per_sec),
-            f64::from(self.limits.burst),
-        );
         let window = Duration::from_secs(self.limits.auth_window_secs);
         self.bans.retain(|_, b| b.until > now);
         self.protected.retain(|_, until| *until > now);
-        self.sources.retain(|_, s| {
-            let idle = now.saturating_duration_since(s.last).as_secs_f64();
-            let refilled = s.tokens + idle * rate >= burst;
-            let failures_old = now.saturating_duration_since(s.window_start) > window;
-            !(refilled && (s.failures == 0 || failures_old))
-        });
+        self.failures
+            .retain(|_, f| now.saturating_duration_since(f.window_start) <= window);
     }
 }
 
