@@ -168,6 +168,17 @@ const RESPONSE: &str = "SIP/2.0 183 Session Progress\r\nVia: SIP/2.0/UDP 127.0.0
 const CHROME_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:126 telephone-event/8000\r\n";
 const SIP_ANSWER: &str = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
 
+/// A STUN binding request as a browser sends it to a shared port (USERNAME `ufA1:peer`, then
+/// PRIORITY).
+fn stun_seed() -> Vec<u8> {
+    let mut m = vec![0x00, 0x01, 0x00, 0x18, 0x21, 0x12, 0xa4, 0x42];
+    m.extend([7u8; 12]);
+    m.extend([0x00, 0x06, 0x00, 0x09]);
+    m.extend(b"ufA1:peer\0\0\0");
+    m.extend([0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);
+    m
+}
+
 fn rtp_seeds() -> Vec<Vec<u8>> {
     let mut pcmu = vec![
         0x80, 0x00, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef,
@@ -186,7 +197,7 @@ fn rtp_seeds() -> Vec<Vec<u8>> {
         0, 0, 0, 2, 0x10, 0, 0, 5, 0, 0, 0x12, 0x34, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
     let rr = vec![0x80, 201, 0, 1, 0, 0, 0, 3];
-    vec![pcmu, dtmf, ext, sr, rr]
+    vec![pcmu, dtmf, ext, sr, rr, stun_seed()]
 }
 
 const WIDGET: &[&str] = &[
@@ -276,6 +287,21 @@ fn rtp(data: &[u8]) {
     let _ = clicktocall::media::rtcp::parse(data);
     let _ = clicktocall::media::dtmf::DtmfEvent::parse(data);
     CALL.with(|c| c.borrow_mut().feed(data));
+    // A shared browser port's demultiplexer, from one of a few addresses in turn.
+    DEMUX.with(|d| {
+        let mut d = d.borrow_mut();
+        let port = 5000 + u16::from(data.first().copied().unwrap_or(0) % 8);
+        let _ = d.route(std::net::SocketAddr::from(([127, 0, 0, 1], port)), data);
+    });
+}
+
+thread_local! {
+    static DEMUX: std::cell::RefCell<clicktocall::media::demux::SharedDemux<u8>> = {
+        let mut d = clicktocall::media::demux::SharedDemux::default();
+        d.set_ufrag(1, "ufA1");
+        d.set_ufrag(2, "ufB2");
+        std::cell::RefCell::new(d)
+    };
 }
 
 /// A three-party call's media core (PCMU, PCMA, PCMU legs, everybody hearing everybody, so the
