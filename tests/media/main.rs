@@ -9,6 +9,7 @@ mod common;
 mod browser_bridged_to_sip_phone;
 mod browser_leg_answers_a_webrtc_offer;
 mod browser_stream_survives_source_switches;
+mod browsers_share_one_worker_port;
 mod dtmf_crosses_the_bridge;
 mod media_task_bridges_real_sockets;
 mod opus_browser_transcoded_to_pcmu_phone;

@@ -297,10 +297,10 @@ impl Worker {
             drop(r.stop(Instant::now()));
         }
         e.ended.store(true, Ordering::Release);
+        self.load.fetch_sub(1, Ordering::Relaxed);
         if let Some(done) = e.done.take() {
             let _ = done.send(());
         }
-        self.load.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn shutdown(&mut self) {
