@@ -112,6 +112,45 @@ pub enum LegMedia {
     Rtp(Box<RtpLeg>),
 }
 
+/// Datagrams legs produced, (to, bytes, toward the RTCP socket), with spare buffers: a plain RTP
+/// leg's packets are copied into buffers the shell gave back after sending them
+/// ([`TxQueue::recycle`]), so relaying allocates nothing per packet.
+#[derive(Debug, Default)]
+pub struct TxQueue {
+    items: Vec<(SocketAddr, Vec<u8>, bool)>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Spare buffers kept per call (a round sends a few packets per leg).
+const SPARE_BUFFERS: usize = 8;
+
+impl TxQueue {
+    /// A datagram in a buffer of its own.
+    pub fn push(&mut self, to: SocketAddr, data: Vec<u8>, rtcp: bool) {
+        self.items.push((to, data, rtcp));
+    }
+
+    /// A datagram copied into a spare buffer.
+    pub fn push_copy(&mut self, to: SocketAddr, bytes: &[u8], rtcp: bool) {
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(bytes);
+        self.items.push((to, v, rtcp));
+    }
+
+    /// The datagrams, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (SocketAddr, Vec<u8>, bool)> {
+        self.items.drain(..)
+    }
+
+    /// A buffer the shell has sent, to be reused.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() <= 2048 {
+            self.spare.push(buf);
+        }
+    }
+}
+
 /// What sending toward a leg produced besides datagrams.
 pub type BrowserEvents = VecDeque<BrowserEvent>;
 
@@ -169,13 +208,13 @@ impl LegMedia {
         seq: u16,
         ts: u32,
         frame: &[u8],
-        out: &mut Vec<(SocketAddr, Vec<u8>, bool)>,
+        out: &mut TxQueue,
         events: &mut BrowserEvents,
     ) -> Result<(), BrowserLegError> {
         match self {
             LegMedia::Rtp(r) => {
                 if let Some((to, bytes)) = r.audio_packet(now, source, seq, ts, false, frame) {
-                    out.push((to, bytes.to_vec(), false));
+                    out.push_copy(to, bytes, false);
                 }
                 Ok(())
             }
@@ -200,7 +239,7 @@ impl LegMedia {
         marker: bool,
         event: DtmfEvent,
         rate: u32,
-        out: &mut Vec<(SocketAddr, Vec<u8>, bool)>,
+        out: &mut TxQueue,
         events: &mut BrowserEvents,
     ) -> Result<(), BrowserLegError> {
         match self {
@@ -209,7 +248,7 @@ impl LegMedia {
                 let ev = event.rescaled(rate, to_rate);
                 let ts = dtmf::rescale(ts8, 8000, r.negotiated().codec.rate);
                 if let Some((to, bytes)) = r.dtmf_packet(now, source, seq, ts, marker, ev) {
-                    out.push((to, bytes.to_vec(), false));
+                    out.push_copy(to, bytes, false);
                 }
                 Ok(())
             }
@@ -230,7 +269,7 @@ impl LegMedia {
 /// Moves a browser's queued datagrams to `out` and its events to `events`, up to its next deadline.
 pub fn drain_browser(
     b: &mut BrowserSide,
-    out: &mut Vec<(SocketAddr, Vec<u8>, bool)>,
+    out: &mut TxQueue,
     events: &mut BrowserEvents,
 ) -> Result<(), BrowserLegError> {
     // str0m asks for its timeout "now" after most writes (its send queue moves on a timeout):
@@ -247,7 +286,7 @@ pub fn drain_browser(
                 b.timeout = Some(t);
                 return Ok(());
             }
-            BrowserOutput::Transmit { to, data, .. } => out.push((to, data, false)),
+            BrowserOutput::Transmit { to, data, .. } => out.push(to, data, false),
             BrowserOutput::Event(e) => events.push_back(e),
         }
     }
@@ -262,5 +301,30 @@ pub fn codec_of(f: &Format) -> Option<AudioCodec> {
         Some(AudioCodec::Pcma)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tx_tests {
+    use super::TxQueue;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn a_sent_buffer_carries_the_next_packet() {
+        let to = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut q = TxQueue::default();
+        q.push_copy(to, &[1; 172], false);
+        let (_, first, _) = q.drain().next().unwrap();
+        let at = first.as_ptr();
+        q.recycle(first);
+        q.push_copy(to, &[2; 100], false);
+        let sent: Vec<_> = q.drain().collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1, vec![2u8; 100]);
+        assert_eq!(sent[0].1.as_ptr(), at, "the same buffer, no new allocation");
+        // Oversized buffers are not kept.
+        q.recycle(vec![0; 4096]);
+        q.push_copy(to, &[3], false);
+        assert!(q.drain().next().unwrap().1.capacity() < 4096);
     }
 }

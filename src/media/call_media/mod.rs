@@ -14,7 +14,7 @@
 use super::browser_leg::{BrowserEvent, BrowserLegError};
 use super::dtmf::{self, DtmfEvent, EventPacket};
 use super::flow::FlowEvent;
-use super::leg::{BrowserEvents, LegMedia, NewLeg};
+use super::leg::{BrowserEvents, LegMedia, NewLeg, TxQueue};
 use super::mixer::SourceFifo;
 use super::rewrite::SourceId;
 use super::routes::{Feed, Gain, LegId, RouteMatrix};
@@ -126,7 +126,7 @@ pub struct CallMedia {
     out: VecDeque<MediaOutput>,
     /// Browser events waiting to be handled (events surface while sending, too).
     pending: VecDeque<(LegId, BrowserEvent)>,
-    tx: Vec<(SocketAddr, Vec<u8>, bool)>,
+    tx: TxQueue,
     events: BrowserEvents,
     scheduled: Vec<Scheduled>,
     tap: bool,
@@ -151,7 +151,7 @@ impl CallMedia {
             timers,
             out: VecDeque::new(),
             pending: VecDeque::new(),
-            tx: Vec::new(),
+            tx: TxQueue::default(),
             events: VecDeque::new(),
             scheduled: Vec::new(),
             tap: false,
@@ -287,6 +287,11 @@ impl CallMedia {
                 "not a browser leg of this call".into(),
             )),
         }
+    }
+
+    /// A datagram's buffer the shell has sent: reused for the next packet a plain RTP leg sends.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.tx.recycle(buf);
     }
 
     /// A browser leg's ICE ufrag (it changes with an ICE restart).
@@ -429,7 +434,7 @@ impl CallMedia {
                 LegMedia::Rtp(r) => {
                     r.handle_timeout(now);
                     if let Some((to, data)) = r.poll_rtcp(now) {
-                        self.tx.push((to, data, true));
+                        self.tx.push(to, data, true);
                     }
                     self.flush_tx(i);
                     self.drain_flow(i);
@@ -523,7 +528,7 @@ impl CallMedia {
     /// Sends what a leg's send produced from its socket.
     fn flush_tx(&mut self, i: usize) {
         let leg = self.legs[i].id;
-        for (to, data, rtcp) in self.tx.drain(..) {
+        for (to, data, rtcp) in self.tx.drain() {
             self.out.push_back(MediaOutput::Transmit {
                 leg,
                 rtcp,

@@ -543,6 +543,7 @@ fn flush(
                     if let Err(err) = s.send_to(&data, to) {
                         debug!(%to, error = %err, "media send failed");
                     }
+                    e.media.recycle(data);
                 }
             }
             MediaOutput::Event(ev) => {
