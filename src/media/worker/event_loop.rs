@@ -4,13 +4,14 @@
 //! round, together).
 
 use super::batch::{self, RecvSlots};
+use super::call::{flush, guarded, steer, CallEntry, Timers};
 use super::sockets::{LegSock, Tokens, SHARED, WAKER};
 use super::{Counters, Msg};
-use crate::media::call_media::{CallMedia, MediaEvent, MediaOutput};
+use crate::media::call_media::MediaEvent;
 use crate::media::demux::SharedDemux;
 use crate::media::engine::{MediaCommand, PortLease};
 use crate::media::leg::NewLeg;
-use crate::media::recording_tap::{self, Recording};
+use crate::media::recording_tap;
 use crate::media::routes::LegId;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -18,10 +19,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 /// What the engine keeps of a started worker.
@@ -106,20 +106,6 @@ struct SharedPort {
     lease: PortLease,
 }
 
-/// One call on the worker.
-struct CallEntry {
-    media: Box<CallMedia>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-    legs: Vec<LegSock>,
-    /// The deadline in the timer heap (older entries for the call are stale).
-    deadline: Option<Instant>,
-    rec: Option<Recording>,
-    done: Option<oneshot::Sender<()>>,
-    ended: Arc<AtomicBool>,
-}
-
-type Timers = BinaryHeap<Reverse<(Instant, u64)>>;
-
 struct Worker {
     index: usize,
     poll: Poll,
@@ -193,7 +179,15 @@ impl Worker {
                     self.calls.insert(key, entry);
                     self.flush(key);
                 }
-                Ok(Msg::Command(key, cmd)) => self.command(key, cmd),
+                Ok(Msg::Command(key, cmd)) => {
+                    let done = guarded(key, || {
+                        self.command(key, cmd);
+                        true
+                    });
+                    if !done {
+                        self.close(key);
+                    }
+                }
                 Ok(Msg::Close(key)) => self.close(key),
                 Err(std_mpsc::TryRecvError::Empty) => return true,
             }
@@ -351,8 +345,11 @@ impl Worker {
                             continue;
                         };
                         let local = sh.lease.local;
-                        e.media.handle_datagram(now, leg, from, local, data);
-                        if !flush(e, key, shared_out, timers) {
+                        let alive = guarded(key, || {
+                            e.media.handle_datagram(now, leg, from, local, data);
+                            flush(e, key, shared_out, timers)
+                        });
+                        if !alive {
                             dead.push(key);
                         }
                     }
@@ -410,12 +407,14 @@ impl Worker {
                     let now = Instant::now();
                     let local = e.legs[i].local;
                     for (data, from) in (0..n).filter_map(|i| slots.get(i)) {
-                        if r.rtcp {
-                            e.media.handle_rtcp(now, r.leg, from, data);
-                        } else {
-                            e.media.handle_datagram(now, r.leg, from, local, data);
-                        }
-                        alive &= flush(e, r.key, shared_out, timers);
+                        alive &= guarded(r.key, || {
+                            if r.rtcp {
+                                e.media.handle_rtcp(now, r.leg, from, data);
+                            } else {
+                                e.media.handle_datagram(now, r.leg, from, local, data);
+                            }
+                            flush(e, r.key, shared_out, timers)
+                        });
                     }
                     if n < LEG_BATCH {
                         break; // the socket is dry
@@ -457,8 +456,12 @@ impl Worker {
             }
             e.deadline = None;
             self.counters.timer_fires.fetch_add(1, Ordering::Relaxed);
-            e.media.handle_timeout(now);
-            if !flush(e, key, &mut self.shared_out, &mut self.timers) {
+            let (shared_out, timers) = (&mut self.shared_out, &mut self.timers);
+            let alive = guarded(key, || {
+                e.media.handle_timeout(now);
+                flush(e, key, shared_out, timers)
+            });
+            if !alive {
                 dead.push(key);
             }
         }
@@ -488,85 +491,5 @@ impl Worker {
             );
         }
         self.shared_out.clear();
-    }
-}
-
-/// Commands that only steer the core.
-fn steer(media: &mut CallMedia, now: Instant, cmd: MediaCommand) {
-    match cmd {
-        MediaCommand::UpdateRtp(id, n) => media.update_rtp(now, id, n),
-        MediaCommand::Trust(id, ip) => media.trust(id, ip),
-        MediaCommand::KeepKeys(id, keep) => media.keep_keys(id, keep),
-        MediaCommand::Route { from, to, gain } => media.set_route(now, from, to, gain),
-        MediaCommand::Play(id, s) => media.play(now, id, s),
-        MediaCommand::StopPlaying(id) => media.stop_playing(id),
-        MediaCommand::AddCandidate(id, c) => {
-            if let Err(e) = media.add_remote_candidate(id, &c) {
-                debug!(error = %e, "remote candidate refused");
-            }
-        }
-        MediaCommand::InfoDigit(id, d, len) => media.handle_info_digit(now, id, d, len),
-        MediaCommand::Quality(reply) => {
-            let _ = reply.send(media.qualities());
-        }
-        MediaCommand::Stop
-        | MediaCommand::AddLeg { .. }
-        | MediaCommand::RemoveLeg(_)
-        | MediaCommand::Record(_)
-        | MediaCommand::Reoffer(..) => {}
-    }
-}
-
-/// Carries out a call's outputs until it asks to wait: datagrams out (the shared port's into
-/// `shared_out`), events to the call, taps to its recording; its next deadline into `timers`.
-/// False when nobody listens to the call's events any more.
-fn flush(
-    e: &mut CallEntry,
-    key: u64,
-    shared_out: &mut Vec<(SocketAddr, Vec<u8>)>,
-    timers: &mut Timers,
-) -> bool {
-    loop {
-        match e.media.poll_output() {
-            MediaOutput::Transmit {
-                leg,
-                rtcp,
-                to,
-                data,
-            } => {
-                let Some(sock) = e.legs.iter().find(|l| l.id == leg) else {
-                    continue;
-                };
-                if sock.is_shared() {
-                    shared_out.push((to, data));
-                } else if let Some(s) = sock.sender(rtcp) {
-                    if let Err(err) = s.send_to(&data, to) {
-                        debug!(%to, error = %err, "media send failed");
-                    }
-                    e.media.recycle(data);
-                }
-            }
-            MediaOutput::Event(ev) => {
-                if e.events.send(ev).is_err() {
-                    return false;
-                }
-            }
-            MediaOutput::Tap { from, at, pcm } => {
-                if let Some(r) = e.rec.as_mut() {
-                    r.tap(Instant::now(), from, at, &pcm);
-                }
-            }
-            MediaOutput::Timeout(t) => {
-                let due = match e.rec.as_mut() {
-                    Some(r) => t.min(r.pump(Instant::now())),
-                    None => t,
-                };
-                if e.deadline != Some(due) {
-                    e.deadline = Some(due);
-                    timers.push(Reverse((due, key)));
-                }
-                return true;
-            }
-        }
     }
 }

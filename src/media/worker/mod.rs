@@ -9,6 +9,7 @@
 //! task keeps talking to its media through a handle as before.
 
 mod batch;
+mod call;
 mod event_loop;
 mod sockets;
 
