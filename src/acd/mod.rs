@@ -138,6 +138,8 @@ pub enum AcdOutput {
 
 #[derive(Debug)]
 struct Agent {
+    /// Its place in the configuration order (`Acd::agent_order`).
+    order: usize,
     queues: Vec<String>,
     skills: HashMap<String, u8>,
     state: AgentState,
@@ -210,6 +212,7 @@ impl Acd {
         let old = self.agents.insert(
             id.to_string(),
             Agent {
+                order: self.agent_order.len() - 1,
                 queues: queues.iter().map(|q| q.to_string()).collect(),
                 skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
                 state: AgentState::Offline,
