@@ -18,7 +18,7 @@ async fn trunk_caller_goes_straight_to_the_trunks_queue() {
     cfg.trunks[0].queue = Some("sales".into());
     cfg.validate().expect("a trunk queue is valid");
     let (gw, sip) = start(cfg).await;
-    let mut agent = AgentPhone::register(sip, "8001", "pw8001").await;
+    let agent = AgentPhone::register(sip, "8001", "pw8001").await;
     let trunk = Peer::bind("127.0.0.2").await;
     let rtp = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let rtp_port = rtp.local_addr().unwrap().port();
