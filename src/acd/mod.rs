@@ -138,6 +138,8 @@ pub enum AcdOutput {
 
 #[derive(Debug)]
 struct Agent {
+    /// Its place in the configuration order (`Acd::agent_order`).
+    order: usize,
     queues: Vec<String>,
     skills: HashMap<String, u8>,
     state: AgentState,
@@ -187,6 +189,9 @@ pub struct Acd {
     last_offered: HashMap<String, String>,
     waiting: VecDeque<Waiting>,
     joining: Vec<Joining>,
+    /// Per queue, its agents that are not offline: kept as presence changes, so that asking
+    /// (every time the waiting line moves) costs nothing however many agents there are.
+    logged_in: HashMap<String, usize>,
     out: VecDeque<AcdOutput>,
 }
 
@@ -204,14 +209,30 @@ impl Acd {
     /// Adds an agent (offline until [`Acd::handle_presence`] says otherwise).
     pub fn add_agent(&mut self, id: &str, queues: &[&str], skills: &[(&str, u8)]) {
         self.agent_order.push(id.to_string());
-        self.agents.insert(
+        let old = self.agents.insert(
             id.to_string(),
             Agent {
+                order: self.agent_order.len() - 1,
                 queues: queues.iter().map(|q| q.to_string()).collect(),
                 skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
                 state: AgentState::Offline,
             },
         );
+        if let Some(old) = old.filter(|a| a.state != AgentState::Offline) {
+            for q in &old.queues {
+                self.count_logged_in(q, false);
+            }
+        }
+    }
+
+    /// How many agents of `queue` are logged in (not offline), whatever they are doing.
+    pub fn logged_in(&self, queue: &str) -> usize {
+        self.logged_in.get(queue).copied().unwrap_or(0)
+    }
+
+    fn count_logged_in(&mut self, queue: &str, online: bool) {
+        let n = self.logged_in.entry(queue.to_string()).or_default();
+        *n = if online { *n + 1 } else { n.saturating_sub(1) };
     }
 
     /// An agent's state.
@@ -255,6 +276,7 @@ impl Acd {
         let Some(a) = self.agents.get_mut(agent) else {
             return;
         };
+        let was_online = a.state != AgentState::Offline;
         match (online, a.state) {
             (true, AgentState::Offline) => a.state = AgentState::Available(now),
             (false, AgentState::Ringing(call)) => {
@@ -263,6 +285,12 @@ impl Acd {
             }
             (false, _) => a.state = AgentState::Offline,
             _ => {}
+        }
+        if was_online != online {
+            let queues = self.agents.get(agent).map(|a| a.queues.clone());
+            for q in queues.iter().flatten() {
+                self.count_logged_in(q, online);
+            }
         }
         self.dispatch(now);
     }
@@ -290,11 +318,7 @@ impl Acd {
             ringing: Vec::new(),
             offered: Vec::new(),
         });
-        let logged_in = self
-            .agents
-            .values()
-            .any(|a| a.queues.iter().any(|q| q == queue) && a.state != AgentState::Offline);
-        if !logged_in {
+        if self.logged_in(queue) == 0 {
             let action = self
                 .rules
                 .get(queue)

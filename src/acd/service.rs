@@ -460,12 +460,7 @@ impl Service {
         let mut updates = Vec::new();
         for (call, queue, _, _) in self.acd.waiting() {
             let (n, logged_in, avg) = per_queue.entry(queue).or_insert_with(|| {
-                let logged_in = self
-                    .acd
-                    .agents()
-                    .filter(|(_, s, qs)| *s != AgentState::Offline && qs.iter().any(|q| q == queue))
-                    .count()
-                    .max(1);
+                let logged_in = self.acd.logged_in(queue).max(1);
                 let avg = self
                     .average_handle
                     .get(queue)

@@ -358,3 +358,40 @@ fn a_consult_to_a_queue_claims_its_longest_idle_agent_not_one_in_the_call() {
         Err(ClaimError::NoneAvailable("nowhere".into()))
     );
 }
+
+#[test]
+fn logged_in_agents_are_counted_per_queue_as_presence_changes() {
+    let t0 = Instant::now();
+    let mut acd = three_agents(t0, Strategy::LongestIdle);
+    acd.add_queue(
+        "sales",
+        QueueRules {
+            on_no_agents: Overflow::HangUp,
+            ..QueueRules::default()
+        },
+    );
+    acd.add_agent("D", &["support", "sales"], &[]);
+    assert_eq!((acd.logged_in("support"), acd.logged_in("sales")), (3, 0));
+    acd.handle_presence(t0, "D", true);
+    acd.handle_presence(t0, "D", true); // a refresh changes nothing
+    assert_eq!((acd.logged_in("support"), acd.logged_in("sales")), (4, 1));
+    // Busy or away agents stay logged in; offline ones do not.
+    acd.handle_enqueue(t0 + S, 1, "support", None);
+    acd.handle_set_away(t0 + S, "D", true);
+    assert_eq!(acd.logged_in("support"), 4);
+    acd.handle_presence(t0 + 2 * S, "A", false);
+    acd.handle_presence(t0 + 2 * S, "A", false);
+    acd.handle_presence(t0 + 2 * S, "D", false);
+    assert_eq!((acd.logged_in("support"), acd.logged_in("sales")), (2, 0));
+    // Nobody of "sales" is logged in: its caller is hung up at once (the queue's rule).
+    drain(&mut acd);
+    acd.handle_enqueue(t0 + 3 * S, 2, "sales", None);
+    assert!(
+        matches!(
+            drain(&mut acd).as_slice(),
+            [AcdOutput::Overflowed { call: 2, .. }]
+        ),
+        "an empty queue's caller is told at once"
+    );
+    assert_eq!(acd.logged_in("nowhere"), 0);
+}

@@ -90,12 +90,14 @@ impl Inbound {
             .collect();
 
         let menu = cfg.menu.as_deref().unwrap_or(&mgr.cfg.ivr.start);
+        // A trunk with a queue of its own skips the menus (the controller enqueues when media flows).
+        let direct = cfg.queue.clone().map(|q| (q, None));
         let call = CallStart {
             kind: CustomerKind::Sip,
             customer: Customer::Sip(dialog.clone(), leg.negotiated, leg.lease),
             context,
             headers: passed,
-            controller: mgr.controller(menu, None),
+            controller: mgr.controller(menu, direct),
             guard,
             subscriber: None,
             lang: None,

@@ -132,6 +132,8 @@ pub struct CallManager {
     pub callbacks: std::sync::OnceLock<crate::callback::service::CallbackHandle>,
     /// Queues whose callers first go to an external IVR.
     external_ivr_queues: Vec<String>,
+    /// The configured agents and queues, shared by every call's controller.
+    known: (Arc<[String]>, Arc<[String]>),
     /// The live calls, by id.
     pub directory: directory::Directory,
     /// Signs and checks the widget's resume tokens.
@@ -180,8 +182,13 @@ impl CallManager {
             Some(secret) => crate::widget::resume::ResumeKey::new(secret.as_bytes(), ttl),
             None => crate::widget::resume::ResumeKey::random(ttl),
         };
+        let known = (
+            cfg.agents.iter().map(|a| a.id.clone()).collect(),
+            cfg.queues.iter().map(|q| q.name.clone()).collect(),
+        );
         Arc::new(CallManager {
             external_ivr_queues,
+            known,
             cfg,
             engine,
             acd,
@@ -217,9 +224,7 @@ impl CallManager {
     ) -> controller::CallController {
         let mut ctl = controller::CallController::new(ivr, direct);
         ctl.set_external_ivrs(self.external_ivr_queues.clone());
-        let agents = self.cfg.agents.iter().map(|a| a.id.clone()).collect();
-        let queues = self.cfg.queues.iter().map(|q| q.name.clone()).collect();
-        ctl.set_known(agents, queues);
+        ctl.set_known(self.known.0.clone(), self.known.1.clone());
         let keys = self.cfg.supervision.keys.iter().filter_map(|(k, m)| {
             Some((k.chars().next()?, controller::supervision::Mode::parse(m)?))
         });

@@ -510,6 +510,20 @@ impl super::Config {
                     ));
                 }
             }
+            if let Some(queue) = &t.queue {
+                if !queue_exists(queue) {
+                    return Err(ConfigError::invalid(
+                        format!("trunks[{i}].queue"),
+                        format!("no queue named {queue:?}"),
+                    ));
+                }
+                if t.menu.is_some() {
+                    return Err(ConfigError::invalid(
+                        format!("trunks[{i}].queue"),
+                        "set menu or queue, not both",
+                    ));
+                }
+            }
         }
         crate::call::prompts::PromptLibrary::load(self)
             .map(|_| ())

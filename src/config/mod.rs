@@ -282,6 +282,10 @@ pub struct TrunkConfig {
     /// The IVR menu this trunk's callers start in (`ivr.start` when unset).
     #[serde(default)]
     pub menu: Option<String>,
+    /// A queue this trunk's callers go straight into, skipping the IVR (a number that is already
+    /// the queue's, or a carrier that ran its own menu). Exclusive with `menu`.
+    #[serde(default)]
+    pub queue: Option<String>,
     /// Offer reliable provisional responses (RFC 3262 `Supported: 100rel`) on calls we place, and
     /// PRACK them when the trunk requires it.
     #[serde(default = "yes")]

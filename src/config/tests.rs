@@ -122,6 +122,14 @@ fn cross_field_rules_name_the_key() {
             "[[trunks]]\nname = \"t\"\nproxy = \"sip:x\"\ndial_prefix = \"9;x\"\n",
             "trunks[0].dial_prefix",
         ),
+        (
+            "[[trunks]]\nname = \"t\"\nproxy = \"sip:x\"\nqueue = \"nope\"\n",
+            "trunks[0].queue",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\n[[ivr.menus]]\nname = \"main\"\nprompt = \"welcome\"\n[[trunks]]\nname = \"t\"\nproxy = \"sip:x\"\nmenu = \"main\"\nqueue = \"q\"\n",
+            "trunks[0].queue",
+        ),
         ("[callback]\nallow = [\"44\"]\n", "callback.allow[0]"),
         ("[callback]\ncountry_code = \"+1\"\n", "callback.country_code"),
         (

@@ -21,4 +21,5 @@ mod inbound_trunk_call_reaches_agent;
 mod parties_hear_each_other;
 mod rest_call_control;
 mod supervisors_listen_whisper_barge_and_take_over;
+mod trunk_queue_skips_the_ivr;
 mod widget_socket_drops_and_the_call_goes_on;

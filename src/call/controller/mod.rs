@@ -9,6 +9,7 @@
 use crate::acd::{OfferResult, Overflow};
 use crate::ivr::{IvrOutput, IvrRunner, MenuAction};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use outputs::{Audio, CallOutput, CallState, EndReason};
@@ -80,9 +81,11 @@ pub struct CallController {
     hearing: Option<Audio>,
     /// Queues that first B2B the customer to an external IVR.
     external_ivr: Vec<String>,
-    /// The configured agents (a REFER may name one) and queues (an external IVR may name one).
-    known_agents: Vec<String>,
-    known_queues: Vec<String>,
+    /// The configured agents (a REFER may name one) and queues (an external IVR may name one),
+    /// shared by every call (a copy per call cost as much as the rest of a call's setup with
+    /// thousands of agents).
+    known_agents: Arc<[String]>,
+    known_queues: Arc<[String]>,
     /// The customer's signalling (a widget's socket): who holds it, and until when a lost one may
     /// come back.
     link: attachment::Link,
@@ -147,8 +150,8 @@ impl CallController {
             direct,
             hearing: None,
             external_ivr: Vec::new(),
-            known_agents: Vec::new(),
-            known_queues: Vec::new(),
+            known_agents: Arc::from([]),
+            known_queues: Arc::from([]),
             link: attachment::Link::default(),
             out: VecDeque::new(),
         }
@@ -160,7 +163,7 @@ impl CallController {
     }
 
     /// The configured agents and queues: what a REFER may name.
-    pub fn set_known(&mut self, agents: Vec<String>, queues: Vec<String>) {
+    pub fn set_known(&mut self, agents: Arc<[String]>, queues: Arc<[String]>) {
         self.known_agents = agents;
         self.known_queues = queues;
     }

@@ -153,7 +153,10 @@ fn api_hold_transfer_and_hangup_fit_the_state_or_are_refused() {
 fn refer_verdicts_come_from_the_controller() {
     let t0 = Instant::now();
     let mut c = connected(t0);
-    c.set_known(vec!["A".into(), "B".into()], vec!["support".into()]);
+    c.set_known(
+        vec!["A".into(), "B".into()].into(),
+        vec!["support".into()].into(),
+    );
     assert_eq!(c.handle_refer(t0, "A", Some("Z")), 403, "unknown target");
     assert_eq!(c.handle_refer(t0, "A", None), 403, "no target");
     assert_eq!(
