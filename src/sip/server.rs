@@ -245,6 +245,11 @@ impl SipServer {
     }
 }
 
+/// Socket buffers asked for on the SIP UDP port: at hundreds of calls a second, a burst of
+/// INVITEs, answers and BYEs overflowed the default 208 KiB while its one reader was busy (each
+/// drop comes back as a retransmission 500 ms later).
+const SIP_UDP_BUFFER: usize = 4 << 20;
+
 fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, SipServerError> {
     let std_socket = std::net::UdpSocket::bind(addr)
         .and_then(|s| s.set_nonblocking(true).map(|_| s))
@@ -253,6 +258,12 @@ fn bind_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket, SipServerError> {
             addr,
             source,
         })?;
+    #[cfg(unix)]
+    if let Some(got) = crate::sys::grow_socket_buffers(&std_socket, SIP_UDP_BUFFER) {
+        if got < SIP_UDP_BUFFER {
+            tracing::warn!(bytes = got, "the SIP UDP socket's receive buffer is small: bursts may be dropped (raise net.core.rmem_max)");
+        }
+    }
     tokio::net::UdpSocket::from_std(std_socket).map_err(|source| SipServerError::Bind {
         transport: "udp",
         addr,

@@ -84,23 +84,6 @@ pub(super) fn send_all(sock: &UdpSocket, out: &[(SocketAddr, Vec<u8>)]) -> usize
     }
 }
 
-/// Asks for `bytes` of receive and send buffer on `sock` (beyond `net.core.rmem_max` where the
-/// process may), so a burst from many browsers on one shared port waits in the kernel instead of
-/// being dropped while the worker is busy. The receive buffer granted (the kernel doubles the
-/// request for its bookkeeping), where it can be read.
-pub(super) fn grow_buffers(sock: &UdpSocket, bytes: usize) -> Option<usize> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        linux::grow_buffers(sock.as_raw_fd(), bytes)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (sock, bytes);
-        None
-    }
-}
-
 #[cfg(target_os = "linux")]
 mod linux {
     //! The system calls. Every pointer handed to the kernel points into a buffer that outlives the
@@ -235,44 +218,6 @@ mod linux {
         }
     }
 
-    fn set_int(fd: RawFd, opt: libc::c_int, value: libc::c_int) -> bool {
-        // SAFETY: the option value is a live c_int of the length given.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&value as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    }
-
-    pub(super) fn grow_buffers(fd: RawFd, bytes: usize) -> Option<usize> {
-        let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        for (force, plain) in [
-            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-        ] {
-            if !set_int(fd, force, want) {
-                set_int(fd, plain, want);
-            }
-        }
-        let mut got: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `got` and `len` are live and `len` is its size.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&mut got as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        (r == 0).then_some(got.max(0) as usize)
-    }
-
     pub(super) fn send_all(fd: RawFd, out: &[(SocketAddr, Vec<u8>)]) -> usize {
         let mut sent = 0;
         for chunk in out.chunks(SEND_CHUNK) {
@@ -359,14 +304,6 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..100u8).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_shared_port_gets_a_larger_receive_buffer() {
-        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let before = grow_buffers(&sock, 1024).unwrap();
-        let after = grow_buffers(&sock, 1 << 20).unwrap();
-        assert!(after > before, "{before} -> {after}");
     }
 
     #[test]

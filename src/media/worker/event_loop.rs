@@ -54,7 +54,7 @@ pub(super) fn spawn(index: usize, port: Option<PortLease>) -> std::io::Result<Sp
     if let Some(mut lease) = port {
         if let Some(sock) = lease.socket.take() {
             let mut sock = UdpSocket::from_std(sock);
-            match batch::grow_buffers(&sock, SHARED_BUFFER) {
+            match crate::sys::grow_socket_buffers(&sock, SHARED_BUFFER) {
                 Some(got) if got < SHARED_BUFFER => warn!(
                     worker = index,
                     bytes = got,
