@@ -6,12 +6,26 @@ use crate::tally::{self, Tally, Window};
 use anyhow::anyhow;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
 use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::crypto::dtls::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+/// One DTLS certificate for every simulated browser: generating one per peer made setting up
+/// 1,000 calls slow on the load side, and the gateway's cost does not depend on it.
+fn shared_cert() -> Option<&'static DtlsCert> {
+    static CERT: OnceLock<Option<DtlsCert>> = OnceLock::new();
+    CERT.get_or_init(|| {
+        str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+    })
+    .as_ref()
+}
 
 /// A browser peer.
 pub struct Browser {
@@ -34,10 +48,11 @@ impl Browser {
     pub fn offer(now: Instant) -> anyhow::Result<(Self, String, SdpPendingOffer)> {
         let sock = sys::udp_socket(0)?;
         let local = sock.local_addr()?;
-        let mut rtc = RtcConfig::new()
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .build(now);
+        let mut cfg = RtcConfig::new().clear_codecs().enable_pcmu(true, false);
+        if let Some(cert) = shared_cert() {
+            cfg = cfg.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = cfg.build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);

@@ -66,6 +66,8 @@ struct Call {
 /// All calls and the one loop's state.
 struct Rig {
     kind: Kind,
+    /// Calls to be set up.
+    expected: usize,
     calls: Vec<Call>,
     slots: Vec<Vec<u32>>,
     phone: UdpSocket,
@@ -86,6 +88,8 @@ struct Rig {
     next_tick: Instant,
     tick_no: u64,
     skipped_ticks: u64,
+    /// Every call is set up and connected (then str0m timeouts are served per slot).
+    all_connected: bool,
     scratch: Vec<u8>,
 }
 
@@ -96,6 +100,7 @@ impl Rig {
         epoll.add(phone.as_raw_fd(), PHONE)?;
         Ok(Rig {
             kind,
+            expected: calls,
             calls: Vec::with_capacity(calls),
             slots: vec![Vec::new(); SLOTS],
             phone_addr: phone.local_addr()?,
@@ -112,6 +117,7 @@ impl Rig {
             next_tick: Instant::now(),
             tick_no: 0,
             skipped_ticks: 0,
+            all_connected: false,
             scratch: Vec::with_capacity(200),
         })
     }
@@ -188,10 +194,15 @@ impl Rig {
             self.tick_no += 1;
         }
         self.flush();
-        for c in &mut self.calls {
-            if let Some(b) = &mut c.browser {
-                b.timeout(now, &mut self.up, &self.window);
+        // Until every browser is connected, handshakes need their timeouts on time; after that a
+        // browser's timeouts (RTCP, TWCC, consent) are served in its slot, every 20 ms.
+        if !self.all_connected {
+            for c in &mut self.calls {
+                if let Some(b) = &mut c.browser {
+                    b.timeout(now, &mut self.up, &self.window);
+                }
             }
+            self.all_connected = self.connected() == self.expected;
         }
         self.receive(now)
     }
@@ -205,6 +216,7 @@ impl Rig {
                 if !b.connected {
                     continue; // phones talk once the browser is there
                 }
+                b.timeout(now, &mut self.up, &self.window);
                 if let Some(stamp) = b.send(now, &mut self.up, &self.window) {
                     self.down.sent(stamp, &self.window);
                 }
