@@ -389,6 +389,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         legs,
         recv_legs,
         names,
+        mixed: args.parties == 3,
     };
     summary.print(&mut rig.down, &mut rig.up);
     target.hang_up(n);

@@ -103,6 +103,8 @@ pub struct Summary<'a> {
     /// Legs receiving in each direction per call.
     pub recv_legs: (usize, usize),
     pub names: (&'a str, &'a str),
+    /// A conference: the audio is mixed, so loss and latency cannot be told.
+    pub mixed: bool,
 }
 
 impl Summary<'_> {
@@ -140,8 +142,18 @@ impl Summary<'_> {
         }
         let (d50, d99) = down.percentiles();
         let (u50, u99) = up.percentiles();
+        let quality = if self.mixed {
+            // Mixed audio carries no stamps: only arrivals per leg mean anything.
+            "(mixed) | | |".to_string()
+        } else {
+            format!(
+                "{:.3} % / {:.3} % | {d50:.2} / {d99:.2} ms | {u50:.2} / {u99:.2} ms |",
+                down.loss(),
+                up.loss()
+            )
+        };
         println!("| calls | kind | target | CPU (all) | CPU per call | RSS per call | load CPU | pps offered per leg | loss | p50 / p99 {} | {} |", self.names.0, self.names.1);
-        println!("ROW | {} | {} | {} | {cpu:.1} % | {:.3} % | {rss_call:.0} KiB | {load_cpu:.1} % | {pd:.1} / {pu:.1} | {:.3} % / {:.3} % | {d50:.2} / {d99:.2} ms | {u50:.2} / {u99:.2} ms |",
-            self.calls, self.kind, self.target, cpu / n, down.loss(), up.loss());
+        println!("ROW | {} | {} | {} | {cpu:.1} % | {:.3} % | {rss_call:.0} KiB | {load_cpu:.1} % | {pd:.1} / {pu:.1} | {quality}",
+            self.calls, self.kind, self.target, cpu / n);
     }
 }
