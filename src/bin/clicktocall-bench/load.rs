@@ -356,6 +356,14 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         ..Usage::default()
     };
     rig.run_for(Duration::from_millis(500))?; // packets in flight land
+    report(&args, target.name(), &mut rig, target_usage, load_usage);
+    target.hang_up(n);
+    Ok(())
+}
+
+/// Prints what went wrong on the way, then the summary.
+fn report(args: &LoadArgs, target: &str, rig: &mut Rig, target_usage: Usage, load_usage: Usage) {
+    let n = args.calls;
     if rig.skipped_ticks > 0 {
         eprintln!(
             "load: {} ticks of 1 ms skipped in the window (the loop ran more than 20 ms late)",
@@ -381,7 +389,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         _ => "webrtc-rtp",
     };
     let summary = Summary {
-        target: target.name(),
+        target,
         kind,
         calls: n,
         target_usage,
@@ -392,6 +400,4 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         mixed: args.parties == 3,
     };
     summary.print(&mut rig.down, &mut rig.up);
-    target.hang_up(n);
-    Ok(())
 }
