@@ -216,7 +216,7 @@ impl Rig {
                 if !b.connected {
                     continue; // phones talk once the browser is there
                 }
-                b.timeout(now, &mut self.up, &self.window);
+                // `send` feeds str0m a timeout with the write: that serves its due timers too.
                 if let Some(stamp) = b.send(now, &mut self.up, &self.window) {
                     self.down.sent(stamp, &self.window);
                 }
