@@ -36,6 +36,9 @@ pub struct LoadArgs {
     pub parties: usize,
     pub kind: Kind,
     pub warmup_secs: u64,
+    /// Measurement windows of `secs` one after the other, each with its own row (a long run's
+    /// loss and memory over time).
+    pub rounds: u32,
 }
 
 const TICK: Duration = Duration::from_millis(1);
@@ -341,22 +344,33 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         args.warmup_secs
     );
     rig.run_for(Duration::from_secs(args.warmup_secs))?;
-    rig.window.start = sys::realtime_us();
-    let (load0, wall0) = (sys::proc_usage(None).0, Instant::now());
-    target.mark()?;
-    rig.run_for(Duration::from_secs(args.secs))?;
-    let target_usage = Usage {
-        base_rss_kib: base as f64,
-        ..target.stats()?
-    };
-    rig.window.end = sys::realtime_us();
-    let load_usage = Usage {
-        cpu_s: sys::proc_usage(None).0 - load0,
-        wall_s: wall0.elapsed().as_secs_f64(),
-        ..Usage::default()
-    };
-    rig.run_for(Duration::from_millis(500))?; // packets in flight land
-    report(&args, target.name(), &mut rig, target_usage, load_usage);
+    for round in 0..args.rounds.max(1) {
+        if args.rounds > 1 {
+            eprintln!("load: window {} of {}", round + 1, args.rounds);
+        }
+        rig.down = Tally::default();
+        rig.up = Tally::default();
+        rig.skipped_ticks = 0;
+        rig.window = Window {
+            start: sys::realtime_us(),
+            ..Window::default()
+        };
+        let (load0, wall0) = (sys::proc_usage(None).0, Instant::now());
+        target.mark()?;
+        rig.run_for(Duration::from_secs(args.secs))?;
+        let target_usage = Usage {
+            base_rss_kib: base as f64,
+            ..target.stats()?
+        };
+        rig.window.end = sys::realtime_us();
+        let load_usage = Usage {
+            cpu_s: sys::proc_usage(None).0 - load0,
+            wall_s: wall0.elapsed().as_secs_f64(),
+            ..Usage::default()
+        };
+        rig.run_for(Duration::from_millis(500))?; // packets in flight land
+        report(&args, target.name(), &mut rig, target_usage, load_usage);
+    }
     target.hang_up(n);
     Ok(())
 }

@@ -39,7 +39,7 @@ use target::TargetSpec;
 const USAGE: &str = "usage:
   clicktocall-bench gateway [--control ADDR] [--threads T] [--workers W] [--cpu N|none] [--record DIR [--siprec]]
   clicktocall-bench load [--control ADDR | --rtpengine ADDR [--rtpengine-pid PID]]
-                         [--calls N] [--secs S] [--warmup S] [--kind webrtc|sip] [--parties 2|3] [--cpu N|none]
+                         [--calls N] [--secs S] [--rounds K] [--warmup S] [--kind webrtc|sip] [--parties 2|3] [--cpu N|none]
   --cpu pins the process to one core (default: gateway 0, load 1, on a machine with 2+ cores)";
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -143,5 +143,6 @@ fn run_load(args: &[String]) -> anyhow::Result<()> {
         parties: parsed(args, "--parties", 2)?,
         kind,
         warmup_secs: parsed(args, "--warmup", 3)?,
+        rounds: parsed(args, "--rounds", 1)?,
     })
 }
