@@ -32,7 +32,15 @@ struct Mapping {
     ts_offset: u32,
     /// The first source sequence number taken after the switch; anything before it is late.
     first_src_seq: u16,
+    /// The source has gone well past the switch point: late packets from before it are long
+    /// gone, and 16-bit sequence numbers can no longer tell "before" from "half a wrap later".
+    settled: bool,
 }
+
+/// Packets after a switch point before the "late packet" check stops (20 s at 50 packets/s);
+/// far below half the sequence space, where the comparison would turn (after 32,768 packets: 11
+/// minutes of a call, every packet then looked late and was dropped).
+const SETTLE_AFTER: u16 = 1000;
 
 /// The rewriting state of one outgoing stream.
 #[derive(Debug, Clone)]
@@ -90,10 +98,15 @@ impl OutboundStream {
         if switched {
             self.rebase(now, source, seq, timestamp);
         }
-        let m = self.mapping?;
-        if (seq.wrapping_sub(m.first_src_seq) as i16) < 0 {
-            return None;
+        let m = self.mapping.as_mut()?;
+        if !m.settled {
+            let since = seq.wrapping_sub(m.first_src_seq);
+            if (since as i16) < 0 {
+                return None;
+            }
+            m.settled = since > SETTLE_AFTER;
         }
+        let m = *m;
         let out = Rewritten {
             ssrc: self.ssrc,
             seq: seq.wrapping_add(m.seq_offset),
@@ -129,6 +142,7 @@ impl OutboundStream {
             seq_offset: seq.wrapping_sub(first_seq),
             ts_offset: ts.wrapping_sub(first_ts),
             first_src_seq: first_seq,
+            settled: false,
         });
     }
 }
@@ -208,6 +222,27 @@ mod tests {
         );
         let d = s.rewrite(t, 2, 501, 160, false).unwrap();
         assert_eq!(d.seq, c.seq.wrapping_add(1));
+    }
+
+    #[test]
+    fn a_long_call_keeps_every_packet_past_half_the_sequence_space_and_a_wrap() {
+        // 70,000 packets (23 minutes at 50 packets/s) from one source, starting near the top of
+        // the sequence space so it wraps too: none may be taken for a late one.
+        let t0 = Instant::now();
+        let mut s = OutboundStream::new(7, 8000, 160);
+        let mut prev: Option<Rewritten> = None;
+        for i in 0..70_000u32 {
+            let seq = 60_000u16.wrapping_add(i as u16);
+            let now = t0 + Duration::from_millis(20 * u64::from(i));
+            let out = s
+                .rewrite(now, 1, seq, i.wrapping_mul(160), false)
+                .unwrap_or_else(|| panic!("packet {i} (seq {seq}) dropped"));
+            if let Some(p) = prev {
+                assert_eq!(out.seq, p.seq.wrapping_add(1));
+                assert_eq!(out.timestamp, p.timestamp.wrapping_add(160));
+            }
+            prev = Some(out);
+        }
     }
 
     #[test]
