@@ -9,7 +9,7 @@ use super::calls_are_recorded_in_stereo::the_call;
 use crate::common;
 
 use common::call::{call_config, place_call, records_of, Widget};
-use common::ears::next_second;
+use common::ears::{next_second, settles};
 use common::phones::AgentPhone;
 use common::{header, http, start, status};
 use serde_json::json;
@@ -65,7 +65,7 @@ async fn a_desk_phone_consults_then_transfers_with_replaces() {
     let (t, f) = (true, false);
     // [customer, A, B] x [440, 1000, 700]: A and B talk; the held customer hears neither.
     assert_eq!(
-        next_second(&customer, &a, &b).await,
+        settles(&customer, &a, &b, [[f, f, f], [f, f, t], [f, t, f]]).await,
         [[f, f, f], [f, f, t], [f, t, f]],
         "consult"
     );
@@ -193,14 +193,14 @@ async fn a_console_consults_swaps_and_completes_and_wrong_states_are_refused() {
     b.answer(&inv_b).await;
     let (t, f) = (true, false);
     assert_eq!(
-        next_second(&customer, &a, &b).await,
+        settles(&customer, &a, &b, [[f, f, f], [f, f, t], [f, t, f]]).await,
         [[f, f, f], [f, f, t], [f, t, f]],
         "consult"
     );
     let (code, _) = post(action("swap"), "").await;
     assert_eq!(code, 200);
     assert_eq!(
-        next_second(&customer, &a, &b).await,
+        settles(&customer, &a, &b, [[f, t, f], [t, f, f], [f, f, f]]).await,
         [[f, t, f], [t, f, f], [f, f, f]],
         "swapped"
     );

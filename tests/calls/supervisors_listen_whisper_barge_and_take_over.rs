@@ -10,7 +10,7 @@ use super::calls_are_recorded_in_stereo::{the_call, tmp_dir};
 use crate::common;
 
 use common::call::{call_config, place_call, records_of, Widget};
-use common::ears::{level, next_second, tones};
+use common::ears::{level, next_second, settles, tones};
 use common::phones::AgentPhone;
 use common::{http, start};
 use serde_json::{json, Value};
@@ -72,7 +72,7 @@ async fn monitor_whisper_barge_and_takeover_are_heard_by_exactly_whom_they_shoul
     // [customer, agent, supervisor] x [440, 1000, 700]
     let (t, f) = (true, false);
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, f], [t, f, f], [t, t, f]]).await,
         [[f, t, f], [t, f, f], [t, t, f]],
         "monitor"
     );
@@ -81,14 +81,14 @@ async fn monitor_whisper_barge_and_takeover_are_heard_by_exactly_whom_they_shoul
         supervise(addr, id, "PUT", r#"{"supervisor":"9001","mode":"whisper"}"#).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, f], [t, f, t], [t, t, f]]).await,
         [[f, t, f], [t, f, t], [t, t, f]],
         "whisper"
     );
     // The whisper reaches the agent when the customer sends nothing at all.
     browser.mute(true);
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, f], [f, f, t], [f, t, f]]).await,
         [[f, t, f], [f, f, t], [f, t, f]],
         "whisper, customer silent"
     );
@@ -103,7 +103,7 @@ async fn monitor_whisper_barge_and_takeover_are_heard_by_exactly_whom_they_shoul
     )
     .await;
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, t], [t, f, t], [t, t, f]]).await,
         [[f, t, t], [t, f, t], [t, t, f]],
         "barge"
     );
@@ -302,7 +302,7 @@ async fn a_supervisor_dials_the_feature_code_listens_and_switches_by_key_and_age
     assert_eq!(d.status(), 200, "{}", d.response);
     let (t, f) = (true, false);
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, f], [t, f, f], [t, t, f]]).await,
         [[f, t, f], [t, f, f], [t, t, f]],
         "monitor"
     );
@@ -311,7 +311,7 @@ async fn a_supervisor_dials_the_feature_code_listens_and_switches_by_key_and_age
     sup.request_in(&d, "INFO", 3, info, "Signal=5\r\nDuration=160\r\n")
         .await;
     assert_eq!(
-        next_second(&browser, &agent, &sup).await,
+        settles(&browser, &agent, &sup, [[f, t, f], [t, f, t], [t, t, f]]).await,
         [[f, t, f], [t, f, t], [t, t, f]],
         "whisper"
     );
