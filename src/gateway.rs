@@ -2,15 +2,14 @@
 //! shutdown signal and drains.
 
 use crate::acd::service::AcdHandle;
-use crate::acd::Acd;
 use crate::call::prompts::PromptLibrary;
 use crate::call::CallManager;
+use crate::cluster::locations::SharedLocations;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::media::engine::{MediaConfig, MediaEngine};
 use crate::registrar::{LocationStore, MemoryLocationStore};
 use crate::sip::SipServer;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +42,8 @@ pub struct Gateway {
     pub locations: Arc<dyn LocationStore>,
     /// Call control.
     pub calls: Arc<CallManager>,
+    /// This node's membership of a cluster (`[cluster] redis`), if any.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     http_task: tokio::task::JoinHandle<()>,
     /// The webhook delivery task, when URLs are configured.
     webhooks: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
@@ -52,7 +53,28 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds everything and starts serving.
-    pub async fn start(mut cfg: Config) -> Result<Gateway, StartError> {
+    pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
+        Self::start_with(cfg, None).await
+    }
+
+    /// [`Gateway::start`] with the cluster's shared store given (several nodes in one process
+    /// share a [`crate::cluster::kv::MemoryKv`]); `None` connects to `[cluster] redis` if set.
+    pub async fn start_with(
+        mut cfg: Config,
+        store: Option<Arc<dyn crate::cluster::kv::Kv>>,
+    ) -> Result<Gateway, StartError> {
+        let store = match store {
+            Some(s) => Some(s),
+            None => crate::cluster::store(&cfg.cluster)
+                .map_err(|e| StartError::Calls(format!("cluster.redis: {e}")))?,
+        };
+        let cluster = store.map(|kv| {
+            let url = format!("http://{}", cfg.http.listen);
+            crate::cluster::Cluster::new(&cfg.cluster, kv, url)
+        });
+        if let Some(c) = &cluster {
+            share_nonce_secret(c, &mut cfg).await;
+        }
         let demo = if cfg.demo_agent.enabled {
             Some(add_demo_agent(&mut cfg)?)
         } else {
@@ -65,7 +87,13 @@ impl Gateway {
         let cfg = Arc::new(cfg);
         let lifecycle = Lifecycle::new();
         lifecycle.set_max_calls(cfg.limits.max_calls);
-        let locations: Arc<dyn LocationStore> = Arc::new(MemoryLocationStore::default());
+        let shared = cluster
+            .as_ref()
+            .map(|c| Arc::new(SharedLocations::new(c.kv.clone(), c.node)));
+        let locations: Arc<dyn LocationStore> = match &shared {
+            Some(s) => s.clone(),
+            None => Arc::new(MemoryLocationStore::default()),
+        };
         let prompts = PromptLibrary::load(&cfg)
             .map_err(|e| StartError::Calls(format!("{}: {}", e.key, e.reason)))?;
         let menus = cfg
@@ -75,7 +103,22 @@ impl Gateway {
         if let Some(socket) = demo {
             crate::demo_agent::spawn(socket, prompts.get("demo_agent"), lifecycle.stop_token());
         }
-        let acd = build_acd(&cfg, lifecycle.stop_token());
+        let acd = match &cluster {
+            Some(c) => {
+                c.spawn_heartbeat(lifecycle.clone(), lifecycle.stop_token());
+                crate::cluster::leader::spawn(
+                    c.clone(),
+                    cfg.clone(),
+                    locations.clone(),
+                    lifecycle.stop_token(),
+                );
+                if let Some(s) = shared.clone() {
+                    republish_on_recovery(c, s, lifecycle.stop_token());
+                }
+                crate::cluster::acd_bus::client(c, lifecycle.stop_token())
+            }
+            None => build_acd(&cfg, lifecycle.stop_token()),
+        };
         let sip = SipServer::start(
             cfg.clone(),
             lifecycle.clone(),
@@ -164,6 +207,13 @@ impl Gateway {
             keys,
         )
         .await?;
+        if let Some(c) = &cluster {
+            c.bound_http(
+                format!("http://{http_addr}"),
+                cfg.cluster.http_url.is_some(),
+            );
+            let _ = calls.cluster.set(c.clone());
+        }
         lifecycle.set_ready();
         Ok(Gateway {
             lifecycle,
@@ -171,6 +221,7 @@ impl Gateway {
             http_addr,
             locations,
             calls,
+            cluster,
             http_task,
             webhooks,
             outbox: cfg.records.database.clone(),
@@ -211,6 +262,38 @@ impl Gateway {
     }
 }
 
+/// Every node of a cluster answers digest challenges of every other: they share the nonce
+/// secret (the first node to start picks it). While the store is down this node keeps its own
+/// (its challenges are then answered on it alone).
+async fn share_nonce_secret(cluster: &crate::cluster::Cluster, cfg: &mut Config) {
+    if !cfg.registrar.nonce_secret.is_empty() {
+        return;
+    }
+    let mine = crate::sip::ids::random_token(32);
+    match cluster.nonce_secret(&mine).await {
+        Ok(s) => cfg.registrar.nonce_secret = s,
+        Err(e) => tracing::warn!(error = %e, "nonce secret not shared: the store is down"),
+    }
+}
+
+/// Writes this node's registrations again whenever the store comes back after an outage.
+fn republish_on_recovery(
+    cluster: &crate::cluster::Cluster,
+    shared: Arc<SharedLocations>,
+    stop: CancellationToken,
+) {
+    let mut recovered = cluster.recovered.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = recovered.changed() => if r.is_err() { break },
+                _ = stop.cancelled() => break,
+            }
+            shared.republish().await;
+        }
+    });
+}
+
 /// Binds the demo agent's SIP socket and adds agent "demo" (a static URI there) to every queue.
 fn add_demo_agent(cfg: &mut Config) -> Result<std::net::UdpSocket, StartError> {
     if cfg.agent("demo").is_some() {
@@ -236,25 +319,10 @@ fn add_demo_agent(cfg: &mut Config) -> Result<std::net::UdpSocket, StartError> {
     Ok(socket)
 }
 
-/// The ACD for the configured queues and agents; agents with a static URI are online from the start.
+/// The ACD for the configured queues and agents, on this node; agents with a static URI are
+/// online from the start.
 fn build_acd(cfg: &Config, stop: CancellationToken) -> AcdHandle {
-    let mut acd = Acd::new();
-    let mut average = HashMap::new();
-    for q in &cfg.queues {
-        // Validated with the config, so the rules parse; a bad one falls back to the defaults.
-        acd.add_queue(&q.name, q.rules().unwrap_or_default());
-        average.insert(q.name.clone(), Duration::from_secs(q.average_handle_secs));
-    }
-    let now = std::time::Instant::now();
-    for a in &cfg.agents {
-        let queues: Vec<&str> = a.queues.iter().map(String::as_str).collect();
-        let skills: Vec<(&str, u8)> = a.skills.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        acd.add_agent(&a.id, &queues, &skills);
-        if a.uri.is_some() {
-            acd.handle_presence(now, &a.id, true);
-        }
-    }
-    while acd.poll_output().is_some() {}
+    let (acd, average) = crate::acd::from_config(cfg);
     AcdHandle::spawn(acd, average, stop)
 }
 

@@ -27,6 +27,7 @@
 pub mod acd;
 pub mod call;
 pub mod callback;
+pub mod cluster;
 pub mod config;
 pub mod demo_agent;
 pub mod gateway;

@@ -18,6 +18,8 @@ pub struct Lifecycle {
 struct Inner {
     ready: AtomicBool,
     draining: AtomicBool,
+    /// The cluster's shared state is unreachable (a single node never sets it).
+    shared_down: AtomicBool,
     calls: AtomicUsize,
     /// The most calls at once (0: no limit).
     max_calls: AtomicUsize,
@@ -35,6 +37,9 @@ pub enum CallRefused {
     /// At the configured limit of calls at once.
     #[error("at the limit of {0} calls at once")]
     Full(usize),
+    /// The cluster's shared state (Redis) is unreachable: no agent could be found for it.
+    #[error("the cluster's shared state is unreachable")]
+    SharedStateDown,
 }
 
 impl CallRefused {
@@ -43,6 +48,7 @@ impl CallRefused {
         match self {
             CallRefused::Draining => "draining",
             CallRefused::Full(_) => "overload",
+            CallRefused::SharedStateDown => "shared_state_down",
         }
     }
 }
@@ -93,6 +99,9 @@ impl Lifecycle {
         if self.is_draining() {
             return Err(CallRefused::Draining);
         }
+        if self.inner.shared_down.load(Ordering::Acquire) {
+            return Err(CallRefused::SharedStateDown);
+        }
         let max = self.inner.max_calls.load(Ordering::Acquire);
         let before = self.inner.calls.fetch_add(1, Ordering::AcqRel);
         let guard = CallGuard {
@@ -103,6 +112,11 @@ impl Lifecycle {
             return Err(CallRefused::Full(max));
         }
         Ok(guard)
+    }
+
+    /// The cluster's shared state became unreachable (`true`: new calls are refused) or is back.
+    pub fn set_shared_state_down(&self, down: bool) {
+        self.inner.shared_down.store(down, Ordering::Release);
     }
 
     /// Sets the most calls at once (0: no limit). Calls in progress are never touched.

@@ -9,6 +9,7 @@
 mod joining;
 mod pick;
 pub mod service;
+mod setup;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use crate::call::CallId;
+pub use setup::from_config;
 
 /// How a queue picks among available agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +33,7 @@ pub enum Strategy {
 }
 
 /// What happens to a call that waited `max_wait`, or arrives when no agent is logged in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Overflow {
     /// Keep waiting.
     Wait,

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// What the ACD tells one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AcdEvent {
     /// Ring these agents.
     Offer(Vec<String>),
@@ -44,7 +44,7 @@ pub struct AgentView {
 }
 
 /// A queue as the REST API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct QueueView {
     /// Queue name.
     pub name: String,
@@ -69,7 +69,8 @@ pub enum SetStateError {
     NotNow(String, &'static str),
 }
 
-enum Command {
+/// A message to the ACD task (the cluster's bus carries the same messages between nodes).
+pub(crate) enum Command {
     Enqueue {
         call: CallId,
         queue: String,
@@ -121,6 +122,11 @@ pub fn state_name(s: AgentState) -> &'static str {
 }
 
 impl AcdHandle {
+    /// A handle whose messages go to `tx` (the cluster's bus to the node running the ACD).
+    pub(crate) fn from_sender(tx: mpsc::UnboundedSender<Command>) -> AcdHandle {
+        AcdHandle { tx }
+    }
+
     /// Starts the task owning `acd`; `average_handle` seeds each queue's estimated-wait figure.
     pub fn spawn(
         acd: Acd,
@@ -130,6 +136,11 @@ impl AcdHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(acd, average_handle, rx, stop));
         AcdHandle { tx }
+    }
+
+    /// Passes a message on as it is (the cluster's leader, for messages from other nodes).
+    pub(crate) fn send(&self, cmd: Command) {
+        let _ = self.tx.send(cmd);
     }
 
     /// The call enters `queue`; the ACD's events for it go to `events`.

@@ -357,7 +357,7 @@ impl Conference {
         self.media
             .handle_datagram(self.now, LegId(leg), from, local, data);
         self.media.handle_rtcp(self.now, LegId(leg), from, data);
-        if self.n % 97 == 0 {
+        if self.n.is_multiple_of(97) {
             let d = ['5', '#', 'x', 'A'][self.n as usize / 97 % 4];
             let len = std::time::Duration::from_millis(u64::from(self.n % 300));
             self.media.handle_info_digit(self.now, LegId(leg), d, len);
@@ -392,7 +392,7 @@ fn rest(data: &[u8]) {
     let _ = bodies::play(&text);
     let _ = bodies::recording(&text);
     let _ = bodies::consult(&text);
-    let _ = bodies::supervise(&text, data.len() % 2 == 0);
+    let _ = bodies::supervise(&text, data.len().is_multiple_of(2));
     let _ = bodies::consult_action(&text);
     let _ = clicktocall::http::keyring::Scope::parse(&text);
 }

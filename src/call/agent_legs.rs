@@ -367,6 +367,7 @@ impl CallTask {
                 destination: None,
                 transport,
                 tcp_fallback,
+                route: vec![],
             });
         }
         // A registered agent: its first contact, reached at the address it registered from.
@@ -377,12 +378,21 @@ impl CallTask {
             .await
             .into_iter()
             .next()?;
+        // Registered through proxies (their Path): the INVITE goes to the first, routed by all.
+        let destination = match contact.path.first() {
+            Some(hop) => crate::sip::name_addr::split(hop)
+                .and_then(|(uri, _)| crate::sip::uri::parse_sip_uri(uri).ok())
+                .and_then(|u| super::sip_leg::uri_socket(&u))
+                .or(Some(contact.source)),
+            None => Some(contact.source),
+        };
         Some(LegTarget {
             party: party.into(),
             uri: crate::sip::uri::parse_sip_uri(&contact.uri).ok()?,
-            destination: Some(contact.source),
+            destination,
             transport: contact.transport,
             tcp_fallback,
+            route: contact.path,
         })
     }
 

@@ -161,6 +161,7 @@ async fn place(
         destination: Some(proxy),
         transport: proxy_uri.transport.to_string().to_ascii_lowercase(),
         tcp_fallback: false,
+        route: vec![],
     };
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let leg = SipLeg::invite(&mgr.layer, &target, opt, ev_tx).map_err(|e| {

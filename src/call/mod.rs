@@ -130,6 +130,9 @@ pub struct CallManager {
     pub records: crate::records::writer::Records,
     /// The callback service, when `[callback] enabled`.
     pub callbacks: std::sync::OnceLock<crate::callback::service::CallbackHandle>,
+    /// This node's cluster, when `[cluster] redis` is set (REST requests for calls of other
+    /// nodes are redirected there).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Queues whose callers first go to an external IVR.
     external_ivr_queues: Vec<String>,
     /// The configured agents and queues, shared by every call's controller.
@@ -200,6 +203,7 @@ impl CallManager {
             lifecycle,
             records,
             callbacks: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             directory: directory::Directory::default(),
             resume,
             ids,

@@ -131,6 +131,8 @@ pub struct LegTarget {
     pub transport: String,
     /// May an INVITE too large for UDP move to TCP (the gateway has a TCP listener)?
     pub tcp_fallback: bool,
+    /// `Route`s the INVITE carries (an agent's registered `Path`): it goes to the first.
+    pub route: Vec<String>,
 }
 
 /// A placed leg.
@@ -167,6 +169,10 @@ impl SipLeg {
             transport = rsip::Transport::Tcp;
         }
         opt.callee = target.uri.clone();
+        if !target.route.is_empty() {
+            let routes = target.route.iter().map(|r| Header::Route(r.clone().into()));
+            opt.headers.get_or_insert_with(Vec::new).extend(routes);
+        }
         let dest = target.destination.or_else(|| uri_socket(&target.uri));
         opt.destination = dest.map(|addr| SipAddr {
             r#type: Some(transport),
@@ -349,7 +355,7 @@ async fn refresh(
 }
 
 /// The socket address of a URI whose host is an IP (static agents on a LAN, tests).
-fn uri_socket(uri: &rsip::Uri) -> Option<SocketAddr> {
+pub(crate) fn uri_socket(uri: &rsip::Uri) -> Option<SocketAddr> {
     let ip: std::net::IpAddr = uri.host_with_port.host.to_string().parse().ok()?;
     let port = uri
         .host_with_port

@@ -285,6 +285,7 @@ impl Session {
             destination: None,
             tcp_fallback: self.s.tcp && explicit.is_none(),
             transport: explicit.unwrap_or_else(|| "udp".into()),
+            route: vec![],
         };
         let contact = self
             .s

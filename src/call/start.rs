@@ -130,7 +130,8 @@ pub async fn start_browser_call(
         crate::metrics::rejected(r.as_str());
         mgr.record_refused("browser", req.context.clone(), r.as_str());
         match r {
-            crate::lifecycle::CallRefused::Draining => StartCallError::Draining,
+            crate::lifecycle::CallRefused::Draining
+            | crate::lifecycle::CallRefused::SharedStateDown => StartCallError::Draining,
             crate::lifecycle::CallRefused::Full(n) => StartCallError::Full(n),
         }
     })?;

@@ -127,10 +127,30 @@ mod tests {
 }
 
 /// `[cluster]`: this node's place among several gateway nodes.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
     /// This node's number, 0 to 1023, different on every node: it is part of every call id, so
     /// ids never collide across nodes (one node: leave it 0).
     pub node_id: u16,
+    /// The shared state of several nodes (`redis://host:port[/db]`): agents, queues, the call
+    /// directory, the digest nonce secret. Unset: this node keeps all of it in memory (one node).
+    pub redis: Option<String>,
+    /// This node's HTTP base URL as the other nodes and clients reach it
+    /// (`http://10.0.0.11:8080`): a REST request for a call held elsewhere is redirected there.
+    pub http_url: Option<String>,
+    /// Seconds without a heartbeat before a node counts as dead (its calls closed as
+    /// `interrupted`, its agents' claims released).
+    pub node_timeout_secs: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            node_id: 0,
+            redis: None,
+            http_url: None,
+            node_timeout_secs: 5,
+        }
+    }
 }

@@ -17,14 +17,37 @@ impl Config {
         self.validate_supervision()?;
         self.validate_callback()?;
         self.validate_security()?;
-        if self.cluster.node_id > crate::call::id::MAX_NODE {
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if c.node_id > crate::call::id::MAX_NODE {
             return Err(ConfigError::invalid(
                 "cluster.node_id",
-                format!(
-                    "{} is over {}",
-                    self.cluster.node_id,
-                    crate::call::id::MAX_NODE
-                ),
+                format!("{} is over {}", c.node_id, crate::call::id::MAX_NODE),
+            ));
+        }
+        if let Some(url) = &c.redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::invalid(
+                    "cluster.redis",
+                    format!("{url:?} is not a URL like redis://127.0.0.1:6379"),
+                ));
+            }
+        }
+        if let Some(url) = &c.http_url {
+            if !is_origin(url) {
+                return Err(ConfigError::invalid(
+                    "cluster.http_url",
+                    format!("{url:?} is not a base URL like http://10.0.0.11:8080"),
+                ));
+            }
+        }
+        if !(1..=300).contains(&c.node_timeout_secs) {
+            return Err(ConfigError::invalid(
+                "cluster.node_timeout_secs",
+                "must be 1 to 300",
             ));
         }
         Ok(())

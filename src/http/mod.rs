@@ -6,6 +6,7 @@ pub mod assets;
 pub mod bodies;
 mod call_control;
 pub mod client_ip;
+mod elsewhere;
 pub mod keyring;
 pub mod recordings;
 pub mod routes;
@@ -69,7 +70,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(api::metrics))
         .route("/ws", get(ws::upgrade));
-    routes::add_api_routes(router, keys)
+    routes::add_api_routes(router, keys, &state)
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(max_body))

@@ -131,13 +131,20 @@ pub fn api_routes() -> Vec<ApiRoute> {
 pub(super) fn add_api_routes(
     mut router: Router<HttpState>,
     keys: Arc<Keyring>,
+    state: &HttpState,
 ) -> Router<HttpState> {
     for (route, handler) in table() {
         let gate = Gate {
             keys: keys.clone(),
             scope: route.scope,
         };
-        let layered = handler.route_layer(axum::middleware::from_fn_with_state(gate, check));
+        // The key is checked first (the outer layer), then a call of another node is redirected.
+        let layered = handler
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                super::elsewhere::redirect,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(gate, check));
         router = router.route(route.path, layered);
     }
     router

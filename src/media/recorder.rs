@@ -255,7 +255,9 @@ mod tests {
         let t0 = Instant::now();
         let mut r = recorder(t0);
         // Every 20th packet of each leg lost (5 %), at different places.
-        let (left, right) = run(&mut r, t0, 4, |leg, n| (n + leg.0 as u64 * 7) % 20 == 0);
+        let (left, right) = run(&mut r, t0, 4, |leg, n| {
+            (n + leg.0 as u64 * 7).is_multiple_of(20)
+        });
         assert_eq!(left.len(), right.len());
         assert_eq!(left.len(), 4 * 8000);
         // The customer's packet 40 (0.80 s to 0.82 s) was lost: silence exactly there.

@@ -130,7 +130,7 @@ fn write_all(path: &Path, rx: &Receiver<Job>, dropped: &AtomicU64) {
                 }
                 batches += 1;
                 let r = w.write_frame(&f).and_then(|()| {
-                    if batches % 4 == 0 {
+                    if batches.is_multiple_of(4) {
                         w.sync_header()
                     } else {
                         Ok(())

@@ -57,6 +57,9 @@ pub struct RegisterRequest {
     pub source: SocketAddr,
     /// `udp`, `tcp` or `tls`.
     pub transport: String,
+    /// The REGISTER's `Path` (RFC 3327): the proxies requests to the agent must go through, in
+    /// order (empty when it came straight from the phone).
+    pub path: Vec<String>,
 }
 
 /// The answer to a REGISTER.
@@ -102,6 +105,7 @@ struct Binding {
     expires_at: Instant,
     source: SocketAddr,
     transport: String,
+    path: Vec<String>,
     /// When the next keepalive is due; `None` while one is outstanding (or keepalives are off).
     next_keepalive: Option<Instant>,
     keepalive_failures: u32,
@@ -186,6 +190,7 @@ impl Registrar {
             expires_at: now + Duration::from_secs(u64::from(expires)),
             source: req.source,
             transport: req.transport.clone(),
+            path: req.path.clone(),
             next_keepalive: self.policy.keepalive_interval.map(|i| now + i),
             keepalive_failures: 0,
         });
@@ -234,6 +239,7 @@ impl Registrar {
                         source: b.source,
                         transport: b.transport.clone(),
                         expires_in: remaining(now, b.expires_at),
+                        path: b.path.clone(),
                     })
                     .collect()
             })

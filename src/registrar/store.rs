@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
 
 /// One reachable contact of an agent.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContactInfo {
     /// Contact URI the agent registered.
     pub uri: String,
@@ -17,6 +17,10 @@ pub struct ContactInfo {
     pub transport: String,
     /// Seconds left when this snapshot was written.
     pub expires_in: u32,
+    /// The proxies between us and the agent (the REGISTER's `Path`, RFC 3327): requests to the
+    /// agent go to the first and carry them all as `Route`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
 }
 
 /// Agent contacts, readable from any task (and, with a shared backend, any node).

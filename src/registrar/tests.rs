@@ -23,6 +23,7 @@ fn register(agent: &str, uri: &str, expires: Option<u32>, cseq: u32) -> Register
         wildcard: false,
         source: "127.0.0.1:5070".parse().unwrap(),
         transport: "udp".into(),
+        path: vec![],
     }
 }
 

@@ -16,6 +16,9 @@ pub struct DigestAuth {
     secret: String,
     ttl: Duration,
     epoch: Instant,
+    /// Milliseconds on the nonces' clock at `epoch`: 0 counts from the start of the process;
+    /// the wall clock at `epoch` makes nonces of several nodes (sharing the secret) comparable.
+    epoch_ms: u64,
 }
 
 /// Result of checking an `Authorization` header.
@@ -39,7 +42,19 @@ impl DigestAuth {
             secret: secret.to_string(),
             ttl,
             epoch,
+            epoch_ms: 0,
         }
+    }
+
+    /// Nonces count wall-clock milliseconds (`unix_ms` is the wall clock at `epoch`), so every
+    /// node sharing the secret reads another node's nonce age right.
+    pub fn on_wall_clock(mut self, unix_ms: u64) -> Self {
+        self.epoch_ms = unix_ms;
+        self
+    }
+
+    fn clock(&self, now: Instant) -> u64 {
+        self.epoch_ms + now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// The realm challenged for.
@@ -49,7 +64,7 @@ impl DigestAuth {
 
     /// A fresh nonce for `now`.
     pub fn nonce(&self, now: Instant) -> String {
-        let issued = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let issued = self.clock(now);
         format!("{issued:x}.{}", self.mac(issued))
     }
 
@@ -117,8 +132,9 @@ impl DigestAuth {
         if !crate::secret::same_bytes(mac.as_bytes(), self.mac(issued).as_bytes()) {
             return None;
         }
-        let elapsed = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        elapsed.checked_sub(issued).map(Duration::from_millis)
+        self.clock(now)
+            .checked_sub(issued)
+            .map(Duration::from_millis)
     }
 
     fn mac(&self, issued: u64) -> String {
@@ -179,6 +195,26 @@ mod tests {
             "Digest username=\"1001\", realm=\"clicktocall\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
              response=\"{resp}\", algorithm=MD5, qop=auth, cnonce=\"xyz\", nc=00000001"
         )
+    }
+
+    #[test]
+    fn a_node_sharing_the_secret_accepts_another_nodes_nonce_on_the_wall_clock() {
+        // Node A started 10 minutes before node B; both count wall-clock milliseconds.
+        let (ta, tb) = (Instant::now(), Instant::now() + Duration::from_secs(600));
+        let unix = 1_796_000_000_000u64;
+        let ttl = Duration::from_secs(300);
+        let a = DigestAuth::new("clicktocall", "shared", ttl, ta).on_wall_clock(unix);
+        let b = DigestAuth::new("clicktocall", "shared", ttl, tb).on_wall_clock(unix + 600_000);
+        let pw = |u: &str| (u == "1001").then(|| "pw".to_string());
+        let at = tb + Duration::from_secs(5);
+        let req = register_with(Some(answer(&a.nonce(at), "pw")));
+        let soon = at + Duration::from_secs(1);
+        assert_eq!(
+            b.check(soon, &req, false, pw),
+            AuthOutcome::Ok("1001".into())
+        );
+        let late = at + Duration::from_secs(301);
+        assert_eq!(b.check(late, &req, false, pw), AuthOutcome::Stale);
     }
 
     #[test]

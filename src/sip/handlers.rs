@@ -229,6 +229,12 @@ async fn register(
             return reply(tx, StatusCode::BadRequest, vec![]).await;
         }
     };
+    // RFC 3327 §5.3: the Path we keep goes back in the 200, so the proxies see it was taken.
+    let path: Vec<Header> = request
+        .path
+        .iter()
+        .map(|p| Header::Path(p.clone().into()))
+        .collect();
     let Some(outcome) = ctx.registrar.register(request).await else {
         return reply(tx, StatusCode::ServiceUnavailable, vec![]).await;
     };
@@ -241,6 +247,7 @@ async fn register(
             let headers = bindings
                 .into_iter()
                 .map(|(uri, secs)| Header::Contact(format!("<{uri}>;expires={secs}").into()))
+                .chain(path)
                 .collect();
             reply(tx, StatusCode::OK, headers).await
         }
@@ -275,8 +282,17 @@ fn register_request(
     let mut expires_header = None;
     let mut contacts = Vec::new();
     let mut wildcard = false;
+    let mut path = Vec::new();
     for h in req.headers.iter() {
         match h {
+            Header::Path(p) => {
+                for value in super::validate::split_commas(p.value()) {
+                    let (uri, _) = super::name_addr::split(value.trim())
+                        .ok_or_else(|| format!("bad Path {value:?}"))?;
+                    super::uri::parse_sip_uri(uri)?;
+                    path.push(value.trim().to_string());
+                }
+            }
             Header::Expires(e) => {
                 expires_header = Some(e.value().trim().parse::<u32>().map_err(|_| "bad Expires")?)
             }
@@ -308,6 +324,7 @@ fn register_request(
         wildcard,
         source: src,
         transport,
+        path,
     })
 }
 

@@ -202,6 +202,11 @@ impl SipServer {
             &secret,
             Duration::from_secs(cfg.registrar.nonce_ttl_secs),
             Instant::now(),
+        )
+        .on_wall_clock(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         );
         let ctx = Arc::new(SipContext {
             cfg: cfg.clone(),

@@ -18,6 +18,7 @@ mod calls_go_to_a_siprec_recorder;
 mod demo_agent_answers_and_echoes;
 mod external_ivr_refers_back_to_a_queue;
 mod inbound_trunk_call_reaches_agent;
+mod nodes_share_agents_and_queues;
 mod parties_hear_each_other;
 mod rest_call_control;
 mod supervisors_listen_whisper_barge_and_take_over;

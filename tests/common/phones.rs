@@ -84,11 +84,15 @@ impl AgentPhone {
         }
     }
 
-    /// Answers a request with `code` (and SDP for a 200 to INVITE).
+    /// Answers a request with `code` (and SDP for a 200 to INVITE), to where its Via says
+    /// (a node of a cluster other than the one the phone registered with may have sent it).
     pub async fn reply(&self, req: &str, code: u16, sdp: Option<&str>) {
         let contact = format!("Contact: <sip:{}@{}>\r\n", self.user, self.sip.addr);
         self.sip
-            .send(self.gw, response(req, code, &contact, sdp).as_bytes())
+            .send(
+                via_addr(req).unwrap_or(self.gw),
+                response(req, code, &contact, sdp).as_bytes(),
+            )
             .await;
     }
 
@@ -110,7 +114,7 @@ impl AgentPhone {
         let contact = format!("Contact: <sip:{}@{}>\r\n{extra}", self.user, self.sip.addr);
         self.sip
             .send(
-                self.gw,
+                via_addr(invite).unwrap_or(self.gw),
                 response(invite, 200, &contact, Some(&sdp)).as_bytes(),
             )
             .await;
@@ -361,4 +365,13 @@ pub fn rtp_phone(rtp: UdpSocket, hz: f64) -> RtpPhone {
         keys,
         go,
     }
+}
+
+/// The address in a request's top Via (`SIP/2.0/UDP host:port;...`).
+pub fn via_addr(req: &str) -> Option<SocketAddr> {
+    let line = req
+        .lines()
+        .find(|l| l.starts_with("Via:") || l.starts_with("v:"))?;
+    let sent_by = line.split_whitespace().nth(2)?;
+    sent_by.split(';').next()?.parse().ok()
 }
