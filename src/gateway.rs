@@ -73,7 +73,7 @@ impl Gateway {
             crate::cluster::Cluster::new(&cfg.cluster, kv, url)
         });
         if let Some(c) = &cluster {
-            share_nonce_secret(c, &mut cfg).await;
+            share_secrets(c, &mut cfg).await;
         }
         let demo = if cfg.demo_agent.enabled {
             Some(add_demo_agent(&mut cfg)?)
@@ -262,17 +262,26 @@ impl Gateway {
     }
 }
 
-/// Every node of a cluster answers digest challenges of every other: they share the nonce
-/// secret (the first node to start picks it). While the store is down this node keeps its own
-/// (its challenges are then answered on it alone).
-async fn share_nonce_secret(cluster: &crate::cluster::Cluster, cfg: &mut Config) {
-    if !cfg.registrar.nonce_secret.is_empty() {
-        return;
+/// Every node of a cluster answers digest challenges of every other and reads every other's
+/// resume tokens: unless configured, they share those secrets (the first node to start picks
+/// them). While the store is down this node keeps its own (its challenges and tokens are then
+/// good on it alone).
+async fn share_secrets(cluster: &crate::cluster::Cluster, cfg: &mut Config) {
+    let shared = |name: &'static str| async move {
+        let mine = crate::sip::ids::random_token(32);
+        match cluster.shared_secret(name, &mine).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, name, "secret not shared: the store is down");
+                mine
+            }
+        }
+    };
+    if cfg.registrar.nonce_secret.is_empty() {
+        cfg.registrar.nonce_secret = shared("nonce").await;
     }
-    let mine = crate::sip::ids::random_token(32);
-    match cluster.nonce_secret(&mine).await {
-        Ok(s) => cfg.registrar.nonce_secret = s,
-        Err(e) => tracing::warn!(error = %e, "nonce secret not shared: the store is down"),
+    if cfg.widget.resume_secret.is_none() {
+        cfg.widget.resume_secret = Some(shared("resume").await);
     }
 }
 

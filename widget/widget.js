@@ -18,8 +18,8 @@
     document.querySelector('script[src$="widget.js"]');
   var cfg = (script && script.dataset) || {};
   var base = script ? new URL(script.src, location.href) : new URL(location.href);
-  var wsUrl = cfg.gateway || ((base.protocol === 'https:' ? 'wss://' : 'ws://') + base.host + '/ws');
-  if (cfg.site) wsUrl += (wsUrl.indexOf('?') < 0 ? '?' : '&') + 'site=' + encodeURIComponent(cfg.site);
+  function siteUrl(u) { return cfg.site ? u + (u.indexOf('?') < 0 ? '?' : '&') + 'site=' + encodeURIComponent(cfg.site) : u; }
+  var wsUrl = siteUrl(cfg.gateway || ((base.protocol === 'https:' ? 'wss://' : 'ws://') + base.host + '/ws'));
 
   // Every user-visible string, in English; T holds the other languages with the same keys.
   var S = {
@@ -321,6 +321,8 @@
       w.send(JSON.stringify({ type: 'resume', v: 1, token: token }));
     } else if (m.type === 'answer') answer(m);
     else if (m.type === 'resumed') resumed(m);
+    // The call is on another node: resume there.
+    else if (m.type === 'moved') { wsUrl = siteUrl(m.url); lost(w); }
     else if (m.type === 'pong') { if (m.resume) token = m.resume; }
     else if (m.type === 'state') setState(m);
     else if (m.type === 'error') failed(m);

@@ -11,8 +11,9 @@
 //! - [`locations`]: agents' registrations (with their `Path`), readable by every node.
 //! - Calls: a call's node is in its id ([`crate::call::id`]), so a REST request for a call held
 //!   elsewhere is redirected to that node's URL (`c2c:node:<id>`) with no lookup table.
-//! - The digest nonce secret ([`Cluster::nonce_secret`]): one for all nodes, so a challenge
-//!   from one node is answered on another.
+//! - Secrets ([`Cluster::shared_secret`]): one digest nonce secret and one resume-token secret
+//!   for all nodes, so a challenge from one node is answered on another and a widget resumes its
+//!   call through any node.
 
 pub mod acd_bus;
 pub mod kv;
@@ -99,9 +100,10 @@ impl Cluster {
         Ok(all.iter().filter_map(|n| n.parse().ok()).collect())
     }
 
-    /// The digest nonce secret every node shares: the first node to start picks it.
-    pub async fn nonce_secret(&self, mine: &str) -> Result<String, KvError> {
-        let key = format!("{PREFIX}nonce-secret");
+    /// A secret every node shares (`name`: the digest nonces', the widget's resume tokens'): the
+    /// first node to start picks it.
+    pub async fn shared_secret(&self, name: &str, mine: &str) -> Result<String, KvError> {
+        let key = format!("{PREFIX}secret:{name}");
         let year = Duration::from_secs(365 * 86_400);
         self.kv.set_nx(&key, mine, year).await?;
         Ok(self.kv.get(&key).await?.unwrap_or_else(|| mine.to_string()))

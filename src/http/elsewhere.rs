@@ -1,11 +1,15 @@
-//! A REST request for a call another node of the cluster holds: its node is in its id
-//! ([`crate::call::id`]), so the request is redirected there (`307`, same method and body) with
-//! no lookup, after the key was checked. A call of a node that is not running gets `404
-//! unknown_call`; while the shared state is unreachable, `503`.
+//! A request for a call another node of the cluster holds: its node is in its id
+//! ([`crate::call::id`]), so it is sent there with no lookup. A REST request is redirected
+//! (`307`, same method and body) after the key was checked; a call of a node that is not running
+//! gets `404 unknown_call`, and while the shared state is unreachable, `503`. A widget socket
+//! resuming such a call gets `moved` with that node's socket URL (browsers do not follow
+//! redirects of a WebSocket handshake).
 
 use super::api::ApiError;
+use super::ws::error;
 use super::HttpState;
 use crate::call::id::CallIds;
+use crate::widget::protocol::ServerMessage;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -58,8 +62,49 @@ pub(super) async fn redirect(State(state): State<HttpState>, req: Request, next:
     }
 }
 
+/// Where a widget resumes call `id` another node holds: `moved` to that node's socket, or
+/// `call_ended` when the node is gone; `None` for a call of this node (or a single node).
+pub(super) async fn resume_at(mgr: &crate::call::CallManager, id: u64) -> Option<ServerMessage> {
+    let cluster = mgr.cluster.get()?;
+    let node = CallIds::node_of(id);
+    if node == cluster.node {
+        return None;
+    }
+    Some(match cluster.node_url(node).await {
+        Ok(Some(url)) => ServerMessage::Moved { url: ws_url(&url) },
+        Ok(None) => error("call_ended", format!("call {id} has ended with its node")),
+        Err(e) => error(
+            "unavailable",
+            format!("cannot find the call's node now: {e}"),
+        ),
+    })
+}
+
+/// The widget socket URL of a node whose HTTP base URL is `base`.
+fn ws_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let ws = match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => format!("ws://{base}"),
+    };
+    format!("{ws}/ws")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nodes_socket_url_follows_its_scheme() {
+        assert_eq!(
+            super::ws_url("https://n2.example.com/"),
+            "wss://n2.example.com/ws"
+        );
+        assert_eq!(
+            super::ws_url("http://127.0.0.12:8080"),
+            "ws://127.0.0.12:8080/ws"
+        );
+    }
+
     #[test]
     fn the_call_id_is_read_from_call_paths_only() {
         assert_eq!(super::call_in("/api/calls/42/hangup"), Some(42));

@@ -254,7 +254,7 @@ async fn close_too_big(socket: &mut WebSocket) {
     .await;
 }
 
-fn error(code: &str, message: impl Into<String>) -> ServerMessage {
+pub(super) fn error(code: &str, message: impl Into<String>) -> ServerMessage {
     ServerMessage::Error {
         code: code.into(),
         message: message.into(),
@@ -442,7 +442,7 @@ impl Session {
                 queue,
                 ..
             } => self.callback(number, &mut context, queue).await,
-            ClientMessage::Resume { token, .. } => Some(self.resume(&token)),
+            ClientMessage::Resume { token, .. } => Some(self.resume(&token).await),
             ClientMessage::Ping {} => Some(ServerMessage::Pong {
                 resume: self.call.as_ref().map(|c| self.token(c.id)),
             }),
@@ -509,7 +509,7 @@ impl Session {
 
     /// Takes a running call onto this socket: the token must be genuine, this site's, fresh, and
     /// name a call that is still running. Nothing is touched otherwise.
-    fn resume(&mut self, token: &str) -> ServerMessage {
+    async fn resume(&mut self, token: &str) -> ServerMessage {
         if self.call.is_some() {
             return in_progress();
         }
@@ -521,6 +521,9 @@ impl Session {
             }
         };
         let ended = || error("call_ended", format!("call {id} has ended"));
+        if let Some(moved) = super::elsewhere::resume_at(&self.mgr, id).await {
+            return moved;
+        }
         let Some(input) = self.mgr.directory.customer_input(id) else {
             return ended();
         };

@@ -150,6 +150,12 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         not_before: Option<u64>,
     },
+    /// The call to resume is held by another node of the cluster: open a socket at `url` and
+    /// resume there (the same token).
+    Moved {
+        /// The node's widget socket URL (`wss://node-2.example.com/ws`).
+        url: String,
+    },
     /// Something went wrong with the last message or the call.
     Error {
         /// Stable machine-readable code.

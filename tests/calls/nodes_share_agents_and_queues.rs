@@ -1,7 +1,7 @@
 //! Issue 19 in process: three gateway nodes share one store (the in-memory [`MemoryKv`], as
 //! they would share Redis). An agent registered through node 2 rings for a browser call placed
 //! on node 1 (context headers, audio both ways); a REST read of that call on node 3 is
-//! redirected to node 1; a call on node 3 never rings the busy agent and goes to the agent who
+//! redirected to node 1, a widget socket resuming it there is told to move to node 1; a call on node 3 never rings the busy agent and goes to the agent who
 //! registers on node 3; when the node running the ACD stops, another takes over and the queues
 //! go on; while the store is down new calls are refused (`unavailable`), after it comes back
 //! they are served.
@@ -89,6 +89,18 @@ async fn an_agent_of_one_node_takes_calls_of_the_others_and_is_never_offered_two
     assert!(head.to_ascii_lowercase().contains(&location), "{head}");
     let (code, _, _) = http_get_raw(g3.http_addr, &path, "wrong-key", "").await;
     assert_eq!(code, 401, "the key is checked before the redirect");
+    // A widget socket resuming it on node 3 is told where the call is.
+    let token = w1
+        .log
+        .iter()
+        .find(|m| m["type"] == "answer")
+        .and_then(|m| m["resume"].as_str())
+        .expect("a resume token")
+        .to_string();
+    let mut elsewhere = Widget::connect(g3.http_addr).await;
+    elsewhere.send(json!({"type": "resume", "v": 1, "token": token}));
+    let moved = elsewhere.wait_for("moved", None, WAIT).await;
+    assert_eq!(moved["url"], format!("ws://{}/ws", g1.http_addr));
 
     // A call on node 3 waits: 8001 is busy (never offered), 8002 registers on node 3 and gets it.
     let mut w3 = Widget::connect(g3.http_addr).await;
