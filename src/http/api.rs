@@ -143,6 +143,7 @@ fn callback_error(e: crate::callback::service::CallbackError) -> ApiError {
         E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        E::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError(status, e.code(), e.to_string())
 }

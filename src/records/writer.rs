@@ -1,13 +1,18 @@
-//! The records writer: one thread owns the SQLite connection; call tasks send it records and never
-//! wait. `flush` returns once everything sent before it is on disk (the drain waits on it).
+//! The records writer: one thread owns the database connection (SQLite, or PostgreSQL through
+//! [`super::pg`]); call tasks send it records and never wait. `flush` returns once everything sent
+//! before it is written (the drain waits on it). While PostgreSQL is unreachable the records wait
+//! in a bounded [`Backlog`] and are written when it is back.
 
+use super::backlog::{Backlog, Held, BACKLOG_LIMIT};
 use super::cdr::CallRecord;
-use super::store::{Filter, RecordError, RecordStore};
+use super::store::{Filter, RecordBackend, RecordError, RecordStore};
+use crate::storage::Database;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{info, warn};
 
 enum Job {
     Write(Box<CallRecord>, &'static str),
@@ -26,53 +31,63 @@ pub struct Records {
     tx: mpsc::Sender<Job>,
 }
 
+/// The thread's state: the database, the webhook URLs and what waits for an unreachable server.
+struct Writer {
+    store: Box<dyn RecordBackend>,
+    urls: Vec<String>,
+    wake: Arc<tokio::sync::Notify>,
+    backlog: Backlog,
+    /// This node's records left open by a previous run are still to be closed (the server was
+    /// unreachable at start).
+    close_pending: bool,
+}
+
 impl Records {
-    /// Opens the store at `path` and starts its thread; each event is also queued for the
-    /// webhook `urls` (then `wake` is notified).
+    /// Opens the store `database` (a SQLite path or a `postgres://` URL) for node `node` and
+    /// starts its thread; each event is also queued for the webhook `urls` (then `wake` is
+    /// notified). A SQLite file that cannot be opened is an error now; an unreachable PostgreSQL
+    /// is not (records wait for it).
     pub fn open(
-        path: &Path,
+        database: &Path,
+        node: u16,
         urls: Vec<String>,
         wake: Arc<tokio::sync::Notify>,
     ) -> Result<Records, RecordError> {
-        let store = RecordStore::open(path)?;
-        match store.close_interrupted(&urls) {
-            Ok(0) => {}
-            Ok(n) => {
-                warn!(records = n, "calls left open by a previous run (it did not stop cleanly) ended as interrupted");
-                if !urls.is_empty() {
-                    wake.notify_one();
-                }
+        let sqlite = match Database::parse(database) {
+            Database::Sqlite(path) => Some(RecordStore::open(&path)?),
+            Database::Postgres(url) => {
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| RecordError::Failed(format!("not a PostgreSQL URL: {e}")))?;
+                None
             }
-            Err(e) => warn!(error = %e, "could not end the records a previous run left open"),
-        }
+        };
+        let url = database.to_string_lossy().into_owned();
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("records".into())
             .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Write(r, event) => match store.write_event(&r, event, &urls) {
-                            Ok(()) if !urls.is_empty() => wake.notify_one(),
-                            Ok(()) => {}
-                            Err(e) => {
-                                warn!(record = %r.id, error = %e, "call record not written")
-                            }
-                        },
-                        Job::Query(f, reply) => {
-                            let _ = reply.send(store.query(&f));
+                // The PostgreSQL connection is made (and dropped) on this thread: it owns a runtime.
+                let store: Box<dyn RecordBackend> = match sqlite {
+                    Some(s) => Box::new(s),
+                    None => match super::pg::PgRecords::new(&url, node) {
+                        Ok(s) => Box::new(s),
+                        Err(e) => {
+                            warn!(error = %e, "call records: no database; records are not kept");
+                            return;
                         }
-                        Job::Flush(reply) => {
-                            let _ = reply.send(());
-                        }
-                        Job::Deleted(call, file, at) => {
-                            if let Err(e) = store.mark_recording_deleted(call, &file, at) {
-                                warn!(call, error = %e, "record not marked: recording deleted");
-                            }
-                        }
-                    }
-                }
+                    },
+                };
+                let mut w = Writer {
+                    store,
+                    urls,
+                    wake,
+                    backlog: Backlog::new(BACKLOG_LIMIT),
+                    close_pending: true,
+                };
+                w.close_interrupted();
+                w.run(rx);
             })
-            .map_err(|e| RecordError(format!("cannot start the records thread: {e}")))?;
+            .map_err(|e| RecordError::Failed(format!("cannot start the records thread: {e}")))?;
         Ok(Records { tx })
     }
 
@@ -84,12 +99,12 @@ impl Records {
 
     /// Records matching `filter`.
     pub async fn query(&self, filter: Filter) -> Result<Vec<serde_json::Value>, RecordError> {
+        let stopped = || RecordError::Failed("the records thread has stopped".into());
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Job::Query(filter, tx))
-            .map_err(|_| RecordError("the records thread has stopped".into()))?;
-        rx.await
-            .map_err(|_| RecordError("the records thread has stopped".into()))?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Call `call`'s recording `file` was deleted (retention): its record says so.
@@ -98,11 +113,133 @@ impl Records {
         let _ = self.tx.send(Job::Deleted(call, file, now));
     }
 
-    /// Waits until every record sent so far is written.
+    /// Waits until every record sent so far is written (or held, while the database is
+    /// unreachable).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Job::Flush(tx)).is_ok() {
             let _ = rx.await;
+        }
+    }
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Job>) {
+        loop {
+            let job = match self.backlog.poll_timeout() {
+                None => match rx.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => return,
+                },
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+            };
+            if self.backlog.retry_due(Instant::now()) {
+                self.retry();
+            }
+            match job {
+                Some(Job::Write(r, event)) => self.write(r, event),
+                Some(Job::Query(f, reply)) => {
+                    let _ = reply.send(self.store.query(&f));
+                }
+                Some(Job::Flush(reply)) => {
+                    let _ = reply.send(());
+                }
+                Some(Job::Deleted(call, file, at)) => {
+                    if let Err(e) = self.store.mark_recording_deleted(call, &file, at) {
+                        warn!(call, error = %e, "record not marked: recording deleted");
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Writes one record, or holds it while the database is unreachable.
+    fn write(&mut self, r: Box<CallRecord>, event: &'static str) {
+        if self.backlog.in_outage() {
+            self.hold(r, event);
+            return;
+        }
+        match self.store.write_event(&r, event, &self.urls) {
+            Ok(()) if !self.urls.is_empty() => self.wake.notify_one(),
+            Ok(()) => {}
+            Err(e) if e.is_unavailable() => {
+                if self.backlog.handle_outage(Instant::now()) {
+                    warn!(error = %e, limit = BACKLOG_LIMIT, "records database unreachable: call records are held in memory until it is back");
+                }
+                self.hold(r, event);
+            }
+            Err(e) => warn!(record = %r.id, error = %e, "call record not written"),
+        }
+    }
+
+    fn hold(&mut self, r: Box<CallRecord>, event: &'static str) {
+        if let Held::DroppedOldest(id) = self.backlog.push(r, event) {
+            crate::metrics::records_dropped();
+            warn!(record = %id, limit = BACKLOG_LIMIT, "records backlog full: oldest held record dropped");
+        }
+    }
+
+    /// The retry is due: write the held records, oldest first, until done or the server fails.
+    fn retry(&mut self) {
+        if self.close_pending {
+            self.close_interrupted();
+            if self.close_pending {
+                self.backlog.handle_outage(Instant::now());
+                return;
+            }
+        }
+        while let Some((r, event)) = self.backlog.front() {
+            match self.store.write_event(r, event, &self.urls) {
+                Ok(()) => {
+                    if let Some(done) = self.backlog.handle_written() {
+                        info!(
+                            written = done.written,
+                            dropped = done.dropped,
+                            "records database back: held call records written"
+                        );
+                    }
+                }
+                Err(e) if e.is_unavailable() => {
+                    self.backlog.handle_outage(Instant::now());
+                    return;
+                }
+                Err(e) => {
+                    warn!(record = %r.id, error = %e, "call record not written");
+                    self.backlog.handle_written();
+                }
+            }
+        }
+        if !self.urls.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends this node's records a previous run left open; retried later if the server is down.
+    fn close_interrupted(&mut self) {
+        match self.store.close_interrupted(&self.urls) {
+            Ok(n) => {
+                self.close_pending = false;
+                if n > 0 {
+                    warn!(records = n, "calls left open by a previous run (it did not stop cleanly) ended as interrupted");
+                    if !self.urls.is_empty() {
+                        self.wake.notify_one();
+                    }
+                }
+            }
+            Err(e) if e.is_unavailable() => {
+                if self.backlog.handle_outage(Instant::now()) {
+                    warn!(error = %e, limit = BACKLOG_LIMIT, "records database unreachable: call records are held in memory until it is back");
+                }
+            }
+            Err(e) => {
+                self.close_pending = false;
+                warn!(error = %e, "could not end the records a previous run left open");
+            }
         }
     }
 }
