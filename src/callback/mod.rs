@@ -17,3 +17,6 @@ pub mod schedule;
 pub mod service;
 pub mod sqlite;
 pub mod store;
+
+#[cfg(test)]
+mod service_tests;

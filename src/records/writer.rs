@@ -53,29 +53,39 @@ impl Records {
         urls: Vec<String>,
         wake: Arc<tokio::sync::Notify>,
     ) -> Result<Records, RecordError> {
-        let sqlite = match Database::parse(database) {
-            Database::Sqlite(path) => Some(RecordStore::open(&path)?),
+        match Database::parse(database) {
+            Database::Sqlite(path) => {
+                let store = RecordStore::open(&path)?;
+                Records::start(move || Ok(Box::new(store)), urls, wake)
+            }
             Database::Postgres(url) => {
                 url.parse::<tokio_postgres::Config>()
                     .map_err(|e| RecordError::Failed(format!("not a PostgreSQL URL: {e}")))?;
-                None
+                // The connection is made (and dropped) on the writer's thread: it owns a runtime.
+                let open = move || -> Result<Box<dyn RecordBackend>, RecordError> {
+                    Ok(Box::new(super::pg::PgRecords::new(&url, node)?))
+                };
+                Records::start(open, urls, wake)
             }
-        };
-        let url = database.to_string_lossy().into_owned();
+        }
+    }
+
+    /// Starts the writer's thread over the backend `open` makes there (tests pass fakes).
+    pub fn start(
+        open: impl FnOnce() -> Result<Box<dyn RecordBackend>, RecordError> + Send + 'static,
+        urls: Vec<String>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Result<Records, RecordError> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("records".into())
             .spawn(move || {
-                // The PostgreSQL connection is made (and dropped) on this thread: it owns a runtime.
-                let store: Box<dyn RecordBackend> = match sqlite {
-                    Some(s) => Box::new(s),
-                    None => match super::pg::PgRecords::new(&url, node) {
-                        Ok(s) => Box::new(s),
-                        Err(e) => {
-                            warn!(error = %e, "call records: no database; records are not kept");
-                            return;
-                        }
-                    },
+                let store = match open() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "call records: no database; records are not kept");
+                        return;
+                    }
                 };
                 let mut w = Writer {
                     store,
@@ -240,6 +250,90 @@ impl Writer {
                 self.close_pending = false;
                 warn!(error = %e, "could not end the records a previous run left open");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// Record id and end reason, as written.
+    type Rows = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+    /// A database that can be switched off: what it holds, and whether it answers.
+    #[derive(Clone, Default)]
+    struct Fake {
+        rows: Rows,
+        down: Arc<AtomicBool>,
+    }
+
+    impl RecordBackend for Fake {
+        fn write_event(
+            &mut self,
+            r: &CallRecord,
+            _: &str,
+            _: &[String],
+        ) -> Result<(), RecordError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(RecordError::Unavailable("connection refused".into()));
+            }
+            let mut rows = self.rows.lock().unwrap();
+            rows.retain(|(id, _)| *id != r.id);
+            rows.push((r.id.clone(), r.end_reason.clone()));
+            Ok(())
+        }
+        fn query(&mut self, _: &Filter) -> Result<Vec<serde_json::Value>, RecordError> {
+            Ok(Vec::new())
+        }
+        fn mark_recording_deleted(&mut self, _: u64, _: &str, _: i64) -> Result<(), RecordError> {
+            Ok(())
+        }
+        fn close_interrupted(&mut self, _: &[String]) -> Result<usize, RecordError> {
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn records_wait_while_the_database_is_down_and_are_written_when_it_is_back() {
+        let fake = Fake::default();
+        let db = fake.clone();
+        let records =
+            Records::start(move || Ok(Box::new(db)), Vec::new(), Default::default()).unwrap();
+        let mut a = CallRecord::new(1, "sip", Default::default(), 1_000);
+        records.write(&a, "call.started");
+        records.flush().await;
+        assert_eq!(fake.rows.lock().unwrap().len(), 1);
+
+        fake.down.store(true, Ordering::SeqCst);
+        let b = CallRecord::new(2, "sip", Default::default(), 2_000);
+        // Writes while it is down return at once (the call never waits).
+        let t = std::time::Instant::now();
+        records.write(&b, "call.started");
+        a.ended("customer_hangup", &[], 3_000);
+        records.write(&a, "call.ended");
+        records.flush().await;
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        assert_eq!(
+            fake.rows.lock().unwrap().len(),
+            1,
+            "nothing written while down"
+        );
+
+        fake.down.store(false, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let rows = fake.rows.lock().unwrap().clone();
+            if rows.len() == 2 && rows.iter().any(|(id, e)| *id == a.id && e.is_some()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not written after the outage: {rows:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }

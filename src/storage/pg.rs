@@ -78,6 +78,11 @@ impl PgConn {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("clicktocall");
+        // "already exists, skipping" notices of the idempotent migrations are not news (unless
+        // the URL sets its own options).
+        if config.get_options().is_none() {
+            config.options("-c client_min_messages=warning");
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
