@@ -197,3 +197,76 @@ PY
   stop_node "$n1" 1 || code=1
   return $code
 }
+
+test_callback_of_a_node_killed_mid_attempt_is_retried_by_the_other_after_its_lease() {
+  # Issue 19: a callback due at once is dialled by one node (the customer's phone rings: SIPp
+  # never answers); that node is SIGKILLed while it rings. Its lease (3 s) runs out, the other node
+  # takes the attempt over (reason interrupted, scheduled after retry_delay_secs = 1 s) and dials
+  # again: two INVITEs in all, the second only after the dead node's lease. Ring timeout 2 s, one
+  # retry: the callback ends failed/no_answer after two attempts.
+  start_postgres || return 1
+  trap 'pg_cleanup; kill -KILL $(jobs -p) 2>/dev/null' EXIT
+  local base="$T/callback-base.toml"
+  sed -e 's/^database = "callbacks.db"$/database = "'"${PG_URL//\//\\/}"'"/' \
+      -e 's/^username = "acme"$//' -e 's/^password = "trunkpw"$//' \
+      -e 's/^retries = 0$/retries = 1\nretry_delay_secs = 1\nlease_secs = 3\nring_timeout_secs = 2/' \
+      "$HERE/gateway-callback.toml" >"$base"
+  grep -q '^lease_secs = 3' "$base" || { echo "config edit failed"; return 1; }
+  node_config "$base" 1 >"$T/node1.toml"
+  node_config "$base" 2 >"$T/node2.toml"
+  (cd "$T" && sipp -sf "$HERE/sipp/trunk_rings.xml" -i 127.0.0.1 -p 5070 -nostdin -trace_msg \
+      -message_file "$T/carrier.msg" >"$T/carrier.out" 2>&1) &
+  local carrier=$!
+  start_node 1 "$T/node1.toml" || return 1; local n1=$NODE_PID
+  start_node 2 "$T/node2.toml" || return 1; local n2=$NODE_PID
+  local cb id
+  cb=$(curl -fsS -H 'authorization: Bearer interop-key' -H 'content-type: application/json' \
+    -d '{"number": "+15550107001"}' http://127.0.0.1:8080/api/callbacks) || { echo "callback request refused"; return 1; }
+  id=$(echo "$cb" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  local dialler="" survivor="" dead_pid=""
+  for _ in $(seq 1 50); do
+    if grep -q '"message":"dialling callback"' "$T/node1.log"; then dialler=1; survivor=2; dead_pid=$n1; break; fi
+    if grep -q '"message":"dialling callback"' "$T/node2.log"; then dialler=2; survivor=1; dead_pid=$n2; break; fi
+    sleep 0.1
+  done
+  [ -n "$dialler" ] || { echo "nobody dialled"; return 1; }
+  sleep 1   # ringing
+  kill -KILL "$dead_pid"; wait "$dead_pid" 2>/dev/null
+  local killed_at; killed_at=$(date +%s.%N)
+  echo "callback $id dialled by node $dialler, killed while ringing at $killed_at"
+  local state=""
+  for _ in $(seq 1 200); do
+    state=$(curl -fsS -H 'authorization: Bearer interop-key' "http://127.0.0.1:$((8079 + survivor))/api/callbacks/$id")
+    echo "$state" | grep -q '"state":"failed"' && break
+    sleep 0.1
+  done
+  sleep 2   # time for a wrong third INVITE
+  kill -TERM "$carrier" 2>/dev/null; wait "$carrier" 2>/dev/null
+  local code=0
+  echo "callback on node $survivor: $state"
+  echo "$state" | python3 -c '
+import json, sys
+cb = json.load(sys.stdin)
+assert (cb["state"], cb["reason"], cb["attempts"]) == ("failed", "no_answer", 2), cb' || code=1
+  local invites; invites=$(grep -c '^INVITE sip:' "$T/carrier.msg" 2>/dev/null || echo 0)
+  echo "INVITEs at the carrier: $invites"
+  [ "$invites" = 2 ] || code=1
+  grep -q '"message":"callback taken over' "$T/node$survivor.log" || { echo "node $survivor did not take it over"; code=1; }
+  # The second INVITE came from the survivor, and only after the dead node's lease ran out.
+  python3 - "$T/carrier.msg" "$killed_at" "$((5059 + survivor))" <<'PY' || code=1
+import re, sys, datetime
+text, killed, port = open(sys.argv[1]).read(), float(sys.argv[2]), sys.argv[3]
+blocks = re.split(r"-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n", text)
+invites = [(datetime.datetime.fromisoformat(blocks[i]).timestamp(), blocks[i + 1])
+           for i in range(1, len(blocks) - 1, 2) if re.search(r"^INVITE sip:", blocks[i + 1], re.M)]
+second_at, second = invites[1]
+via = re.search(r"^Via: \S+ ([^;]+)", second, re.M).group(1)
+print("second INVITE %.1f s after the kill, from %s" % (second_at - killed, via))
+assert via == "127.0.0.1:" + port, "the second INVITE is not from the survivor"
+# The lease (3 s, renewed each second, in whole seconds) ends 2 s after the kill at the
+# earliest, and the retry waits 1 s more.
+assert second_at - killed >= 2.0, "redialled before the lease ran out and the retry delay passed"
+PY
+  stop_node "$n2" 2 2>/dev/null; stop_node "$n1" 1 2>/dev/null
+  return $code
+}
