@@ -173,6 +173,11 @@ pub trait Dialer: Send + Sync + 'static {
         progress: mpsc::UnboundedSender<Progress>,
         widget: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Outcome;
+
+    /// Whether calls can be placed now (a draining node claims no callbacks: another node will).
+    fn can_dial(&self) -> bool {
+        true
+    }
 }
 
 enum Command {
@@ -479,7 +484,11 @@ impl Service {
             owner: self.owner.clone(),
             now,
             lease_until: now + self.cfg.lease_secs,
-            limit: self.cfg.max_concurrent.saturating_sub(self.active),
+            limit: if self.dialer.can_dial() {
+                self.cfg.max_concurrent.saturating_sub(self.active)
+            } else {
+                0
+            },
             retries: self.cfg.retries,
             retry_delay_secs: self.cfg.retry_delay_secs,
         };

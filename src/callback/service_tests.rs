@@ -88,8 +88,8 @@ impl CallbackBackend for Switchable {
     }
 }
 
-/// A trunk whose customer is always busy; counts the dials.
-struct Busy(Arc<AtomicUsize>);
+/// A trunk whose customer is always busy; counts the dials. `draining`: the node places no calls.
+struct Busy(Arc<AtomicUsize>, bool);
 
 #[async_trait::async_trait]
 impl Dialer for Busy {
@@ -102,6 +102,10 @@ impl Dialer for Busy {
         self.0.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
         Outcome::Busy
+    }
+
+    fn can_dial(&self) -> bool {
+        !self.1
     }
 }
 
@@ -131,12 +135,16 @@ fn node(
     dials: &Arc<AtomicUsize>,
     stop: &CancellationToken,
 ) -> CallbackHandle {
+    node_with(node, store, Busy(dials.clone(), false), stop)
+}
+
+fn node_with(node: u16, store: Store, dialer: Busy, stop: &CancellationToken) -> CallbackHandle {
     start(
         cfg(),
         vec!["support".into()],
         node,
         Arc::new(store),
-        Arc::new(Busy(dials.clone())),
+        Arc::new(dialer),
         stop.clone(),
     )
     .unwrap()
@@ -205,6 +213,38 @@ async fn two_nodes_on_one_store_dial_each_due_callback_once() {
     }
     tokio::time::sleep(Duration::from_millis(1_200)).await; // one more poll on each node
     assert_eq!(dials.load(Ordering::SeqCst), ids.len());
+    stop.cancel();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_takes_requests_but_leaves_the_dialling_to_the_others() {
+    let dir = std::env::temp_dir().join(format!("c2c-drain-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cb.db");
+    let stop = CancellationToken::new();
+    let (drained, live) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let draining = node_with(
+        1,
+        Store::open(&path).unwrap(),
+        Busy(drained.clone(), true),
+        &stop,
+    );
+    let _live = node_with(
+        2,
+        Store::open(&path).unwrap(),
+        Busy(live.clone(), false),
+        &stop,
+    );
+    let a = draining
+        .request(request("+1 555 010 4200"), None)
+        .await
+        .unwrap();
+    wait_for_state(&draining, &a.callback.id, CallbackState::Failed).await;
+    assert_eq!(
+        (drained.load(Ordering::SeqCst), live.load(Ordering::SeqCst)),
+        (0, 1)
+    );
     stop.cancel();
     std::fs::remove_dir_all(&dir).ok();
 }
