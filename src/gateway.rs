@@ -138,6 +138,7 @@ impl Gateway {
         let wake = Arc::new(tokio::sync::Notify::new());
         let records = crate::records::writer::Records::open(
             &cfg.records.database,
+            cfg.cluster.node_id,
             cfg.webhooks.urls.clone(),
             wake.clone(),
         )
@@ -184,9 +185,10 @@ impl Gateway {
             let handle = crate::callback::service::start(
                 cfg.callback.clone(),
                 cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                cfg.cluster.node_id,
                 Arc::new(store),
                 dialer,
-                lifecycle.end_calls_token(),
+                callback_stop(&lifecycle),
             )
             .map_err(|e| StartError::Calls(format!("callback.database: {e}")))?;
             let _ = calls.callbacks.set(handle);
@@ -355,4 +357,23 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => info!("ctrl-c received"),
         _ = term => info!("SIGTERM received"),
     }
+}
+
+/// The callback service stops when calls are ended or, after a clean drain, when the gateway
+/// stops: a stopped node must not go on claiming callbacks from a shared store.
+fn callback_stop(lifecycle: &crate::lifecycle::Lifecycle) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let (end_calls, stopped, fire) = (
+        lifecycle.end_calls_token(),
+        lifecycle.stop_token(),
+        stop.clone(),
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = end_calls.cancelled() => {}
+            _ = stopped.cancelled() => {}
+        }
+        fire.cancel();
+    });
+    stop
 }

@@ -14,6 +14,7 @@
 //! | [`sip`] | the SIP endpoint on rsipstack: listeners, strict validation ([`sip::validate`]), digest auth ([`sip::auth`]), request dispatch, trunk client |
 //! | [`registrar`] | agent registrations (sans-IO core) and the location store interface |
 //! | [`ratelimit`] | sans-IO token buckets per key (new widget sockets per visitor IP) |
+//! | [`storage`] | what must last: a SQLite file (default) or PostgreSQL (`postgres://`, shared by nodes): the shared connection and migrations |
 //! | [`secret`] | comparing secrets in constant time (API keys, MACs, signatures) |
 //! | [`http`] | axum server: demo page and widget (embedded), health and readiness, CORS, TLS, REST (call control) |
 //! | [`media`] | media-plane cores: one call's N-party media (routes, relay, mixing), G.711, RTP stream rewriting, RFC 4733 DTMF, SIP-side SDP, latching, tones |
@@ -43,6 +44,7 @@ pub mod registrar;
 pub mod secret;
 pub mod sip;
 pub mod siprec;
+pub mod storage;
 pub mod sys;
 pub mod telemetry;
 pub mod widget;

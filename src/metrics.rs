@@ -157,6 +157,15 @@ pub fn recording_recorder_failed() {
     COUNTERS.add("clicktocall_recordings_failed_total", "reason", "recorder");
 }
 
+/// A call record dropped: the records database was unreachable and the in-memory backlog full.
+pub fn records_dropped() {
+    COUNTERS.add(
+        "clicktocall_records_dropped_total",
+        "reason",
+        "backlog_full",
+    );
+}
+
 /// A call ended with `reason`.
 pub fn call_ended(reason: &str) {
     COUNTERS.add("clicktocall_calls_ended_total", "reason", reason);

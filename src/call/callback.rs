@@ -69,6 +69,10 @@ impl Dialer for TrunkDialer {
         .instrument(span)
         .await
     }
+
+    fn can_dial(&self) -> bool {
+        !self.mgr.lifecycle.is_draining()
+    }
 }
 
 async fn place(

@@ -4,10 +4,19 @@
 //!
 //! - [`number`]: numbers as typed → E.164.
 //! - [`guard`]: the toll-fraud guard (lists, rate limits, caps), sans-IO.
-//! - [`store`]: requests in SQLite, so a restart loses no pending or scheduled callback.
+//! - [`store`]: requests in SQLite ([`sqlite`]) or PostgreSQL ([`pg`]), so a restart loses no pending or
+//!   scheduled callback, and a due callback is claimed by one node at a time.
+//! - [`schedule`]: when a node polls its store for due work and renews its leases, and the
+//!   retry rules (sans-IO).
 //! - [`service`]: the task that owns the guard, the store and the schedule, and dials.
 
 pub mod guard;
 pub mod number;
+pub mod pg;
+pub mod schedule;
 pub mod service;
+pub mod sqlite;
 pub mod store;
+
+#[cfg(test)]
+mod service_tests;

@@ -6,7 +6,8 @@
 
 use super::guard::{FraudGuard, GuardConfig, Refusal, Request, DEFAULT_DENY};
 use super::number::{normalize, NumberError, NumberPlan};
-use super::store::{Callback, CallbackState, Store, StoreError};
+use super::schedule::{after_attempt, Pacer};
+use super::store::{Callback, CallbackState, Claim, Store, StoreError};
 use crate::config::CallbackSection;
 use crate::widget::protocol::ServerMessage;
 use serde_json::{Map, Value};
@@ -57,7 +58,20 @@ pub enum CallbackError {
     NotFound(String),
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// The database cannot be reached (PostgreSQL down): nothing was stored.
+    #[error("call-back is not available: {0}")]
+    StoreUnavailable(StoreError),
+}
+
+impl From<StoreError> for CallbackError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            CallbackError::StoreUnavailable(e)
+        } else {
+            CallbackError::Store(e)
+        }
+    }
 }
 
 impl CallbackError {
@@ -70,6 +84,7 @@ impl CallbackError {
             CallbackError::Unavailable => "callback_unavailable",
             CallbackError::NotFound(_) => "not_found",
             CallbackError::Store(_) => "internal",
+            CallbackError::StoreUnavailable(_) => "store_unavailable",
         }
     }
 }
@@ -138,7 +153,8 @@ impl Outcome {
         }
     }
 
-    fn retryable(self) -> bool {
+    /// Worth another attempt later.
+    pub(crate) fn retryable(self) -> bool {
         matches!(
             self,
             Outcome::Busy | Outcome::NoAnswer | Outcome::TrunkError
@@ -157,6 +173,11 @@ pub trait Dialer: Send + Sync + 'static {
         progress: mpsc::UnboundedSender<Progress>,
         widget: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Outcome;
+
+    /// Whether calls can be placed now (a draining node claims no callbacks: another node will).
+    fn can_dial(&self) -> bool {
+        true
+    }
 }
 
 enum Command {
@@ -218,17 +239,28 @@ struct Service {
     guard: FraudGuard,
     store: Arc<Store>,
     dialer: Arc<dyn Dialer>,
-    open: HashMap<String, Callback>,
+    /// This node, as the `owner` of what it claims.
+    owner: String,
+    /// The callbacks this node claimed and has not finished (dialling, in a call).
+    mine: HashMap<String, Callback>,
     watchers: HashMap<String, Vec<mpsc::UnboundedSender<ServerMessage>>>,
+    /// Dial tasks running (a confirmed call keeps its slot until it is over).
     active: usize,
+    pacer: Pacer,
+    /// This node's callbacks interrupted by its previous run are back to `scheduled`.
+    recovered: bool,
+    /// The store failed at the last poll (logged once until it works again).
+    store_down: bool,
     tx: mpsc::UnboundedSender<Command>,
 }
 
-/// Starts the service: reopens the store's open requests (a callback interrupted by a restart is
-/// scheduled again) and serves until `stop`.
+/// Starts the service for node `node` and serves until `stop`. Nothing is read yet: the first
+/// poll returns this node's callbacks interrupted by a restart to `scheduled`, then claims what
+/// is due (on whichever node polls first).
 pub fn start(
     cfg: CallbackSection,
     queues: Vec<String>,
+    node: u16,
     store: Arc<Store>,
     dialer: Arc<dyn Dialer>,
     stop: CancellationToken,
@@ -253,24 +285,12 @@ pub fn start(
         per_site_per_hour: cfg.per_site_per_hour,
         max_pending: cfg.max_pending,
     });
-    let mut open = HashMap::new();
-    let now = unix_now();
-    for mut cb in store.open_requests()? {
-        if cb.state != CallbackState::Scheduled {
-            // Dialling or in a call when the gateway stopped: that attempt is lost.
-            cb.state = CallbackState::Scheduled;
-            cb.reason = Some("interrupted".into());
-            cb.updated = now;
-            store.update(&cb)?;
-        }
-        info!(callback = %cb.id, not_before = cb.not_before, "callback restored");
-        open.insert(cb.id.clone(), cb);
-    }
     let default_queue = cfg
         .queue
         .clone()
         .or_else(|| queues.first().cloned())
         .unwrap_or_default();
+    let pacer = Pacer::new(Instant::now(), Duration::from_secs(cfg.lease_secs));
     let svc = Service {
         cfg,
         queues,
@@ -279,9 +299,13 @@ pub fn start(
         guard,
         store: store.clone(),
         dialer,
-        open,
+        owner: node.to_string(),
+        mine: HashMap::new(),
         watchers: HashMap::new(),
         active: 0,
+        pacer,
+        recovered: false,
+        store_down: false,
         tx: tx.clone(),
     };
     tokio::spawn(svc.run(rx, stop));
@@ -292,9 +316,14 @@ impl Service {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
         let mut sweep = tokio::time::interval(Duration::from_secs(60));
         loop {
-            self.dispatch_due();
-            let next = self.next_due();
-            let wait = crate::lifecycle::sleep_until(next);
+            let due = self.pacer.handle_timeout(Instant::now());
+            if due.renew {
+                self.renew();
+            }
+            if due.claim {
+                self.claim();
+            }
+            let wait = crate::lifecycle::sleep_until(Some(self.pacer.poll_timeout()));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(c) => self.handle(c),
@@ -321,55 +350,54 @@ impl Service {
                 let _ = reply.send(r);
             }
             Command::Cancel(id, reply) => {
-                let r = match self.open.get(&id) {
-                    Some(cb) if cb.state == CallbackState::Scheduled => {
-                        let mut cb = cb.clone();
-                        cb.state = CallbackState::Cancelled;
-                        self.close(cb.clone());
+                let r = match self.store.cancel(&id, unix_now()) {
+                    Ok(Some(cb)) => {
+                        info!(callback = %id, "callback cancelled");
+                        self.notify(&id, &cb, None);
+                        self.watchers.remove(&id);
                         Ok(cb)
                     }
-                    _ => Err(CallbackError::NotFound(id)),
+                    Ok(None) => Err(CallbackError::NotFound(id)),
+                    Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
             }
-            Command::Progress(id, p) => {
-                let Some(mut cb) = self.open.get(&id).cloned() else {
-                    return;
-                };
-                match p {
-                    Progress::Ringing => self.notify(&id, &cb, Some("ringing")),
-                    Progress::Answered => {
-                        cb.state = CallbackState::InCall;
-                        self.save(cb);
-                    }
-                    Progress::Confirmed => {
-                        cb.state = CallbackState::Completed;
-                        cb.reason = None;
-                        info!(callback = %id, "callback confirmed: customer queued");
-                        self.close(cb);
-                    }
-                }
-            }
+            Command::Progress(id, p) => self.progress(id, p),
             Command::Finished(id, outcome) => {
                 self.active = self.active.saturating_sub(1);
-                let Some(mut cb) = self.open.get(&id).cloned() else {
+                // A dialling slot is free.
+                self.pacer.wake(Instant::now());
+                let Some(cb) = self.mine.get(&id).cloned() else {
                     return; // completed earlier
                 };
-                cb.reason = Some(outcome.as_str().into());
-                if outcome.retryable() && cb.attempts <= self.cfg.retries {
-                    cb.state = CallbackState::Scheduled;
-                    cb.not_before = unix_now() + self.cfg.retry_delay_secs;
+                let now_ms = crate::records::now_ms().max(0) as u64;
+                let retries = self.cfg.retries;
+                let cb = after_attempt(cb, outcome, retries, self.cfg.retry_delay_secs, now_ms);
+                if cb.state == CallbackState::Scheduled {
                     info!(callback = %id, reason = outcome.as_str(), attempt = cb.attempts, retry_at = cb.not_before, "callback attempt failed; retrying later");
-                    self.save(cb);
                 } else {
-                    cb.state = match outcome {
-                        Outcome::Completed => CallbackState::Completed,
-                        Outcome::Unconfirmed => CallbackState::Unconfirmed,
-                        _ => CallbackState::Failed,
-                    };
                     info!(callback = %id, state = cb.state.as_str(), reason = outcome.as_str(), "callback finished");
-                    self.close(cb);
                 }
+                self.close(cb);
+            }
+        }
+    }
+
+    fn progress(&mut self, id: String, p: Progress) {
+        let Some(mut cb) = self.mine.get(&id).cloned() else {
+            return;
+        };
+        match p {
+            Progress::Ringing => self.notify(&id, &cb, Some("ringing")),
+            Progress::Answered => {
+                cb.state = CallbackState::InCall;
+                self.save(cb);
+            }
+            Progress::Confirmed => {
+                cb.state = CallbackState::Completed;
+                cb.reason = None;
+                info!(callback = %id, "callback confirmed: customer queued");
+                self.close(cb);
             }
         }
     }
@@ -385,13 +413,19 @@ impl Service {
         if !self.queues.contains(&queue) {
             return Err(CallbackError::UnknownQueue(queue));
         }
-        if let Some(existing) = self.open.values().find(|c| c.number == number) {
+        let shown = number.clone();
+        let stored = move |e: StoreError| {
+            warn!(number = %shown, error = %e, "callback refused: the store failed");
+            CallbackError::from(e)
+        };
+        if let Some(existing) = self.store.open_for_number(&number).map_err(&stored)? {
             info!(callback = %existing.id, %number, "duplicate callback request joined the open one");
             return Ok(Accepted {
-                callback: existing.clone(),
+                callback: existing,
                 duplicate: true,
             });
         }
+        let pending = self.store.count_open().map_err(&stored)?;
         self.guard
             .check(
                 Instant::now(),
@@ -399,7 +433,7 @@ impl Service {
                     number: &number,
                     ip: req.ip,
                     site: req.site.as_deref(),
-                    pending: self.open.len(),
+                    pending,
                 },
             )
             .inspect_err(|r| {
@@ -420,85 +454,132 @@ impl Service {
             created: now,
             updated: now,
         };
-        self.store.insert(&cb)?;
+        self.store.insert(&cb).map_err(&stored)?;
         info!(callback = %cb.id, number = %cb.number, not_before = cb.not_before, "callback scheduled");
-        self.open.insert(cb.id.clone(), cb.clone());
+        if cb.not_before <= now {
+            self.pacer.wake(Instant::now());
+        }
         Ok(Accepted {
             callback: cb,
             duplicate: false,
         })
     }
 
-    fn next_due(&self) -> Option<Instant> {
-        if self.active >= self.cfg.max_concurrent {
-            return None;
-        }
+    /// A poll: this node's interrupted callbacks back to `scheduled` (once), expired leases taken
+    /// over, and due callbacks claimed and dialled, up to the free slots.
+    fn claim(&mut self) {
         let now = unix_now();
-        self.open
-            .values()
-            .filter(|c| c.state == CallbackState::Scheduled)
-            .map(|c| c.not_before)
-            .min()
-            .map(|t| Instant::now() + Duration::from_secs(t.saturating_sub(now)))
-    }
-
-    fn dispatch_due(&mut self) {
-        let now = unix_now();
-        let mut due: Vec<Callback> = self
-            .open
-            .values()
-            .filter(|c| c.state == CallbackState::Scheduled && c.not_before <= now)
-            .cloned()
-            .collect();
-        due.sort_by_key(|c| (c.not_before, c.created));
-        for mut cb in due {
-            if self.active >= self.cfg.max_concurrent {
-                break;
-            }
-            self.active += 1;
-            cb.state = CallbackState::Dialing;
-            cb.attempts += 1;
-            info!(callback = %cb.id, number = %cb.number, attempt = cb.attempts, "dialling callback");
-            self.save(cb.clone());
-            let widget = self.watchers.get(&cb.id).and_then(|w| w.first().cloned());
-            let dialer = self.dialer.clone();
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let id = cb.id.clone();
-                let (ptx, mut prx) = mpsc::unbounded_channel();
-                let fwd_tx = tx.clone();
-                let fwd_id = id.clone();
-                let forward = tokio::spawn(async move {
-                    while let Some(p) = prx.recv().await {
-                        let _ = fwd_tx.send(Command::Progress(fwd_id.clone(), p));
+        if !self.recovered {
+            match self.store.recover(&self.owner, now) {
+                Ok(cbs) => {
+                    self.recovered = true;
+                    for cb in cbs {
+                        info!(callback = %cb.id, not_before = cb.not_before, "callback restored");
                     }
-                });
-                let outcome = dialer.dial(cb, ptx, widget).await;
-                let _ = forward.await;
-                let _ = tx.send(Command::Finished(id, outcome));
-            });
+                }
+                Err(e) => return self.store_failed(e),
+            }
+        }
+        let claim = Claim {
+            owner: self.owner.clone(),
+            now,
+            lease_until: now + self.cfg.lease_secs,
+            limit: if self.dialer.can_dial() {
+                self.cfg.max_concurrent.saturating_sub(self.active)
+            } else {
+                0
+            },
+            retries: self.cfg.retries,
+            retry_delay_secs: self.cfg.retry_delay_secs,
+        };
+        let claimed = match self.store.claim(&claim) {
+            Ok(c) => c,
+            Err(e) => return self.store_failed(e),
+        };
+        if self.store_down {
+            self.store_down = false;
+            info!("callback store reachable again");
+        }
+        for cb in claimed.taken_over {
+            warn!(callback = %cb.id, state = cb.state.as_str(), not_before = cb.not_before, "callback taken over: its node stopped renewing the lease (it died mid-attempt)");
+        }
+        for cb in claimed.dial {
+            self.dial(cb);
         }
     }
 
-    /// Stores and announces a change of an open callback.
+    fn store_failed(&mut self, e: StoreError) {
+        if !self.store_down {
+            self.store_down = true;
+            warn!(error = %e, "callback store unavailable: no callbacks are placed until it is back");
+        }
+    }
+
+    fn renew(&mut self) {
+        if self.mine.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .renew(&self.owner, unix_now() + self.cfg.lease_secs)
+        {
+            warn!(error = %e, "callback leases not renewed");
+        }
+    }
+
+    /// Dials a claimed callback on a task of its own.
+    fn dial(&mut self, cb: Callback) {
+        self.active += 1;
+        info!(callback = %cb.id, number = %cb.number, attempt = cb.attempts, "dialling callback");
+        self.notify(&cb.id.clone(), &cb, None);
+        self.mine.insert(cb.id.clone(), cb.clone());
+        let widget = self.watchers.get(&cb.id).and_then(|w| w.first().cloned());
+        let dialer = self.dialer.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let id = cb.id.clone();
+            let (ptx, mut prx) = mpsc::unbounded_channel();
+            let fwd_tx = tx.clone();
+            let fwd_id = id.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(p) = prx.recv().await {
+                    let _ = fwd_tx.send(Command::Progress(fwd_id.clone(), p));
+                }
+            });
+            let outcome = dialer.dial(cb, ptx, widget).await;
+            let _ = forward.await;
+            let _ = tx.send(Command::Finished(id, outcome));
+        });
+    }
+
+    /// Stores and announces a change of a callback this node holds (its lease renewed).
     fn save(&mut self, mut cb: Callback) {
         cb.updated = unix_now();
-        if let Err(e) = self.store.update(&cb) {
-            warn!(callback = %cb.id, error = %e, "callback not saved");
-        }
+        let lease = cb.updated + self.cfg.lease_secs;
+        self.write_owned(&cb, Some(lease));
         self.notify(&cb.id.clone(), &cb, None);
-        self.open.insert(cb.id.clone(), cb);
+        self.mine.insert(cb.id.clone(), cb);
     }
 
-    /// Stores and announces a final state; forgets the callback.
-    fn close(&mut self, mut cb: Callback) {
-        cb.updated = unix_now();
-        if let Err(e) = self.store.update(&cb) {
-            warn!(callback = %cb.id, error = %e, "callback not saved");
-        }
+    /// Stores and announces the end of this node's hold on a callback (final, or scheduled for
+    /// a retry: any node may claim it then).
+    fn close(&mut self, cb: Callback) {
+        self.write_owned(&cb, None);
         self.notify(&cb.id.clone(), &cb, None);
-        self.open.remove(&cb.id);
-        self.watchers.remove(&cb.id);
+        self.mine.remove(&cb.id);
+        if !cb.state.is_open() {
+            self.watchers.remove(&cb.id);
+        }
+    }
+
+    fn write_owned(&self, cb: &Callback, lease: Option<u64>) {
+        match self.store.save_owned(cb, &self.owner, lease) {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(callback = %cb.id, state = cb.state.as_str(), "callback not saved: another node took it over (this node's lease ran out)")
+            }
+            Err(e) => warn!(callback = %cb.id, error = %e, "callback not saved"),
+        }
     }
 
     fn notify(&mut self, id: &str, cb: &Callback, state: Option<&str>) {

@@ -15,7 +15,8 @@ pub struct CallbackSection {
     pub trunk: Option<String>,
     /// Caller-ID (From user part) of callbacks; the trunk's first number when unset.
     pub caller_id: Option<String>,
-    /// SQLite file that keeps callback requests across restarts.
+    /// Where callback requests are kept across restarts: a SQLite file, or a `postgres://` URL
+    /// shared by several gateway nodes (each due callback is then claimed by one node).
     pub database: PathBuf,
     /// Home country calling code (digits): numbers typed without `+` are read in this country.
     pub country_code: String,
@@ -51,6 +52,10 @@ pub struct CallbackSection {
     pub retry_delay_secs: u64,
     /// Queue used when a request names none; the first queue when unset.
     pub queue: Option<String>,
+    /// How long a node's claim on a callback it is dialling (or in a call with) lasts without
+    /// renewal (renewed every third of it); a node that dies loses its claims after this, and
+    /// another node retries them.
+    pub lease_secs: u64,
 }
 
 impl CallbackSection {
@@ -88,6 +93,7 @@ impl Default for CallbackSection {
             retries: 2,
             retry_delay_secs: 120,
             queue: None,
+            lease_secs: 30,
         }
     }
 }
@@ -147,6 +153,23 @@ impl super::Config {
             return Err(ConfigError::invalid(
                 "widget.resume_grace_secs",
                 "at most 600 (a call nobody can reach should not hold an agent for long)",
+            ));
+        }
+        for (key, setting) in [
+            ("records.database", &self.records.database),
+            ("callback.database", &self.callback.database),
+        ] {
+            if let crate::storage::Database::Postgres(url) =
+                crate::storage::Database::parse(setting)
+            {
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| ConfigError::invalid(key, format!("not a PostgreSQL URL: {e}")))?;
+            }
+        }
+        if !(3..=3600).contains(&self.callback.lease_secs) {
+            return Err(ConfigError::invalid(
+                "callback.lease_secs",
+                "3 to 3600 (a dead node's callbacks wait this long before another node retries them)",
             ));
         }
         let c = &self.callback;

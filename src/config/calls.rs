@@ -124,7 +124,8 @@ pub struct WebhooksSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordsSection {
-    /// SQLite file of the call detail records (`:memory:` keeps them only while running).
+    /// Where call detail records go: a SQLite file (`:memory:` keeps them only while running), or
+    /// a `postgres://` URL shared by several gateway nodes.
     pub database: std::path::PathBuf,
 }
 
@@ -490,6 +491,12 @@ impl super::Config {
                 return Err(ConfigError::invalid(
                     "records.database",
                     "webhooks need a database file (their outbox must survive restarts)",
+                ));
+            }
+            if crate::storage::Database::is_postgres(&self.records.database) {
+                return Err(ConfigError::invalid(
+                    "records.database",
+                    "webhooks need a SQLite records database for now (their outbox is not kept in PostgreSQL yet)",
                 ));
             }
         }

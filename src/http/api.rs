@@ -143,6 +143,7 @@ fn callback_error(e: crate::callback::service::CallbackError) -> ApiError {
         E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        E::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError(status, e.code(), e.to_string())
 }
@@ -262,11 +263,19 @@ pub async fn cdrs(
             format!("format {f:?}: use json or csv"),
         ));
     }
-    let rows = calls(&state)?
-        .records
-        .query(filter)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let rows =
+        calls(&state)?
+            .records
+            .query(filter)
+            .await
+            .map_err(|e| match e.is_unavailable() {
+                true => ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                ),
+                false => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+            })?;
     if csv {
         let body = crate::records::store::to_csv(&rows);
         return Ok((

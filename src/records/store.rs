@@ -7,13 +7,100 @@ use std::path::Path;
 
 /// A database error, with what we were doing.
 #[derive(Debug, thiserror::Error)]
-#[error("call records: {0}")]
-pub struct RecordError(pub String);
+pub enum RecordError {
+    /// The statement failed (a full disk, a record that does not read back, a bug).
+    #[error("call records: {0}")]
+    Failed(String),
+    /// The database server cannot be reached (PostgreSQL down): the writer queues and retries.
+    #[error("call records: the database is unreachable: {0}")]
+    Unavailable(String),
+}
+
+impl RecordError {
+    /// The server is unreachable (try again later), not a failed statement.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RecordError::Unavailable(_))
+    }
+}
 
 impl From<rusqlite::Error> for RecordError {
     fn from(e: rusqlite::Error) -> Self {
-        RecordError(e.to_string())
+        RecordError::Failed(e.to_string())
     }
+}
+
+/// What the records writer needs of a database: SQLite ([`RecordStore`]) or PostgreSQL
+/// ([`super::pg::PgRecords`]), the same table and the same answers.
+pub trait RecordBackend: Send {
+    /// Writes a record and queues its webhook event for `urls`, in one transaction.
+    fn write_event(
+        &mut self,
+        r: &CallRecord,
+        event: &str,
+        urls: &[String],
+    ) -> Result<(), RecordError>;
+    /// Records matching `f`, oldest first (the JSON shape of [`RecordStore::query`]).
+    fn query(&mut self, f: &Filter) -> Result<Vec<serde_json::Value>, RecordError>;
+    /// Marks recording `file` of call `call` deleted at `at_ms`.
+    fn mark_recording_deleted(
+        &mut self,
+        call: u64,
+        file: &str,
+        at_ms: i64,
+    ) -> Result<(), RecordError>;
+    /// Ends this node's records a previous run left open (see [`RecordStore::close_interrupted`]).
+    fn close_interrupted(&mut self, urls: &[String]) -> Result<usize, RecordError>;
+}
+
+impl RecordBackend for RecordStore {
+    fn write_event(
+        &mut self,
+        r: &CallRecord,
+        event: &str,
+        urls: &[String],
+    ) -> Result<(), RecordError> {
+        RecordStore::write_event(self, r, event, urls)
+    }
+    fn query(&mut self, f: &Filter) -> Result<Vec<serde_json::Value>, RecordError> {
+        RecordStore::query(self, f)
+    }
+    fn mark_recording_deleted(
+        &mut self,
+        call: u64,
+        file: &str,
+        at_ms: i64,
+    ) -> Result<(), RecordError> {
+        RecordStore::mark_recording_deleted(self, call, file, at_ms)
+    }
+    fn close_interrupted(&mut self, urls: &[String]) -> Result<usize, RecordError> {
+        RecordStore::close_interrupted(self, urls)
+    }
+}
+
+/// A record a dead process left open, ended as `interrupted` at its last milestone.
+pub(crate) fn interrupted(row: serde_json::Value) -> Result<CallRecord, RecordError> {
+    let mut rec: CallRecord = serde_json::from_value(row)
+        .map_err(|e| RecordError::Failed(format!("a stored record does not read back: {e}")))?;
+    let last = [rec.agent_answered_ms, rec.queued_ms, rec.ivr_answered_ms]
+        .into_iter()
+        .flatten()
+        .fold(rec.created_ms, i64::max);
+    let path = rec.ivr_path.clone();
+    rec.ended("interrupted", &path, last);
+    Ok(rec)
+}
+
+/// Marks `file` deleted at `at_ms` in a record's `recordings` JSON; `None` if it is not there.
+pub(crate) fn recordings_with_deleted(json: &str, file: &str, at_ms: i64) -> Option<String> {
+    let mut recs = serde_json::from_str::<Vec<serde_json::Value>>(json).ok()?;
+    let mut changed = false;
+    for r in &mut recs {
+        if r["file"] == file {
+            r["deleted_ms"] = at_ms.into();
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::to_string(&recs).unwrap_or_else(|_| "[]".into()))
 }
 
 /// Which records to list.
@@ -45,7 +132,8 @@ pub struct RecordStore {
     conn: Connection,
 }
 
-const COLUMNS: &str = "id, call, kind, context, queue, ivr_path, offers, agent, created_ms, \
+pub(crate) const COLUMNS: &str =
+    "id, call, kind, context, queue, ivr_path, offers, agent, created_ms, \
     ivr_answered_ms, queued_ms, agent_answered_ms, ended_ms, wait_secs, talk_secs, end_reason, \
     hung_up_by, customer_quality, agent_quality, parties, recordings";
 
@@ -53,7 +141,7 @@ impl RecordStore {
     /// Opens (creating) the database at `path` (`:memory:` for a throwaway one).
     pub fn open(path: &Path) -> Result<RecordStore, RecordError> {
         let conn = Connection::open(path)
-            .map_err(|e| RecordError(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| RecordError::Failed(format!("cannot open {}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -137,18 +225,7 @@ impl RecordStore {
             rows.collect::<Result<_, _>>()?
         };
         for (id, json) in rows {
-            let Ok(mut recs) = serde_json::from_str::<Vec<serde_json::Value>>(&json) else {
-                continue;
-            };
-            let mut changed = false;
-            for r in &mut recs {
-                if r["file"] == file {
-                    r["deleted_ms"] = at_ms.into();
-                    changed = true;
-                }
-            }
-            if changed {
-                let text = serde_json::to_string(&recs).unwrap_or_else(|_| "[]".into());
+            if let Some(text) = recordings_with_deleted(&json, file, at_ms) {
                 self.conn.execute(
                     "UPDATE cdrs SET recordings = ?1 WHERE id = ?2",
                     params![text, id],
@@ -173,14 +250,7 @@ impl RecordStore {
         };
         let count = open.len();
         for r in open {
-            let mut rec: CallRecord = serde_json::from_value(r)
-                .map_err(|e| RecordError(format!("a stored record does not read back: {e}")))?;
-            let last = [rec.agent_answered_ms, rec.queued_ms, rec.ivr_answered_ms]
-                .into_iter()
-                .flatten()
-                .fold(rec.created_ms, i64::max);
-            let path = rec.ivr_path.clone();
-            rec.ended("interrupted", &path, last);
+            let rec = interrupted(r)?;
             self.write_event(&rec, "call.ended", urls)?;
         }
         Ok(count)

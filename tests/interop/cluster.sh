@@ -26,7 +26,7 @@ start_kamailio() {
   kill -0 "$KAM_PID" 2>/dev/null || { echo "kamailio did not start"; tail -20 "$T/kamailio.log"; return 1; }
 }
 
-node_config() {  # node_config N: node N's configuration on stdout
+kam_node_config() {  # kam_node_config N: node N's configuration on stdout
   cat <<TOML
 [http]
 listen = "127.0.0.1$1:8080"
@@ -59,8 +59,8 @@ TOML
   for a in 1001 1002 1003; do printf '[[agents]]\nid = "%s"\npassword = "pw%s"\nqueues = ["support"]\n' $a $a; done
 }
 
-start_node() {  # start_node N: sets NODE_PID[N]; waits for /healthz
-  node_config "$1" >"$T/node$1.toml"
+start_kam_node() {  # start_kam_node N: sets NODE_PID[N]; waits for /healthz
+  kam_node_config "$1" >"$T/node$1.toml"
   env -u CLICKTOCALL_RECORDS_DATABASE "$BIN" serve --config "$T/node$1.toml" --log-format json \
     >"$T/node$1.log" 2>&1 &
   NODE_PID[$1]=$!
@@ -71,12 +71,12 @@ start_node() {  # start_node N: sets NODE_PID[N]; waits for /healthz
   echo "node $1 did not come up"; tail -20 "$T/node$1.log"; return 1
 }
 
-stop_node() {
+stop_kam_node() {
   kill -TERM "${NODE_PID[$1]}" 2>/dev/null; wait "${NODE_PID[$1]}" 2>/dev/null
   if grep -q 'panicked' "$T/node$1.log"; then echo "node $1 panicked"; return 1; fi
 }
 
-node_records() {  # node_records: every node's records, one line per call (node, reason, agent, media)
+kam_node_records() {  # kam_node_records: every node's records, one line per call (node, reason, agent, media)
   python3 - "$T" <<'PY'
 import json, sqlite3, sys
 total = 0
@@ -103,7 +103,7 @@ test_cluster_agents_through_kamailio_take_trunk_calls_of_every_node() {
   need_cluster_peers || return 1
   start_redis || return 1
   start_kamailio || return 1
-  for n in 1 2 3; do start_node $n || return 1; done
+  for n in 1 2 3; do start_kam_node $n || return 1; done
   sleep 2   # Kamailio's probes mark the nodes up
   local code=0 i
   for i in 1 2 3; do
@@ -133,8 +133,8 @@ test_cluster_agents_through_kamailio_take_trunk_calls_of_every_node() {
     echo "node $n answered $answered trunk call(s)"
     [ "$answered" = 1 ] || code=1
   done
-  for n in 1 2 3; do stop_node $n || code=1; done
-  node_records | tee "$T/records.txt"
+  for n in 1 2 3; do stop_kam_node $n || code=1; done
+  kam_node_records | tee "$T/records.txt"
   grep -q '^records: 3$' "$T/records.txt" || { echo "not one record per call"; code=1; }
   python3 - "$T" <<'PY' || code=1
 import json, sqlite3, sys

@@ -891,7 +891,7 @@ PY
 
 # Tests of later issues live in files of their own.
 # shellcheck source=/dev/null
-for f in "$HERE"/recording.sh "$HERE"/supervision.sh "$HERE"/hardening.sh "$HERE"/cluster.sh; do . "$f"; done
+for f in "$HERE"/recording.sh "$HERE"/supervision.sh "$HERE"/hardening.sh "$HERE"/storage.sh "$HERE"/cluster.sh; do . "$f"; done
 
 # ---- driver ---------------------------------------------------------------------------------------
 
