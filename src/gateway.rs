@@ -215,6 +215,7 @@ impl Gateway {
                 cfg.cluster.http_url.is_some(),
             );
             let _ = calls.cluster.set(c.clone());
+            close_dead_nodes(c, calls.records.clone(), lifecycle.stop_token());
         }
         lifecycle.set_ready();
         Ok(Gateway {
@@ -285,6 +286,27 @@ async fn share_secrets(cluster: &crate::cluster::Cluster, cfg: &mut Config) {
     if cfg.widget.resume_secret.is_none() {
         cfg.widget.resume_secret = Some(shared("resume").await);
     }
+}
+
+/// Ends the open records of every node the cluster finds dead.
+fn close_dead_nodes(
+    cluster: &crate::cluster::Cluster,
+    records: crate::records::writer::Records,
+    stop: CancellationToken,
+) {
+    let mut dead = cluster.dead.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                n = dead.recv() => match n {
+                    Ok(n) => records.close_node(n),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                },
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
 }
 
 /// Writes this node's registrations again whenever the store comes back after an outage.

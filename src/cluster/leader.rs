@@ -337,6 +337,13 @@ impl Serving {
             self.set_online(a, true);
         }
         let mut dead: HashMap<u16, bool> = HashMap::new();
+        for node in self.cluster.nodes().await.unwrap_or_default() {
+            if self.is_dead(&mut dead, node).await {
+                warn!(node, "node dead: its calls end as interrupted, its agents are released");
+                let _ = self.cluster.dead.send(node);
+                let _ = self.cluster.forget_node(node).await;
+            }
+        }
         for (call, _, _) in self.mirror.waiting_calls().await {
             if self.is_dead(&mut dead, node_of(call)).await {
                 info!(call, "the call's node is dead: it leaves its queue");

@@ -49,6 +49,9 @@ pub struct Cluster {
     healthy: AtomicBool,
     /// Fired when the store answers again after an outage (owners re-publish what they hold).
     pub recovered: tokio::sync::watch::Sender<u64>,
+    /// Nodes found dead (by the ACD leader's sweep, so once in the cluster): their open call
+    /// records are closed as `interrupted`.
+    pub dead: tokio::sync::broadcast::Sender<u16>,
 }
 
 /// The key of node `n`'s heartbeat.
@@ -66,6 +69,7 @@ impl Cluster {
             node_timeout: Duration::from_secs(cfg.node_timeout_secs),
             healthy: AtomicBool::new(true),
             recovered: tokio::sync::watch::channel(0).0,
+            dead: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -107,6 +111,13 @@ impl Cluster {
         let year = Duration::from_secs(365 * 86_400);
         self.kv.set_nx(&key, mine, year).await?;
         Ok(self.kv.get(&key).await?.unwrap_or_else(|| mine.to_string()))
+    }
+
+    /// Node `n` is dead and dealt with: it leaves the list of nodes (its heartbeat puts it back).
+    pub async fn forget_node(&self, n: u16) -> Result<(), KvError> {
+        self.kv
+            .srem(&format!("{PREFIX}nodes"), &n.to_string())
+            .await
     }
 
     async fn beat(&self) -> Result<(), KvError> {

@@ -181,7 +181,13 @@ impl RecordBackend for PgRecords {
     /// Only this node's open records (the node number is in the call id): the other nodes' calls
     /// are alive.
     fn close_interrupted(&mut self, urls: &[String]) -> Result<usize, RecordError> {
-        let node = self.node;
+        let node = self.node as u16;
+        self.close_node(node, urls)
+    }
+
+    /// A dead node's open records (the cluster's ACD leader found its heartbeat gone).
+    fn close_node(&mut self, node: u16, urls: &[String]) -> Result<usize, RecordError> {
+        let node = i64::from(node);
         let sql = format!(
             "SELECT {COLUMNS} FROM cdrs WHERE ended_ms IS NULL AND (call >> {NODE_SHIFT}) = $1"
         );

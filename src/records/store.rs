@@ -50,6 +50,13 @@ pub trait RecordBackend: Send {
     ) -> Result<(), RecordError>;
     /// Ends this node's records a previous run left open (see [`RecordStore::close_interrupted`]).
     fn close_interrupted(&mut self, urls: &[String]) -> Result<usize, RecordError>;
+    /// Ends the open records of `node`, another node of the cluster that died, as `interrupted`.
+    /// A store of this node's own (SQLite) holds no other node's records: nothing to do (that
+    /// node closes its own when it starts again).
+    fn close_node(&mut self, node: u16, urls: &[String]) -> Result<usize, RecordError> {
+        let _ = (node, urls);
+        Ok(0)
+    }
 }
 
 impl RecordBackend for RecordStore {

@@ -23,6 +23,8 @@ enum Job {
     Flush(oneshot::Sender<()>),
     /// A recording's file was deleted (retention): (call id, file, when).
     Deleted(u64, String, i64),
+    /// Another node of the cluster died: its open records end as `interrupted`.
+    CloseNode(u16),
 }
 
 /// Where call tasks send their records.
@@ -123,6 +125,12 @@ impl Records {
         let _ = self.tx.send(Job::Deleted(call, file, now));
     }
 
+    /// Node `node` of the cluster died: its open records end as `interrupted` (in a shared
+    /// database; a database of this node's own holds none of them).
+    pub fn close_node(&self, node: u16) {
+        let _ = self.tx.send(Job::CloseNode(node));
+    }
+
     /// Waits until every record sent so far is written (or held, while the database is
     /// unreachable).
     pub async fn flush(&self) {
@@ -163,6 +171,10 @@ impl Writer {
                         warn!(call, error = %e, "record not marked: recording deleted");
                     }
                 }
+                Some(Job::CloseNode(node)) => match self.store.close_node(node, &self.urls) {
+                    Ok(n) => info!(node, closed = n, "a dead node's calls ended as interrupted"),
+                    Err(e) => warn!(node, error = %e, "a dead node's calls not closed"),
+                },
                 None => {}
             }
         }
