@@ -168,6 +168,10 @@ PY
   return $code
 }
 
+gw_log_has_in() {  # gw_log_has_in FILE REGEX
+  grep -Eq "$2" "$1" || { echo "$1 lacks /$2/"; return 1; }
+}
+
 dispatcher_state() {  # dispatcher_state: Kamailio's view of the nodes (URI and flags, one per line)
   kamcmd -s "$T/kamailio.ctl" dispatcher.list 2>/dev/null | awk '/URI:/ { u = $2 } /FLAGS:/ { print u, $2 }'
 }
@@ -245,6 +249,79 @@ print("the dead node's agents %s; the calls after the kill answered by %s" % (re
 assert late == released, "the dead node's agents were not offered calls again"
 PY
   pg_cleanup
+  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  return $code
+}
+
+test_cluster_redis_restart_refuses_new_calls_only_while_it_is_down() {
+  # Issue 19, acceptance 4 (Redis): a 20-second call is in progress when Redis is killed; while it
+  # is down a new trunk call is refused (503 from every node, through Kamailio) and the nodes keep
+  # running; Redis comes back empty (no persistence); 5 s later three new calls are served (the
+  # nodes re-published their agents, the ACD leader took its lease back), and the call that
+  # spanned the outage ends normally with no media lost.
+  need_cluster_peers || return 1
+  start_redis || return 1
+  start_kamailio || return 1
+  export AGENTS="1001 1002 1003 1004"
+  local n i code=0
+  for n in 1 2 3; do start_kam_node $n || return 1; done
+  sleep 2
+  for i in $AGENTS; do
+    sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 \
+      -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 || code=1
+  done
+  (cd "$T" && exec sipp -sf "$HERE/sipp/agent_proxied.xml" -i 127.0.0.21 -p 5090 -mp 6000 -rtp_echo \
+    -m 4 -timeout 80s -nostdin -trace_err >"$T/agents.out" 2>&1) &
+  local agents=$!
+  python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
+  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="20000"\/>/' \
+    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/long_caller.xml"
+  mkdir -p "$T/long" "$T/after" && cp "$T/tone440.pcap" "$T/long/" && cp "$T/tone440.pcap" "$T/after/"
+  (cd "$T/long" && sipp -sf "$T/long_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 1 \
+    -timeout 60s -timeout_error -nostdin -trace_err 127.0.0.10:5060 >"$T/long.out" 2>&1; echo $? >"$T/long.rc") &
+  local long=$!
+  sleep 4
+  kill -KILL "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null
+  echo "redis killed"
+  sleep 2
+  sipp_run refused -sf "$HERE/sipp/trunk_caller_refused.xml" -i 127.0.0.30 -p 5064 -mp 6300 127.0.0.10:5060 \
+    && echo "a call while Redis is down: refused with 503" || { echo "a call while Redis was down was not refused"; code=1; }
+  start_redis || return 1
+  echo "redis back (empty): $(redis-cli dbsize) keys"
+  sleep 5
+  (cd "$T/after" && sipp -sf "$HERE/sipp/trunk_caller_proxied.xml" -i 127.0.0.30 -p 5066 -mp 6500 \
+    -m 3 -r 3 -l 3 -timeout 60s -timeout_error -nostdin -trace_err 127.0.0.10:5060 \
+    >"$T/after.out" 2>&1; echo $? >"$T/after.rc")
+  echo "three calls 5 s after Redis came back: sipp exit $(cat "$T/after.rc")"
+  [ "$(cat "$T/after.rc")" = 0 ] || { echo "calls were not served again"; tail -n 20 "$T"/after/*_errors.log 2>/dev/null; code=1; }
+  wait "$long"
+  echo "the call across the outage: sipp exit $(cat "$T/long.rc")"
+  [ "$(cat "$T/long.rc")" = 0 ] || { echo "the call in progress did not survive the outage"; code=1; }
+  kill -INT "$agents" 2>/dev/null; wait "$agents" 2>/dev/null
+  echo "registrations in Redis after it came back: $(redis-cli hlen c2c:loc); ACD on node $(redis-cli get c2c:acd:leader)"
+  for n in 1 2 3; do
+    local m; m=$(curl -fsS "http://127.0.0.1$n:8080/metrics" | grep -E '^clicktocall_rejected_total\{reason="shared_state_down"\}' || true)
+    echo "node $n: ${m:-no refusals}"
+    gw_log_has_in "$T/node$n.log" 'shared state unreachable' || code=1
+    gw_log_has_in "$T/node$n.log" 'shared state reachable again' || code=1
+  done
+  for n in 1 2 3; do stop_kam_node $n || code=1; done
+  kam_node_records | tee "$T/records.txt"
+  python3 - "$T" <<'PY' || code=1
+import json, sqlite3, sys
+rows = []
+for n in (1, 2, 3):
+    rows += sqlite3.connect("%s/records%d.db" % (sys.argv[1], n)).execute(
+        "SELECT end_reason, customer_quality, agent_quality, talk_secs FROM cdrs").fetchall()
+served = [r for r in rows if r[0] == "customer_hangup"]
+refused = [r for r in rows if r[0] != "customer_hangup"]
+print("served %d, refused %d (%s)" % (len(served), len(refused), sorted({r[0] for r in refused})))
+assert len(served) == 4, "not the four calls served"
+longest = max(served, key=lambda r: r[3])
+for q in (json.loads(longest[1]), json.loads(longest[2])):
+    assert q["expected"] >= 800 and q["lost"] == 0, "the call across the outage lost media: %r" % q
+print("the call across the outage: %s s of talk, no loss" % longest[3])
+PY
   kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
   return $code
 }
