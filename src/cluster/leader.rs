@@ -339,7 +339,10 @@ impl Serving {
         let mut dead: HashMap<u16, bool> = HashMap::new();
         for node in self.cluster.nodes().await.unwrap_or_default() {
             if self.is_dead(&mut dead, node).await {
-                warn!(node, "node dead: its calls end as interrupted, its agents are released");
+                warn!(
+                    node,
+                    "node dead: its calls end as interrupted, its agents are released"
+                );
                 let _ = self.cluster.dead.send(node);
                 let _ = self.cluster.forget_node(node).await;
             }
