@@ -329,8 +329,10 @@ PY
 test_cluster_race_300_calls_20_agents_three_nodes() {
   # Issue 19, acceptance 2: 300 trunk calls arrive through Kamailio within 3 s, spread over three
   # nodes, for 20 agents (registered through Kamailio, all on one address: tools/agent_desks.py,
-  # which answers a second INVITE to a phone already in a call with 486 and counts it). Callers
-  # stay 35 s, so the agents' first calls last about 30 s and most callers give up waiting.
+  # which answers a second INVITE to a phone already in a call with 486 and counts it, and hangs
+  # up 12 s after answering). Callers send 2 s of audio and stay: the agents take a second round
+  # of waiting callers after their first calls, until the rest time out.
+  # (The gateway ends every call 30 s after its caller's last packet: a media timeout.)
   # Checked: no agent is ever offered a second call (no 486 from the agents' side); the first 20
   # calls served are the first 20 to arrive across the nodes (arrival = the record's created_ms;
   # +-2 places for ties within 50 ms); every call has exactly one record in PostgreSQL.
@@ -346,9 +348,12 @@ test_cluster_race_300_calls_20_agents_three_nodes() {
     sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 \
       -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 >/dev/null || code=1
   done
-  python3 "$HERE/tools/agent_desks.py" 127.0.0.21 60 "$T/desks.json" >"$T/desks.out" 2>&1 &
+  python3 "$HERE/tools/agent_desks.py" 127.0.0.21 60 12 "$T/desks.json" >"$T/desks.out" 2>&1 &
   local desks=$!
-  sed -e '/play_pcap_audio/d' -e 's/<pause milliseconds="9000"\/>/<pause milliseconds="35000"\/>/' \
+  # Two seconds of 440 Hz (a call starts when its media flows), then silence: the gateway ends
+  # the calls on their media timeout (30 s) before the callers' own BYE at 40 s.
+  python3 "$HERE/tools/tone_pcap.py" 440 2 "$T/tone440.pcap"
+  sed -e 's/<pause milliseconds="9000"\/>/<pause milliseconds="40000"\/>/' \
     "$HERE/sipp/trunk_caller_proxied.xml" >"$T/waiting_caller.xml"
   local t0; t0=$(date +%s.%N)
   (cd "$T" && sipp -sf "$T/waiting_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 300 -r 100 -l 300 \
@@ -380,6 +385,9 @@ spread = int(by_arrival[19][1]) - int(by_arrival[0][1])
 print("the first 20 arrivals span %d ms; nodes of the first 20 served: %s" % (
     spread, sorted({int(r[0]) >> 43 for r in first})))
 assert len(first) == 20, "fewer than 20 calls were served"
+assert len(served) >= 40, "the agents did not take a second round of waiting callers"
+second = sorted(rank[r[0]] for r in served[20:40])
+print("the next 20 served arrived as %s" % second)
 late = [k for k in ranks if k > 22]
 assert not late, "calls served out of arrival order: ranks %r" % late
 PY
