@@ -48,17 +48,20 @@ redis = "redis://127.0.0.1:6379"
 [[trunks]]
 name = "proxy"
 proxy = "sip:127.0.0.10:5060"
-sources = ["127.0.0.10/32"]
+sources = ["127.0.0.10/32", "127.0.0.30/32"]
 numbers = ["+15550100"]
 pass_through_headers = ["X-Account-Id"]
 queue = "support"
 [[queues]]
 name = "support"
 wrap_up_secs = 1
+[[queues]]
+name = "sales"
 [shutdown]
 grace_secs = 2
 TOML
   for a in ${AGENTS:-1001 1002 1003}; do printf '[[agents]]\nid = "%s"\npassword = "pw%s"\nqueues = ["support"]\n' $a $a; done
+  for a in ${SALES_AGENTS:-}; do printf '[[agents]]\nid = "%s"\npassword = "pw%s"\nqueues = ["sales"]\n' $a $a; done
 }
 
 start_kam_node() {  # start_kam_node N: sets NODE_PID[N]; waits for /healthz
@@ -392,6 +395,60 @@ late = [k for k in ranks if k > 22]
 assert not late, "calls served out of arrival order: ranks %r" % late
 PY
   pg_cleanup
+  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  return $code
+}
+
+test_cluster_agent_holds_and_blind_transfers_across_nodes() {
+  # Issue 19, acceptance 1 (hold and blind transfer across nodes): agents 1001 (support) and 1002
+  # (sales) register through Kamailio (one Call-ID: both land on one node); a trunk caller calls
+  # another node directly, so the call and both agents are on different nodes. 1001 answers
+  # through its Path, holds (re-INVITE sendonly along Kamailio's route set, answered recvonly),
+  # resumes and REFERs the caller to 1002: 202, NOTIFY 200, BYE; the node INVITEs 1002 through
+  # its Path, 1002 answers and gets BYE when the caller hangs up; one record.
+  need_cluster_peers || return 1
+  start_redis || return 1
+  start_kamailio || return 1
+  export AGENTS="1001" SALES_AGENTS="1002"
+  local n code=0
+  for n in 1 2 3; do start_kam_node $n || return 1; done
+  sleep 2
+  sipp_run register1001 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 -s 1001 -au 1001 \
+    -ap pw1001 -cid_str "one-desk@c2c" 127.0.0.10:5060 || return 1
+  sipp_run register1002 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.22 -p 5090 -s 1002 -au 1002 \
+    -ap pw1002 -cid_str "one-desk@c2c" 127.0.0.10:5060 || return 1
+  local home; home=$(grep -l '"agent online"' "$T"/node?.log | head -1 | sed 's/.*node\([0-9]\).log/\1/')
+  local call=$(( home % 3 + 1 ))
+  echo "agents registered through node $home; the call goes to node $call"
+  mkdir -p "$T/a1" "$T/a2"
+  (cd "$T/a1" && sipp -sf "$HERE/sipp/agent_hold_refer_proxied.xml" -i 127.0.0.21 -p 5090 -mp 6000 \
+    -m 1 -timeout 40s -timeout_error -nostdin -trace_err -trace_msg >"$T/a1.out" 2>&1; echo $? >"$T/a1.rc") &
+  local a1=$!
+  (cd "$T/a2" && sipp -sf "$HERE/sipp/agent_transfer_target_proxied.xml" -i 127.0.0.22 -p 5090 -mp 6200 \
+    -rtp_echo -m 1 -timeout 40s -timeout_error -nostdin -trace_err -trace_msg >"$T/a2.out" 2>&1; echo $? >"$T/a2.rc") &
+  local a2=$!
+  python3 "$HERE/tools/tone_pcap.py" 440 20 "$T/tone440.pcap"
+  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="14000"\/>/' \
+    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/trunk_caller.xml"
+  (cd "$T" && sipp -sf "$T/trunk_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 1 -timeout 40s \
+    -timeout_error -nostdin -trace_err "127.0.0.1$call:5060" >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc")
+  wait "$a1" "$a2"
+  echo "trunk $(cat "$T/trunk.rc"), agent 1001 $(cat "$T/a1.rc"), agent 1002 $(cat "$T/a2.rc")"
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "trunk caller failed"; code=1; }
+  [ "$(cat "$T/a1.rc")" = 0 ] || { echo "agent 1001: hold/transfer went wrong"; tail -n 20 "$T"/a1/*_errors.log 2>/dev/null; code=1; }
+  [ "$(cat "$T/a2.rc")" = 0 ] || { echo "agent 1002: no transferred call"; tail -n 20 "$T"/a2/*_errors.log 2>/dev/null; code=1; }
+  gw_log_has_in "$T/node$call.log" '"held":true' || code=1
+  gw_log_has_in "$T/node$call.log" 'blind transfer' || code=1
+  grep -q 'INVITE sip:1002@127.0.0.22:5090' "$T"/a2/*_messages.log && grep -q '^Record-Route: <sip:127.0.0.10' "$T"/a2/*_messages.log \
+    && echo "1002 was reached through Kamailio" || { echo "1002 was not reached through the proxy"; code=1; }
+  for n in 1 2 3; do stop_kam_node $n || code=1; done
+  python3 - "$T/records$call.db" <<'PY' || code=1
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT end_reason, agent, parties FROM cdrs").fetchall()
+print("records of the call's node:", [(r[0], r[1]) for r in rows])
+assert len(rows) == 1 and rows[0][0] == "customer_hangup", "not one complete record"
+assert "1001" in rows[0][2] and "1002" in rows[0][2], "the record does not list both agents"
+PY
   kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
   return $code
 }
