@@ -52,11 +52,16 @@ sources = ["127.0.0.10/32", "127.0.0.30/32"]
 numbers = ["+15550100"]
 pass_through_headers = ["X-Account-Id"]
 queue = "support"
+[context]
+headers = { name = "X-Customer-Name", crm_id = "X-CRM-Id", page = "X-Page" }
+screen_pop = "https://crm.example.com/customers/{crm_id}"
+display_name = "{name} (web)"
+# The default menu: 1 = sales, 2 = support (the bundled welcome prompt).
+[[queues]]
+name = "sales"
 [[queues]]
 name = "support"
 wrap_up_secs = 1
-[[queues]]
-name = "sales"
 [shutdown]
 grace_secs = 2
 TOML
@@ -449,6 +454,43 @@ print("records of the call's node:", [(r[0], r[1]) for r in rows])
 assert len(rows) == 1 and rows[0][0] == "customer_hangup", "not one complete record"
 assert "1001" in rows[0][2] and "1002" in rows[0][2], "the record does not list both agents"
 PY
+  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  return $code
+}
+
+test_cluster_chromium_calls_on_every_node_reach_an_agent_of_another() {
+  # Issue 19, acceptance 1 (browser calls): agent 1001 registers through Kamailio (so through one
+  # node); Chromium calls each of the three nodes' widget sockets in turn (IVR, digit 2, queue
+  # support) and each call reaches the agent through its Path: the SIPp agent checks the page's
+  # context headers (name, CRM id, screen-pop, display name) and echoes, and the browser hears
+  # its own 440 Hz back (call_through_ivr_to_sipp_agent.js). Two of the three calls cross nodes.
+  need_widget_peers || return 1
+  need_cluster_peers || return 1
+  start_redis || return 1
+  start_kamailio || return 1
+  export AGENTS="1001"
+  local n code=0
+  for n in 1 2 3; do start_kam_node $n || return 1; done
+  sleep 2
+  sipp_run register1001 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 -s 1001 -au 1001 \
+    -ap pw1001 127.0.0.10:5060 || return 1
+  echo "agent 1001 registered through node $(grep -l '"agent online"' "$T"/node?.log | sed 's/.*node\([0-9]\).log/\1/')"
+  for n in 1 2 3; do
+    mkdir -p "$T/agent$n"
+    (cd "$T/agent$n" && sipp -sf "$HERE/sipp/agent_context_proxied.xml" -i 127.0.0.21 -p 5090 -mp 6000 \
+      -rtp_echo -key hdrlog "$T/uui$n.txt" -m 1 -timeout 60s -timeout_error -nostdin -trace_err -trace_msg \
+      >"$T/agent$n.out" 2>&1; echo $? >"$T/agent$n.rc") &
+    local agent=$!
+    OUT="$T" GATEWAY="127.0.0.1$n:8080" node "$HERE/chromium/call_through_ivr_to_sipp_agent.js" \
+      "$T/tone440_48k.wav" >"$T/report$n.json" 2>"$T/node$n.err"
+    local rc=$?
+    wait "$agent"
+    echo "browser on node $n: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("pass" if r.get("pass") else "FAIL", "echo", r.get("echo"))' "$T/report$n.json" 2>/dev/null); agent exit $(cat "$T/agent$n.rc")"
+    [ "$rc" = 0 ] || { echo "the browser's call on node $n failed"; cat "$T/report$n.json"; code=1; }
+    [ "$(cat "$T/agent$n.rc")" = 0 ] || { echo "the agent's call from node $n failed"; tail -n 10 "$T"/agent$n/*_errors.log 2>/dev/null; code=1; }
+    gw_log_has_in "$T/node$n.log" 'browser call started' || code=1
+  done
+  for n in 1 2 3; do stop_kam_node $n || code=1; done
   kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
   return $code
 }
