@@ -10,6 +10,11 @@ need_cluster_peers() {
   return 0
 }
 
+stop_cluster_peers() {  # Kamailio and Redis go (and Kamailio's control socket)
+  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  rm -f "$KAM_CTL"
+}
+
 start_redis() {
   redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$T/redis.log" 2>&1 &
   REDIS_PID=$!
@@ -19,7 +24,9 @@ start_redis() {
 
 start_kamailio() {
   printf '1 sip:127.0.0.11:5060\n1 sip:127.0.0.12:5060\n1 sip:127.0.0.13:5060\n' >"$T/dispatcher.list"
-  sed -e "s|DISPATCHER_LIST|$T/dispatcher.list|" -e "s|CTL_SOCKET|$T/kamailio.ctl|" \
+  # (a unix socket's path has at most 104 characters: a short one in /tmp)
+  KAM_CTL=$(mktemp -u /tmp/c2c-kam.XXXXXX)
+  sed -e "s|DISPATCHER_LIST|$T/dispatcher.list|" -e "s|CTL_SOCKET|$KAM_CTL|" \
     "$HERE/cluster/kamailio.cfg" >"$T/kamailio.cfg"
   kamailio -f "$T/kamailio.cfg" -DD -E -P "$T/kamailio.pid" -Y "$T" >"$T/kamailio.log" 2>&1 &
   KAM_PID=$!
@@ -172,7 +179,7 @@ for n in (1, 2, 3):
 print("calls answered by an agent of another node:", crossed)
 assert crossed >= 2, "the calls did not cross nodes"
 PY
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
   return $code
 }
 
@@ -181,7 +188,7 @@ gw_log_has_in() {  # gw_log_has_in FILE REGEX
 }
 
 dispatcher_state() {  # dispatcher_state: Kamailio's view of the nodes (URI and flags, one per line)
-  kamcmd -s "$T/kamailio.ctl" dispatcher.list 2>/dev/null | awk '/URI:/ { u = $2 } /FLAGS:/ { print u, $2 }'
+  kamcmd -s "$KAM_CTL" dispatcher.list 2>/dev/null | awk '/URI:/ { u = $2 } /FLAGS:/ { print u, $2 }'
 }
 
 test_cluster_a_killed_node_loses_only_its_calls() {
@@ -257,7 +264,7 @@ print("the dead node's agents %s; the calls after the kill answered by %s" % (re
 assert late == released, "the dead node's agents were not offered calls again"
 PY
   pg_cleanup
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
   return $code
 }
 
@@ -330,7 +337,7 @@ for q in (json.loads(longest[1]), json.loads(longest[2])):
     assert q["expected"] >= 800 and q["lost"] == 0, "the call across the outage lost media: %r" % q
 print("the call across the outage: %s s of talk, no loss" % longest[3])
 PY
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
   return $code
 }
 
@@ -400,7 +407,7 @@ late = [k for k in ranks if k > 22]
 assert not late, "calls served out of arrival order: ranks %r" % late
 PY
   pg_cleanup
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
   return $code
 }
 
@@ -454,7 +461,7 @@ print("records of the call's node:", [(r[0], r[1]) for r in rows])
 assert len(rows) == 1 and rows[0][0] == "customer_hangup", "not one complete record"
 assert "1001" in rows[0][2] and "1002" in rows[0][2], "the record does not list both agents"
 PY
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
   return $code
 }
 
@@ -491,6 +498,72 @@ test_cluster_chromium_calls_on_every_node_reach_an_agent_of_another() {
     gw_log_has_in "$T/node$n.log" 'browser call started' || code=1
   done
   for n in 1 2 3; do stop_kam_node $n || code=1; done
-  kill "$KAM_PID" "$REDIS_PID" 2>/dev/null
+  stop_cluster_peers
+  return $code
+}
+
+test_cluster_baresip_agent_through_kamailio_takes_another_nodes_call() {
+  # Issue 19, acceptance 1 (baresip): a real desk phone (baresip, 1000 Hz microphone) registers as
+  # 1002 through Kamailio (Path); a trunk caller (440 Hz) calls a node other than the one that
+  # took the registration; the node INVITEs baresip through its Path and baresip answers: it
+  # records the caller's 440 Hz, the node's record shows media both ways with no loss.
+  command -v baresip >/dev/null || { echo "baresip not installed"; return 1; }
+  need_cluster_peers || return 1
+  start_redis || return 1
+  start_kamailio || return 1
+  export AGENTS="1002"
+  local n code=0
+  for n in 1 2 3; do start_kam_node $n || return 1; done
+  sleep 2
+  tone8k_wav "$T/tone1000_8k.wav" 1000 40
+  local rec; rec=$(mktemp -d /tmp/c2c-rec.XXXXXX)
+  mkdir -p "$T/baresip"
+  sed -e "s|@T@|$T|g; s|@REC@|$rec|g" -e 's/^sip_listen.*/sip_listen\t\t127.0.0.22:5080/' \
+    -e 's/^net_interface.*/net_interface\t\t127.0.0.22/' "$HERE/baresip_agent/config" >"$T/baresip/config"
+  sed -e 's/@127.0.0.1:5060/@127.0.0.10:5060/' -e 's/answermode=manual/answermode=auto/' \
+    "$HERE/baresip_agent/accounts" >"$T/baresip/accounts"
+  baresip -f "$T/baresip" >"$T/baresip.log" 2>&1 &
+  local phone=$!
+  local home=""
+  for _ in $(seq 1 50); do
+    home=$(grep -l '"message":"agent online".*"agent":"1002"' "$T"/node?.log 2>/dev/null | head -1 | sed 's/.*node\([0-9]\).log/\1/')
+    [ -n "$home" ] && break; sleep 0.1
+  done
+  [ -n "$home" ] || { echo "baresip did not register through Kamailio"; tail -n 20 "$T/baresip.log"; return 1; }
+  local call=$(( home % 3 + 1 ))
+  echo "baresip registered through node $home; the call goes to node $call"
+  python3 "$HERE/tools/tone_pcap.py" 440 12 "$T/tone440.pcap"
+  (cd "$T" && sipp -sf "$HERE/sipp/trunk_caller_proxied.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 1 \
+    -timeout 40s -timeout_error -nostdin -trace_err "127.0.0.1$call:5060" >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc")
+  echo "trunk caller exit $(cat "$T/trunk.rc")"
+  [ "$(cat "$T/trunk.rc")" = 0 ] || { echo "the call failed"; tail -n 20 "$T/baresip.log"; code=1; }
+  sleep 0.5
+  kill -TERM "$phone" 2>/dev/null; wait "$phone" 2>/dev/null
+  mv "$rec" "$T/rec"
+  python3 - "$T/rec" <<'PY' || code=1
+import glob, math, struct, sys, wave
+files = sorted(glob.glob(sys.argv[1] + "/*-dec.wav"))
+assert files, "baresip recorded nothing"
+w = wave.open(files[-1]); rate = w.getframerate()
+x = struct.unpack("<%dh" % w.getnframes(), w.readframes(w.getnframes()))
+seg = x[len(x) // 2: len(x) // 2 + rate]
+def power(hz):
+    re = sum(v * math.cos(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    im = sum(v * math.sin(2 * math.pi * hz * i / rate) for i, v in enumerate(seg))
+    return re * re + im * im
+best = max(range(100, 3400, 10), key=power)
+print("baresip heard %d Hz (%.1f s recorded)" % (best, len(x) / rate))
+assert abs(best - 440) <= 10, "the agent did not hear the caller"
+PY
+  for n in 1 2 3; do stop_kam_node $n || code=1; done
+  python3 - "$T/records$call.db" <<'PY' || code=1
+import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT end_reason, agent, customer_quality, agent_quality FROM cdrs").fetchall()
+print("the call's node's records:", [(r[0], r[1], r[2], r[3]) for r in rows])
+assert len(rows) == 1 and rows[0][0] == "customer_hangup" and rows[0][1] == "1002", "not one record with baresip"
+for q in (json.loads(rows[0][2]), json.loads(rows[0][3])):
+    assert q["expected"] >= 300 and q["lost"] == 0, "media lost: %r" % q
+PY
+  stop_cluster_peers
   return $code
 }
