@@ -117,12 +117,8 @@ test_cluster_agents_through_kamailio_take_trunk_calls_of_every_node() {
   # queue, never the caller's address); media flows both ways through the node that holds the
   # call (the caller's 440 Hz and the agent's echo, counted in that node's record); the callers'
   # BYEs follow Kamailio's Record-Route to the right node.
-  need_cluster_peers || return 1
-  start_redis || return 1
-  start_kamailio || return 1
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2   # Kamailio's probes mark the nodes up
-  local code=0 i
+  start_cluster || return 1
+  local n code=0 i
   for i in 1 2 3; do
     sipp_run "register100$i" -sf "$HERE/sipp/register_only.xml" -i "127.0.0.2$i" -p 5090 \
       -s "100$i" -au "100$i" -ap "pw100$i" -cid_str "agents-of-one-desk@c2c" 127.0.0.10:5060 || code=1
@@ -187,6 +183,28 @@ gw_log_has_in() {  # gw_log_has_in FILE REGEX
   grep -Eq "$2" "$1" || { echo "$1 lacks /$2/"; return 1; }
 }
 
+start_cluster() {  # start_cluster: Redis, Kamailio, nodes 1-3 (PostgreSQL first if wanted)
+  need_cluster_peers || return 1
+  start_redis || return 1
+  start_kamailio || return 1
+  local n
+  for n in 1 2 3; do start_kam_node $n || return 1; done
+  sleep 2   # Kamailio's probes mark the nodes up
+}
+
+register_agents() {  # register_agents IP: each of $AGENTS registers through Kamailio from IP:5090
+  local i
+  for i in $AGENTS; do
+    sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i "$1" -p 5090 \
+      -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 >/dev/null || return 1
+  done
+}
+
+caller_staying() {  # caller_staying MS FILE: the proxied trunk caller, on the line MS before its BYE
+  sed "s/<pause milliseconds=\"9000\"\/>/<pause milliseconds=\"$1\"\/>/" \
+    "$HERE/sipp/trunk_caller_proxied.xml" >"$2"
+}
+
 dispatcher_state() {  # dispatcher_state: Kamailio's view of the nodes (URI and flags, one per line)
   kamcmd -s "$KAM_CTL" dispatcher.list 2>/dev/null | awk '/URI:/ { u = $2 } /FLAGS:/ { print u, $2 }'
 }
@@ -199,24 +217,16 @@ test_cluster_a_killed_node_loses_only_its_calls() {
   # (the others are all busy: they come back once the dead node's claims are released), with
   # the ACD now on another node. The four calls of nodes 2 and 3 go on to the end with no loss;
   # node 1's two are closed as interrupted in PostgreSQL by a survivor.
-  need_cluster_peers || return 1
   start_postgres || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS="1001 1002 1003 1004 1005 1006"
-  local n i code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
-  for i in $AGENTS; do
-    sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 \
-      -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 || code=1
-  done
+  local n code=0
+  start_cluster || return 1
+  register_agents 127.0.0.21 || code=1
   (cd "$T" && exec sipp -sf "$HERE/sipp/agent_proxied.xml" -i 127.0.0.21 -p 5090 -mp 6000 -rtp_echo \
     -m 8 -timeout 80s -nostdin -trace_err >"$T/agents.out" 2>&1) &
   local agents=$!
   python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
-  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="25000"\/>/' \
-    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/long_caller.xml"
+  caller_staying 25000 "$T/long_caller.xml"
   mkdir -p "$T/long" "$T/late" && cp "$T/tone440.pcap" "$T/long/" && cp "$T/tone440.pcap" "$T/late/"
   (cd "$T/long" && sipp -sf "$T/long_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 6 -r 3 -l 6 \
     -timeout 60s -nostdin -trace_err -trace_stat 127.0.0.10:5060 >"$T/long.out" 2>&1) &
@@ -274,23 +284,15 @@ test_cluster_redis_restart_refuses_new_calls_only_while_it_is_down() {
   # running; Redis comes back empty (no persistence); 5 s later three new calls are served (the
   # nodes re-published their agents, the ACD leader took its lease back), and the call that
   # spanned the outage ends normally with no media lost.
-  need_cluster_peers || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS="1001 1002 1003 1004"
-  local n i code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
-  for i in $AGENTS; do
-    sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 \
-      -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 || code=1
-  done
+  local n code=0
+  start_cluster || return 1
+  register_agents 127.0.0.21 || code=1
   (cd "$T" && exec sipp -sf "$HERE/sipp/agent_proxied.xml" -i 127.0.0.21 -p 5090 -mp 6000 -rtp_echo \
     -m 4 -timeout 80s -nostdin -trace_err >"$T/agents.out" 2>&1) &
   local agents=$!
   python3 "$HERE/tools/tone_pcap.py" 440 30 "$T/tone440.pcap"
-  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="20000"\/>/' \
-    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/long_caller.xml"
+  caller_staying 20000 "$T/long_caller.xml"
   mkdir -p "$T/long" "$T/after" && cp "$T/tone440.pcap" "$T/long/" && cp "$T/tone440.pcap" "$T/after/"
   (cd "$T/long" && sipp -sf "$T/long_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 1 \
     -timeout 60s -timeout_error -nostdin -trace_err 127.0.0.10:5060 >"$T/long.out" 2>&1; echo $? >"$T/long.rc") &
@@ -351,25 +353,17 @@ test_cluster_race_300_calls_20_agents_three_nodes() {
   # Checked: no agent is ever offered a second call (no 486 from the agents' side); the first 20
   # calls served are the first 20 to arrive across the nodes (arrival = the record's created_ms;
   # +-2 places for ties within 50 ms); every call has exactly one record in PostgreSQL.
-  need_cluster_peers || return 1
   start_postgres || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS; AGENTS=$(seq -s ' ' 1001 1020)
-  local n i code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
-  for i in $AGENTS; do
-    sipp_run "register$i" -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 \
-      -s "$i" -au "$i" -ap "pw$i" 127.0.0.10:5060 >/dev/null || code=1
-  done
+  local n code=0
+  start_cluster || return 1
+  register_agents 127.0.0.21 || code=1
   python3 "$HERE/tools/agent_desks.py" 127.0.0.21 60 12 "$T/desks.json" >"$T/desks.out" 2>&1 &
   local desks=$!
   # Two seconds of 440 Hz (a call starts when its media flows), then silence: the gateway ends
   # the calls on their media timeout (30 s) before the callers' own BYE at 40 s.
   python3 "$HERE/tools/tone_pcap.py" 440 2 "$T/tone440.pcap"
-  sed -e 's/<pause milliseconds="9000"\/>/<pause milliseconds="40000"\/>/' \
-    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/waiting_caller.xml"
+  caller_staying 40000 "$T/waiting_caller.xml"
   local t0; t0=$(date +%s.%N)
   (cd "$T" && sipp -sf "$T/waiting_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 300 -r 100 -l 300 \
     -timeout 80s -nostdin -trace_err 127.0.0.10:5060 >"$T/callers.out" 2>&1; echo $? >"$T/callers.rc")
@@ -418,13 +412,9 @@ test_cluster_agent_holds_and_blind_transfers_across_nodes() {
   # through its Path, holds (re-INVITE sendonly along Kamailio's route set, answered recvonly),
   # resumes and REFERs the caller to 1002: 202, NOTIFY 200, BYE; the node INVITEs 1002 through
   # its Path, 1002 answers and gets BYE when the caller hangs up; one record.
-  need_cluster_peers || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS="1001" SALES_AGENTS="1002"
   local n code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
+  start_cluster || return 1
   sipp_run register1001 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 -s 1001 -au 1001 \
     -ap pw1001 -cid_str "one-desk@c2c" 127.0.0.10:5060 || return 1
   sipp_run register1002 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.22 -p 5090 -s 1002 -au 1002 \
@@ -440,8 +430,7 @@ test_cluster_agent_holds_and_blind_transfers_across_nodes() {
     -rtp_echo -m 1 -timeout 40s -timeout_error -nostdin -trace_err -trace_msg >"$T/a2.out" 2>&1; echo $? >"$T/a2.rc") &
   local a2=$!
   python3 "$HERE/tools/tone_pcap.py" 440 20 "$T/tone440.pcap"
-  sed 's/<pause milliseconds="9000"\/>/<pause milliseconds="14000"\/>/' \
-    "$HERE/sipp/trunk_caller_proxied.xml" >"$T/trunk_caller.xml"
+  caller_staying 14000 "$T/trunk_caller.xml"
   (cd "$T" && sipp -sf "$T/trunk_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 1 -timeout 40s \
     -timeout_error -nostdin -trace_err "127.0.0.1$call:5060" >"$T/trunk.out" 2>&1; echo $? >"$T/trunk.rc")
   wait "$a1" "$a2"
@@ -472,13 +461,9 @@ test_cluster_chromium_calls_on_every_node_reach_an_agent_of_another() {
   # context headers (name, CRM id, screen-pop, display name) and echoes, and the browser hears
   # its own 440 Hz back (call_through_ivr_to_sipp_agent.js). Two of the three calls cross nodes.
   need_widget_peers || return 1
-  need_cluster_peers || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS="1001"
   local n code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
+  start_cluster || return 1
   sipp_run register1001 -sf "$HERE/sipp/register_only.xml" -i 127.0.0.21 -p 5090 -s 1001 -au 1001 \
     -ap pw1001 127.0.0.10:5060 || return 1
   echo "agent 1001 registered through node $(grep -l '"agent online"' "$T"/node?.log | sed 's/.*node\([0-9]\).log/\1/')"
@@ -508,13 +493,9 @@ test_cluster_baresip_agent_through_kamailio_takes_another_nodes_call() {
   # took the registration; the node INVITEs baresip through its Path and baresip answers: it
   # records the caller's 440 Hz, the node's record shows media both ways with no loss.
   command -v baresip >/dev/null || { echo "baresip not installed"; return 1; }
-  need_cluster_peers || return 1
-  start_redis || return 1
-  start_kamailio || return 1
   export AGENTS="1002"
   local n code=0
-  for n in 1 2 3; do start_kam_node $n || return 1; done
-  sleep 2
+  start_cluster || return 1
   tone8k_wav "$T/tone1000_8k.wav" 1000 40
   local rec; rec=$(mktemp -d /tmp/c2c-rec.XXXXXX)
   mkdir -p "$T/baresip"
