@@ -352,3 +352,68 @@ pub async fn send_all(
 pub fn node_of(call: CallId) -> u16 {
     CallIds::node_of(call)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_travels_as_text_and_its_answer_finds_the_waiting_caller() {
+        let mut local = Local::new(7);
+        let (events, mut ev_rx) = mpsc::unbounded_channel();
+        let (reply, mut reply_rx) = oneshot::channel();
+        let msg = local.outgoing(Command::Claim {
+            call: 42,
+            agent: "1001".into(),
+            ring: Duration::from_secs(15),
+            events,
+            reply,
+        });
+        let text = serde_json::to_string(&msg).unwrap();
+        let ToLeader::Claim(req, 42, agent, 15_000) = serde_json::from_str(&text).unwrap() else {
+            panic!("not the claim: {text}");
+        };
+        assert_eq!(agent, "1001");
+        assert_eq!(
+            super::super::leader::request_node(req),
+            7,
+            "the asking node is in it"
+        );
+        // The leader's answer, as text: the agent is ringing elsewhere.
+        let refusal = ToNode::Claimed(req, Err(WireError::NotNow("1001".into(), "ringing".into())));
+        let back = serde_json::to_string(&refusal).unwrap();
+        local.incoming(serde_json::from_str(&back).unwrap());
+        assert_eq!(
+            reply_rx.try_recv().unwrap(),
+            Err(ClaimError::Unavailable("1001".into(), "ringing"))
+        );
+        // Events for the call reach its sender; a stranger's are dropped.
+        local.incoming(ToNode::Event(42, AcdEvent::Cancel(vec!["1001".into()])));
+        local.incoming(ToNode::Event(43, AcdEvent::Offer(vec!["1002".into()])));
+        assert_eq!(
+            ev_rx.try_recv().unwrap(),
+            AcdEvent::Cancel(vec!["1001".into()])
+        );
+        assert!(ev_rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_offer_result_and_an_unknown_state_name_travel_safely() {
+        let mut local = Local::new(1);
+        let msg = local.outgoing(Command::OfferResult(
+            9,
+            "1002".into(),
+            OfferResult::Answered,
+        ));
+        assert_eq!(msg, ToLeader::OfferResult(9, "1002".into(), 0));
+        let msg = local.outgoing(Command::OfferResult(
+            9,
+            "1002".into(),
+            OfferResult::Rejected(486),
+        ));
+        assert_eq!(msg, ToLeader::OfferResult(9, "1002".into(), 486));
+        assert_eq!(state("wrap_up"), "wrap_up");
+        assert_eq!(state("nonsense"), "unknown");
+        assert!(serde_json::from_str::<ToLeader>("{\"Claim\": 1}").is_err());
+    }
+}

@@ -134,3 +134,31 @@ impl Mirror {
         self.kv.smembers(&away()).await.unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::kv::MemoryKv;
+
+    #[tokio::test]
+    async fn the_mirror_follows_offers_answers_releases_and_waiting_calls() {
+        let m = Mirror::new(Arc::new(MemoryKv::default()));
+        m.waiting(1, "support", None).await;
+        m.waiting(2, "sales", Some("billing")).await;
+        m.event(1, &AcdEvent::Offer(vec!["a".into(), "b".into()]))
+            .await;
+        m.offer_result(1, "a", OfferResult::Answered).await;
+        m.event(1, &AcdEvent::Cancel(vec!["b".into()])).await;
+        let mut claims = m.claims().await;
+        claims.sort();
+        assert_eq!(claims, vec![("a".to_string(), 1, true)], "a busy, b let go");
+        let waiting = m.waiting_calls().await;
+        assert_eq!(waiting.len(), 1, "the answered call left its queue");
+        assert_eq!(waiting[0].0, 2);
+        assert_eq!(waiting[0].2, ("sales".into(), Some("billing".into())));
+        m.released("a").await;
+        m.away("c", true).await;
+        assert!(m.claims().await.is_empty());
+        assert_eq!(m.away_agents().await, vec!["c".to_string()]);
+    }
+}
