@@ -47,7 +47,7 @@ pub fn spawn(
 ) {
     tokio::spawn(async move {
         let me = cluster.node.to_string();
-        let mut term: Option<CancellationToken> = None;
+        let mut term: Option<(CancellationToken, Arc<Mirror>)> = None;
         let mut quiet_until = Instant::now();
         let mut tick = tokio::time::interval(RENEW);
         loop {
@@ -57,10 +57,13 @@ pub fn spawn(
             }
             let kv = &cluster.kv;
             match &term {
-                Some(t) => match kv.renew(&lease(), &me, LEASE).await {
+                Some((t, mirror)) => match kv.renew(&lease(), &me, LEASE).await {
                     Ok(true) | Err(_) => {}
                     Ok(false) => match kv.set_nx(&lease(), &me, LEASE).await {
-                        Ok(true) => info!("ACD lease taken back after an outage"),
+                        Ok(true) => {
+                            info!("ACD lease taken back after an outage");
+                            mirror.republish().await;
+                        }
                         _ => {
                             warn!("ACD lease lost to another node: no longer running the ACD");
                             t.cancel();
@@ -73,16 +76,18 @@ pub fn spawn(
                     Ok(true) => {
                         info!(node = cluster.node, "running the ACD for the cluster");
                         let t = stop.child_token();
-                        let serving = Serving::start(&cluster, &cfg, locations.clone(), &t);
+                        let mirror = Arc::new(Mirror::new(cluster.kv.clone()));
+                        let serving =
+                            Serving::start(&cluster, &cfg, locations.clone(), &t, mirror.clone());
                         tokio::spawn(serving.run(t.clone()));
-                        term = Some(t);
+                        term = Some((t, mirror));
                     }
                     Ok(false) => {}
                     Err(_) => quiet_until = Instant::now() + QUIET,
                 },
             }
         }
-        if let Some(t) = term {
+        if let Some((t, _)) = term {
             t.cancel();
             let _ = cluster.kv.del_if(&lease(), &me).await;
         }
@@ -108,6 +113,7 @@ impl Serving {
         cfg: &Config,
         locations: Arc<dyn LocationStore>,
         stop: &CancellationToken,
+        mirror: Arc<Mirror>,
     ) -> Serving {
         let (acd, average) = crate::acd::from_config(cfg);
         let (out, rx) = mpsc::unbounded_channel();
@@ -115,7 +121,7 @@ impl Serving {
         Serving {
             cluster: cluster.clone(),
             acd: AcdHandle::spawn(acd, average, stop.clone()),
-            mirror: Arc::new(Mirror::new(cluster.kv.clone())),
+            mirror,
             locations,
             out,
             online: BTreeSet::new(),
@@ -380,6 +386,7 @@ impl Serving {
 
     /// The state a previous leader left: presence, away, claims, then the waiting calls in order.
     async fn rebuild(&mut self) {
+        self.mirror.adopt().await;
         for a in self.fixed.clone() {
             self.online.insert(a);
         }

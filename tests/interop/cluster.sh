@@ -316,6 +316,8 @@ test_cluster_redis_restart_refuses_new_calls_only_while_it_is_down() {
   [ "$(cat "$T/long.rc")" = 0 ] || { echo "the call in progress did not survive the outage"; code=1; }
   kill -INT "$agents" 2>/dev/null; wait "$agents" 2>/dev/null
   echo "registrations in Redis after it came back: $(redis-cli hlen c2c:loc); ACD on node $(redis-cli get c2c:acd:leader)"
+  grep -h 'ACD mirror written again' "$T"/node?.log | cut -c1-160 \
+    || { echo "the ACD leader did not write its mirror again"; code=1; }
   for n in 1 2 3; do
     local m; m=$(curl -fsS "http://127.0.0.1$n:8080/metrics" | grep -E '^clicktocall_rejected_total\{reason="shared_state_down"\}' || true)
     echo "node $n: ${m:-no refusals}"
