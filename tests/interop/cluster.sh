@@ -47,6 +47,7 @@ keepalive_interval_secs = 0
 bind_ip = "127.0.0.1$1"
 port_min = 20000
 port_max = 20999
+media_timeout_secs = ${MEDIA_TIMEOUT:-30}
 [records]
 database = "${PG_URL:-$T/records$1.db}"
 [cluster]
@@ -349,26 +350,24 @@ test_cluster_race_300_calls_20_agents_three_nodes() {
   # Issue 19, acceptance 2: 300 trunk calls arrive through Kamailio within 3 s, spread over three
   # nodes, for 20 agents (registered through Kamailio, all on one address: tools/agent_desks.py,
   # which answers a second INVITE to a phone already in a call with 486 and counts it, and hangs
-  # up 12 s after answering). Callers send 2 s of audio and stay: the agents take a second round
-  # of waiting callers after their first calls, until the rest time out.
-  # (The gateway ends every call 30 s after its caller's last packet: a media timeout.)
+  # up 30 s after answering). Callers send 2 s of audio and stay 45 s (the nodes' media timeout
+  # is 90 s here): the agents take a second round of waiting callers after their first calls.
   # Checked: no agent is ever offered a second call (no 486 from the agents' side); the first 20
   # calls served are the first 20 to arrive across the nodes (arrival = the record's created_ms;
   # +-2 places for ties within 50 ms); every call has exactly one record in PostgreSQL.
   start_postgres || return 1
-  export AGENTS; AGENTS=$(seq -s ' ' 1001 1020)
+  export AGENTS MEDIA_TIMEOUT=90; AGENTS=$(seq -s ' ' 1001 1020)
   local n code=0
   start_cluster || return 1
   register_agents 127.0.0.21 || code=1
-  python3 "$HERE/tools/agent_desks.py" 127.0.0.21 60 12 "$T/desks.json" >"$T/desks.out" 2>&1 &
+  python3 "$HERE/tools/agent_desks.py" 127.0.0.21 70 30 "$T/desks.json" >"$T/desks.out" 2>&1 &
   local desks=$!
-  # Two seconds of 440 Hz (a call starts when its media flows), then silence: the gateway ends
-  # the calls on their media timeout (30 s) before the callers' own BYE at 40 s.
+  # Two seconds of 440 Hz (a call starts when its media flows), then silence until the BYE.
   python3 "$HERE/tools/tone_pcap.py" 440 2 "$T/tone440.pcap"
-  caller_staying 40000 "$T/waiting_caller.xml"
+  caller_staying 45000 "$T/waiting_caller.xml"
   local t0; t0=$(date +%s.%N)
   (cd "$T" && sipp -sf "$T/waiting_caller.xml" -i 127.0.0.30 -p 5062 -mp 6100 -m 300 -r 100 -l 300 \
-    -timeout 80s -nostdin -trace_err 127.0.0.10:5060 >"$T/callers.out" 2>&1; echo $? >"$T/callers.rc")
+    -timeout 90s -nostdin -trace_err 127.0.0.10:5060 >"$T/callers.out" 2>&1; echo $? >"$T/callers.rc")
   echo "callers done after $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s: sipp exit $(cat "$T/callers.rc")"
   grep -E "Successful call|Failed call" "$T/callers.out" | tail -2
   wait "$desks"
