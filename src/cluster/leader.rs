@@ -37,6 +37,9 @@ const LEASE: Duration = Duration::from_secs(3);
 const RENEW: Duration = Duration::from_millis(500);
 /// After an outage, other nodes let the leader take its lease back first.
 const QUIET: Duration = Duration::from_secs(3);
+/// Sweeps (seconds) an online agent may be missing from the shared registrations before it is
+/// taken offline.
+const MISSING_SWEEPS: u32 = 3;
 
 /// Competes for the lease until `stop`; serves while holding it.
 pub fn spawn(
@@ -103,6 +106,8 @@ struct Serving {
     out: mpsc::UnboundedSender<(u16, ToNode)>,
     /// Agents the core was told are online.
     online: BTreeSet<String>,
+    /// Sweeps in a row each agent the core has online was missing from the registrations.
+    missing: HashMap<String, u32>,
     /// Agents with a static URI: always online.
     fixed: BTreeSet<String>,
 }
@@ -125,6 +130,7 @@ impl Serving {
             locations,
             out,
             online: BTreeSet::new(),
+            missing: HashMap::new(),
             fixed: cfg
                 .agents
                 .iter()
@@ -327,18 +333,31 @@ impl Serving {
 
     /// Presence as the shared registrations say; a dead node's calls and claims let go.
     async fn sweep(&mut self) {
+        // While the store does not answer, what it returns says nothing: presence stays as the
+        // core has it (no agent goes offline because Redis restarted) and no node is judged.
+        if !self.cluster.healthy() {
+            return;
+        }
         let registered: BTreeSet<String> =
             self.locations.online_agents().await.into_iter().collect();
-        let gone: Vec<String> = self
+        let absent: Vec<String> = self
             .online
             .difference(&registered)
             .filter(|a| !self.fixed.contains(*a))
             .cloned()
             .collect();
-        let new: Vec<String> = registered.difference(&self.online).cloned().collect();
-        for a in gone {
-            self.set_online(a, false);
+        self.missing.retain(|a, _| absent.contains(a));
+        // An agent goes offline after three sweeps without a registration (the nodes re-publish
+        // theirs within a second or two of an outage), and never while ringing or on a call.
+        for a in absent {
+            let n = self.missing.entry(a.clone()).or_insert(0);
+            *n += 1;
+            if *n >= MISSING_SWEEPS && !self.mirror.holds(&a) {
+                self.missing.remove(&a);
+                self.set_online(a, false);
+            }
         }
+        let new: Vec<String> = registered.difference(&self.online).cloned().collect();
         for a in new {
             self.set_online(a, true);
         }

@@ -151,6 +151,11 @@ impl Mirror {
         }
     }
 
+    /// Whether `agent` rings for or is on a call, as far as this leader wrote.
+    pub fn holds(&self, agent: &str) -> bool {
+        self.mem().claims.contains_key(agent)
+    }
+
     /// `agent` holds no call any more.
     pub async fn released(&self, agent: &str) {
         self.mem().claims.remove(agent);
