@@ -223,17 +223,14 @@ impl Serving {
                     events: self.events_of(call),
                     reply,
                 });
-                let (tx, rx2) = oneshot::channel();
+                let out = self.out.clone();
                 tokio::spawn(async move {
-                    if let Ok(r) = rx.await {
-                        if r.is_ok() {
-                            mirror.ringing(&a, call).await;
-                        }
-                        let _ = tx.send(r);
+                    let Ok(r) = rx.await else { return };
+                    if r.is_ok() {
+                        mirror.ringing(&a, call).await;
                     }
-                });
-                self.answer(request_node(req), rx2, move |r| {
-                    ToNode::Claimed(req, r.map_err(WireError::from))
+                    let answer = ToNode::Claimed(req, r.map_err(WireError::from));
+                    let _ = out.send((request_node(req), answer));
                 });
             }
             ToLeader::ClaimFrom(req, call, queue, ms, except) => {
@@ -246,18 +243,14 @@ impl Serving {
                     events: self.events_of(call),
                     reply,
                 });
-                let (tx, rx2) = oneshot::channel();
-                let mirror = self.mirror.clone();
+                let (out, mirror) = (self.out.clone(), self.mirror.clone());
                 tokio::spawn(async move {
-                    if let Ok(r) = rx.await {
-                        if let Ok(a) = &r {
-                            mirror.ringing(a, call).await;
-                        }
-                        let _ = tx.send(r);
+                    let Ok(r) = rx.await else { return };
+                    if let Ok(a) = &r {
+                        mirror.ringing(a, call).await;
                     }
-                });
-                self.answer(request_node(req), rx2, move |r| {
-                    ToNode::ClaimedFrom(req, r.map_err(WireError::from))
+                    let answer = ToNode::ClaimedFrom(req, r.map_err(WireError::from));
+                    let _ = out.send((request_node(req), answer));
                 });
             }
             ToLeader::OfferResult(call, agent, code) => {
@@ -283,18 +276,14 @@ impl Serving {
             ToLeader::SetAway(req, agent, away) => {
                 let (reply, rx) = oneshot::channel();
                 self.acd.send(Command::SetAway(agent.clone(), away, reply));
-                let (tx, rx2) = oneshot::channel();
-                let mirror = self.mirror.clone();
+                let (out, mirror) = (self.out.clone(), self.mirror.clone());
                 tokio::spawn(async move {
-                    if let Ok(r) = rx.await {
-                        if r.is_ok() {
-                            mirror.away(&agent, away).await;
-                        }
-                        let _ = tx.send(r);
+                    let Ok(r) = rx.await else { return };
+                    if r.is_ok() {
+                        mirror.away(&agent, away).await;
                     }
-                });
-                self.answer(request_node(req), rx2, move |r| {
-                    ToNode::AwaySet(req, r.map_err(WireError::from))
+                    let answer = ToNode::AwaySet(req, r.map_err(WireError::from));
+                    let _ = out.send((request_node(req), answer));
                 });
             }
             ToLeader::Agents(req) => {
@@ -406,10 +395,12 @@ impl Serving {
     /// The state a previous leader left: presence, away, claims, then the waiting calls in order.
     async fn rebuild(&mut self) {
         self.mirror.adopt().await;
-        for a in self.fixed.clone() {
-            self.online.insert(a);
+        // Presence first: the shared registrations, and the agents with a static URI (already
+        // online in a core built from the configuration; here they are only counted).
+        for a in self.locations.online_agents().await {
+            self.set_online(a, true);
         }
-        self.sweep_presence_only().await;
+        self.online.extend(self.fixed.iter().cloned());
         for agent in self.mirror.away_agents().await {
             let (reply, _rx) = oneshot::channel();
             self.acd.send(Command::SetAway(agent, true, reply));
@@ -435,15 +426,6 @@ impl Serving {
             self.acd.enqueue(call, &queue, skill.as_deref(), events);
         }
         info!(waiting = n, online = self.online.len(), "ACD state rebuilt");
-    }
-
-    async fn sweep_presence_only(&mut self) {
-        for a in self.locations.online_agents().await {
-            self.set_online(a, true);
-        }
-        for a in self.fixed.clone() {
-            self.set_online(a, true);
-        }
     }
 }
 

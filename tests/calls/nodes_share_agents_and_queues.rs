@@ -78,6 +78,30 @@ async fn an_agent_of_one_node_takes_calls_of_the_others_and_is_never_offered_two
     assert_eq!(tone_of(&a1.heard.lock().unwrap()), 440.0, "agent hears");
     assert_eq!(tone_of(&browser.heard_since(0)), 1000.0, "customer hears");
     agent_is(g2.http_addr, "8001", "busy").await;
+    // Asked through any node, the ACD's answers travel back: busy cannot go away; an unknown
+    // agent is unknown.
+    let (code, body) = http(
+        g3.http_addr,
+        "PUT",
+        "/api/agents/8001/state",
+        Some("test-key"),
+        r#"{"state":"away"}"#,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("not_now")),
+        "{body}"
+    );
+    let (code, _) = http(
+        g3.http_addr,
+        "PUT",
+        "/api/agents/9999/state",
+        Some("test-key"),
+        r#"{"state":"away"}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
 
     // The call is node 1's: REST on node 3 is sent there.
     let (_, calls) = http(g1.http_addr, "GET", "/api/calls", Some("test-key"), "").await;
