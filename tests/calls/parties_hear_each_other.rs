@@ -11,14 +11,14 @@
 use crate::common;
 
 use clicktocall::media::tone::goertzel;
-use common::call::{call_config, place_call, records_of, sdp_addr, Widget};
-use common::phones::{rtp_phone, AgentPhone, RtpPhone};
-use common::{header, http, start, status, Peer};
+use common::call::{call_config, place_call, records_of, Widget};
+use common::phones::AgentPhone;
+use common::trunk::{in_dialog, trunk_call};
+use common::{header, http, start};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 const WAIT: Duration = Duration::from_secs(5);
 const CUSTOMER_HZ: f64 = 440.0;
@@ -200,52 +200,6 @@ async fn browser_customer_and_two_agents_one_added_over_rest() {
     gw.shutdown().await;
 }
 
-/// A customer calling through the trunk; returns the trunk peer, the phone, and the INVITE and
-/// the 200 (for in-dialog requests).
-async fn trunk_call(sip: SocketAddr) -> (Peer, RtpPhone, String, String) {
-    let trunk = Peer::bind("127.0.0.2").await;
-    let rtp = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    let port = rtp.local_addr().unwrap().port();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
-    );
-    let invite = format!(
-        "INVITE sip:+15550100@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKtri1;rport\r\nFrom: <sip:+15557654321@127.0.0.2>;tag=tri1\r\nTo: <sip:+15550100@{sip}>\r\nCall-ID: tri-call-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:cust@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        trunk.addr, trunk.addr, sdp.len()
-    );
-    trunk.send(sip, invite.as_bytes()).await;
-    let ok = trunk.recv_final(WAIT).await.expect("the gateway answers");
-    assert_eq!(status(&ok), 200, "{ok}");
-    let ack = in_dialog(&trunk, &ok, sip, "ACK", 1, "", "");
-    trunk.send(sip, ack.as_bytes()).await;
-    let phone = rtp_phone(rtp, CUSTOMER_HZ);
-    phone.go.send(sdp_addr(&ok).expect("answer SDP")).unwrap();
-    (trunk, phone, invite, ok)
-}
-
-/// A request in the trunk caller's dialog.
-fn in_dialog(
-    trunk: &Peer,
-    ok: &str,
-    sip: SocketAddr,
-    method: &str,
-    cseq: u32,
-    ct: &str,
-    body: &str,
-) -> String {
-    let to = header(ok, "To").unwrap();
-    let ct = if ct.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Type: {ct}\r\n")
-    };
-    format!(
-        "{method} sip:clicktocall@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKtri{method}{cseq};rport\r\nFrom: <sip:+15557654321@127.0.0.2>;tag=tri1\r\nTo: {to}\r\nCall-ID: tri-call-1\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
-        trunk.addr,
-        body.len()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_customer_rtp_to_rtp_to_rtp_and_info_digits_both_ways() {
     let (gw, sip) = start(call_config(&["8001", "8002"], "", "")).await;
@@ -253,7 +207,7 @@ async fn trunk_customer_rtp_to_rtp_to_rtp_and_info_digits_both_ways() {
     let mut b = AgentPhone::register(sip, "8002", "pw8002")
         .await
         .with_tone(B_HZ);
-    let (trunk, phone, _, ok) = trunk_call(sip).await;
+    let (trunk, phone, _, ok) = trunk_call(sip, CUSTOMER_HZ).await;
     // The IVR plays; the caller's phone presses 2 with SIP INFO (not RFC 4733): into support.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let info = in_dialog(

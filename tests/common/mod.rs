@@ -8,6 +8,7 @@ pub mod dialing;
 pub mod ears;
 pub mod media;
 pub mod phones;
+pub mod trunk;
 
 use clicktocall::config::Config;
 use clicktocall::gateway::Gateway;
