@@ -19,7 +19,7 @@ async fn trunk_caller_goes_straight_to_the_trunks_queue() {
     cfg.validate().expect("a trunk queue is valid");
     let (gw, sip) = start(cfg).await;
     let agent = AgentPhone::register(sip, "8001", "pw8001").await;
-    let flowing = Instant::now();
+    let placed = Instant::now();
     let (_trunk, _phone, _, _) = trunk_call(sip, 440.0).await;
 
     // No key is pressed: the agent rings from the trunk's queue, well inside a menu's prompt.
@@ -29,9 +29,9 @@ async fn trunk_caller_goes_straight_to_the_trunks_queue() {
         .expect("the agent rings without the IVR");
     assert_eq!(header(&inv, "X-Queue"), Some("sales"));
     assert!(
-        flowing.elapsed() < Duration::from_secs(1),
-        "offered {:?} after the media started",
-        flowing.elapsed()
+        placed.elapsed() < Duration::from_secs(1),
+        "offered {:?} after the call was placed (its media starts with the ACK)",
+        placed.elapsed()
     );
     agent.reply(&inv, 486, None).await;
     gw.shutdown().await;
